@@ -1,0 +1,134 @@
+"""Terminal output: rich on a terminal, plain when piped, with NO_COLOR, or with --quiet.
+
+Consoles are created per call (never at import) so that tests capturing sys.stdout see output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_STATE = {"quiet": False, "debug": False}
+
+
+def set_quiet(value: bool) -> None:
+    _STATE["quiet"] = value
+
+
+def is_quiet() -> bool:
+    return _STATE["quiet"]
+
+
+def set_debug(value: bool) -> None:
+    _STATE["debug"] = value
+
+
+def is_debug() -> bool:
+    return _STATE["debug"] or os.environ.get("DVAO_DEBUG", "") not in ("", "0")
+
+
+def is_rich(stream: Any = None) -> bool:
+    """Rich styling only on a real terminal and without NO_COLOR."""
+    stream = sys.stdout if stream is None else stream
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def get_console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    if is_rich(stream):
+        return Console(file=stream, stderr=stderr)
+    # plain: no colour, no markup-driven cursor tricks, a fixed wide width so tables do not wrap
+    return Console(
+        file=stream,
+        stderr=stderr,
+        no_color=True,
+        color_system=None,
+        force_terminal=False,
+        highlight=False,
+        emoji=False,
+        width=int(os.environ.get("COLUMNS", "120")),
+    )
+
+
+def info(message: str) -> None:
+    """A status line on stderr; silent with --quiet."""
+    if not is_quiet():
+        get_console(stderr=True).print(message, markup=False, highlight=False)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr; printed even with --quiet (warnings matter), one line."""
+    print(f"warning: {message}", file=sys.stderr)
+
+
+class _NullProgress:
+    def update(self, advance: float = 0, description: str | None = None, **fields: Any) -> None:
+        pass
+
+    def set_total(self, total: float | None) -> None:
+        pass
+
+
+class _RichProgress:
+    def __init__(self, progress: Any, task: Any) -> None:
+        self._progress = progress
+        self._task = task
+
+    def update(self, advance: float = 0, description: str | None = None, **fields: Any) -> None:
+        kwargs: dict[str, Any] = {"advance": advance}
+        if description is not None:
+            kwargs["description"] = description
+        if fields:
+            kwargs.update(fields)
+        self._progress.update(self._task, **kwargs)
+
+    def set_total(self, total: float | None) -> None:
+        self._progress.update(self._task, total=total)
+
+
+@contextmanager
+def progress(
+    description: str, total: float | None = None, *, extra_column: str | None = None
+) -> Iterator[_NullProgress | _RichProgress]:
+    """A progress bar on stderr when it is a terminal; a no-op when piped or with --quiet.
+
+    `extra_column` names a task field (e.g. "stats") rendered after the bar; pass it with
+    `bar.update(stats="acc 0.41 ...")`.
+    """
+    if is_quiet() or not is_rich(sys.stderr):
+        yield _NullProgress()
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns: list[Any] = [
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    fields: dict[str, Any] = {}
+    if extra_column:
+        columns.append(TextColumn("{task.fields[%s]}" % extra_column))
+        fields[extra_column] = ""
+    with Progress(*columns, console=get_console(stderr=True), transient=True) as prog:
+        task = prog.add_task(description, total=total, **fields)
+        yield _RichProgress(prog, task)

@@ -1,0 +1,134 @@
+"""Options shared by several commands, and their parsing. No math here."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from enum import Enum
+from typing import Annotated
+
+import typer
+
+from dvao_cli.errors import UsageError
+
+SCHEMES = ("grpo", "rc", "ac", "gdpo", "dvao")
+
+
+class NanPolicy(str, Enum):
+    error = "error"
+    drop = "drop"
+    ignore = "ignore"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Scheme(str, Enum):
+    grpo = "grpo"
+    rc = "rc"
+    ac = "ac"
+    gdpo = "gdpo"
+    dvao = "dvao"
+
+
+ObjectiveOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--objective",
+        "-O",
+        help="Reward column to treat as an objective (repeatable). Default: every numeric "
+        "column outside the reserved names.",
+        show_default=False,
+    ),
+]
+WeightOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--weight",
+        "-w",
+        help="Preference weight NAME=W (repeatable), used as given. Default: 1/K each.",
+        show_default=False,
+    ),
+]
+NanOpt = Annotated[
+    NanPolicy,
+    typer.Option(
+        "--nan",
+        help="NaN/inf rewards: error (default), drop the rows, or ignore them as TRL does "
+        "(skipped in sums and means).",
+    ),
+]
+DdofOpt = Annotated[
+    int,
+    typer.Option("--ddof", min=0, max=1, help="Std degrees of freedom: 0 population (paper), 1 Bessel (TRL)."),
+]
+EpsOpt = Annotated[
+    float,
+    typer.Option("--eps", min=0.0, help="Added to every std that divides (TRL uses 1e-4)."),
+]
+DeviceOpt = Annotated[
+    Device,
+    typer.Option("--device", help="Torch device: auto uses CUDA when present."),
+]
+
+
+_WEIGHT_RE = re.compile(r"^\s*([^=]+?)\s*=\s*([-+0-9.eE]+)\s*$")
+
+
+def parse_weights(specs: list[str] | None) -> dict[str, float]:
+    """`["accuracy=0.7", "format=0.3"]` -> {"accuracy": 0.7, "format": 0.3}."""
+    weights: dict[str, float] = {}
+    for spec in specs or []:
+        match = _WEIGHT_RE.match(spec)
+        value: float | None = None
+        if match:
+            try:
+                value = float(match.group(2))
+            except ValueError:
+                value = None
+        if match is None or value is None:
+            raise UsageError(f"--weight '{spec}' is not of the form NAME=W (e.g. accuracy=0.7)")
+        if value < 0 or value != value or value in (float("inf"), float("-inf")):
+            raise UsageError(f"--weight '{spec}': the weight must be a finite number >= 0")
+        name = match.group(1)
+        if name in weights:
+            raise UsageError(f"--weight '{spec}': objective '{name}' is weighted twice")
+        weights[name] = value
+    return weights
+
+
+def resolve_weights(objectives: list[str], weights: dict[str, float]) -> list[float]:
+    """Weights in objective order: given ones as given, default 1/K when none is given.
+
+    When some but not all objectives are weighted, the rest get weight 0 would be a silent
+    surprise, so that is an error.
+    """
+    unknown = [name for name in weights if name not in objectives]
+    if unknown:
+        raise UsageError(
+            f"--weight names '{unknown[0]}', which is not an objective"
+            + did_you_mean(unknown[0], objectives)
+        )
+    if not weights:
+        return [1.0 / len(objectives)] * len(objectives)
+    missing = [name for name in objectives if name not in weights]
+    if missing:
+        raise UsageError(
+            f"--weight is given for some objectives but not for '{missing[0]}'; "
+            "weight every objective or none"
+        )
+    if sum(weights.values()) <= 0:
+        raise UsageError("--weight: at least one weight must be positive")
+    return [weights[name] for name in objectives]
+
+
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    if close:
+        return " (did you mean " + ", ".join(f"'{c}'" for c in close) + "?)"
+    if candidates:
+        return " (available: " + ", ".join(f"'{c}'" for c in candidates) + ")"
+    return ""
