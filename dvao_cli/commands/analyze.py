@@ -1,12 +1,124 @@
-"""`dvao analyze` (being built: this placeholder is replaced by its owner)."""
+"""`dvao analyze`: parse options, call `dvao_cli.analyze.analyze`, render the report."""
 
 from __future__ import annotations
 
-from dvao_cli.errors import DvaoError
+import sys
+from pathlib import Path
+from typing import Annotated
 
-HELP = "(being built)"
+import typer
+
+from dvao_cli.options import (
+    DdofOpt,
+    Device,
+    DeviceOpt,
+    EpsOpt,
+    NanOpt,
+    NanPolicy,
+    ObjectiveOpt,
+    Scheme,
+    WeightOpt,
+)
+
+HELP = (
+    "Per-objective within-group variance, DVAO weights, saturation, correlation and the "
+    "advantages of every multi-reward scheme, from a rollout log. Exit 3 when a --fail-on "
+    "condition trips."
+)
 
 
-def command() -> None:
-    """(being built)"""
-    raise DvaoError("dvao analyze is being built")
+def command(
+    log: Annotated[
+        list[str],
+        typer.Argument(
+            help="Rollout log: Parquet file(s), a directory of part files (hive-partitioned "
+            "included) or a glob.",
+            show_default=False,
+        ),
+    ],
+    objective: ObjectiveOpt = None,
+    weight: WeightOpt = None,
+    scheme: Annotated[
+        list[Scheme] | None,
+        typer.Option(
+            "--scheme",
+            "-s",
+            help="Scheme to compute (repeatable): grpo, rc, ac, gdpo, dvao. Default: all five.",
+            show_default=False,
+        ),
+    ] = None,
+    ddof: DdofOpt = 0,
+    eps: EpsOpt = 0.0,
+    nan: NanOpt = NanPolicy.error,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Write advantages.parquet, steps.parquet, schemes.parquet and summary.json "
+            "to this folder (each atomically).",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print summary.json to stdout and nothing else.")
+    ] = False,
+    fail_on: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fail-on",
+            help="CI gate, repeatable: METRIC[NAME]OP NUMBER, e.g. 'saturation[format]>0.9', "
+            "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds.",
+            show_default=False,
+        ),
+    ] = None,
+    device: DeviceOpt = Device.auto,
+    chunk_rows: Annotated[
+        int,
+        typer.Option(
+            "--chunk-rows",
+            min=1000,
+            help="Rows per streamed chunk (whole steps are kept together); bounds memory.",
+        ),
+    ] = 4_000_000,
+) -> None:
+    from dvao_cli.analyze import analyze
+    from dvao_cli.console import get_console, info, progress
+    from dvao_cli.errors import GateFailure
+    from dvao_cli.io import dumps_json
+    from dvao_cli.options import SCHEMES, parse_weights
+    from dvao_cli.report import render
+    from dvao_cli.schema import warn_skipped
+
+    weights = parse_weights(weight)
+    schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
+    with progress("analyze", total=None) as bar:
+        result = analyze(
+            log,
+            objectives=objective,
+            weights=weights,
+            schemes=schemes,
+            ddof=ddof,
+            eps=eps,
+            nan=nan.value,
+            device=device.value,
+            out_dir=out,
+            fail_on=fail_on or (),
+            chunk_rows=chunk_rows,
+            on_progress=lambda done, total: bar.update(completed=done, total=total or None),
+        )
+    summary = result.summary
+    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
+    if summary["skipped_groups"]:
+        warn_skipped(label, summary["skipped_groups"])
+    if json_out:
+        print(dumps_json(summary))
+    else:
+        render(summary, get_console(), label)
+    for path in result.written:
+        info(f"wrote {path}")
+    if result.trips:
+        for trip in result.trips:
+            print(f"gate tripped: {trip.message()}", file=sys.stderr)
+        n = len(result.trips)
+        raise GateFailure(f"{n} --fail-on condition{'s' if n > 1 else ''} tripped")

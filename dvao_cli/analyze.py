@@ -1,0 +1,481 @@
+"""`dvao analyze`'s core: stream a log through the advantage engine and the diagnostics.
+
+The log is read in chunks of whole steps (see `schema.iter_chunks`); each chunk's per-step sums
+are kept (a few numbers per step), so memory does not grow with the number of rows. With an
+output folder, each chunk's advantages are appended to `advantages.parquet` as they come.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import torch
+
+from dvao_cli import diagnostics as dg
+from dvao_cli import gate
+from dvao_cli.advantages import compute_advantages, resolve_device
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.io import atomic_path, dumps_json
+from dvao_cli.options import SCHEMES, resolve_weights
+from dvao_cli.schema import (
+    DEFAULT_CHUNK_ROWS,
+    GROUP,
+    LOGGED,
+    ROW,
+    STEP,
+    Chunk,
+    LogSpec,
+    iter_chunks,
+    open_log,
+)
+
+@dataclass
+class Analysis:
+    """The result: per-step tables, the whole-log summary, and what was read."""
+
+    steps: pl.DataFrame  # one row per (step, objective)
+    schemes: pl.DataFrame  # one row per (step, scheme)
+    summary: dict[str, Any]
+    files: list[Path] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    trips: list[gate.Trip] = field(default_factory=list)
+
+    @property
+    def objectives(self) -> list[str]:
+        return list(self.summary["objective_order"])
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write steps.parquet, schemes.parquet and summary.json (atomically each)."""
+        out = Path(out_dir)
+        paths = []
+        with ExitStack() as stack:
+            for name, writer in (
+                ("steps.parquet", lambda p: self.steps.write_parquet(p)),
+                ("schemes.parquet", lambda p: self.schemes.write_parquet(p)),
+                ("summary.json", lambda p: p.write_text(dumps_json(self.summary) + "\n")),
+            ):
+                tmp = stack.enter_context(atomic_path(out / name))
+                writer(tmp)
+                paths.append(out / name)
+        return paths
+
+
+class _Accumulator:
+    """Per-step sums from every chunk, and the whole-log agreement with logged_advantage."""
+
+    def __init__(self, objectives: list[str], schemes: list[str], has_logged: bool) -> None:
+        self.objectives = objectives
+        self.schemes = schemes
+        self.has_logged = has_logged
+        self.step_values: list[np.ndarray] = []
+        self.obj: list[dg.ObjectiveSums] = []
+        self.sch: dict[str, list[dg.SchemeSums]] = {s: [] for s in schemes}
+        k = len(objectives)
+        self.corr_sum = np.zeros((k, k))
+        self.corr_count = np.zeros((k, k))
+        self.binary = np.ones(k, dtype=bool)
+        self.agreement: dict[str, list[dg.AgreementSums]] = {s: [] for s in schemes}
+        self.rows = 0
+        self.groups = 0
+        self.skipped_groups = 0
+        self.skipped_rows = 0
+        self.dropped_rows = 0
+
+    def add(
+        self,
+        ix: dg.ChunkIndex,
+        obj: dg.ObjectiveSums,
+        sch: dict[str, dg.SchemeSums],
+        pairs: dg.PairSums,
+        agreement: dict[str, dg.AgreementSums],
+    ) -> None:
+        self.step_values.append(ix.steps.cpu().numpy())
+        self.obj.append(_to_cpu(obj))
+        for name, sums in sch.items():
+            self.sch[name].append(_to_cpu(sums))
+        self.corr_sum += pairs.corr_sum.cpu().numpy()
+        self.corr_count += pairs.count.cpu().numpy()
+        self.binary &= obj.binary.cpu().numpy()
+        for name, agr in agreement.items():
+            self.agreement[name].append(agr)
+
+
+def _to_cpu(sums: Any) -> Any:
+    return type(sums)(**{k: v.detach().cpu() for k, v in vars(sums).items()})
+
+
+def _cat(parts: list[Any], name: str) -> np.ndarray:
+    return torch.cat([getattr(p, name) for p in parts]).numpy().astype(np.float64)
+
+
+def analyze(
+    paths: str | Path | Sequence[str | Path],
+    *,
+    objectives: Sequence[str] | None = None,
+    weights: dict[str, float] | None = None,
+    schemes: Sequence[str] = SCHEMES,
+    ddof: int = 0,
+    eps: float = 0.0,
+    nan: str = "error",
+    device: str = "auto",
+    out_dir: str | Path | None = None,
+    fail_on: Sequence[str] = (),
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Analysis:
+    """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
+
+    `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
+    end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
+    called after each chunk.
+    """
+    schemes = _check_schemes(schemes)
+    conditions = [gate.parse_condition(text) for text in fail_on]
+    spec = open_log(paths, objectives)
+    names = list(spec.objectives)
+    weight_list = resolve_weights(names, dict(weights or {}))
+    gate.check_names(conditions, names, list(schemes))
+    dev = resolve_device(device)
+    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    total_rows = _count_rows(spec)
+    acc = _Accumulator(names, list(schemes), spec.has_logged_advantage)
+
+    with ExitStack() as stack:
+        adv_writer = None
+        if out_dir is not None:
+            tmp = stack.enter_context(atomic_path(Path(out_dir) / "advantages.parquet"))
+            adv_writer = _AdvantageWriter(tmp, names, list(schemes))
+            stack.callback(adv_writer.close)
+        done_rows = 0
+        for chunk in iter_chunks(spec, nan=nan, chunk_rows=chunk_rows):
+            acc.skipped_groups += chunk.skipped_groups
+            acc.skipped_rows += chunk.skipped_rows
+            acc.dropped_rows += chunk.dropped_rows
+            if chunk.rows:
+                _analyze_chunk(
+                    chunk, names, weight_list, list(schemes), ddof, eps, nan, dev, dtype, acc,
+                    adv_writer,
+                )
+            done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
+            if on_progress is not None:
+                on_progress(done_rows, total_rows)
+        if acc.rows == 0:
+            raise InputError(
+                "the log has no rows to analyze (empty, or every group has one response)",
+                path=spec.label,
+            )
+        analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, str(dev))
+        if conditions:
+            analysis.trips = gate.evaluate(conditions, analysis.summary)
+            analysis.summary["gate"] = {
+                "conditions": [c.text for c in conditions],
+                "tripped": [t.message() for t in analysis.trips],
+            }
+        if out_dir is not None:
+            adv_writer.close()
+            analysis.written = [Path(out_dir) / "advantages.parquet"]
+            analysis.written += analysis.write(out_dir)
+    return analysis
+
+
+def _check_schemes(schemes: Sequence[str]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(str(s) for s in schemes))
+    for name in chosen:
+        if name not in SCHEMES:
+            raise UsageError(f"--scheme '{name}' is not one of {', '.join(SCHEMES)}")
+    if not chosen:
+        raise UsageError("no scheme chosen")
+    return chosen
+
+
+def _count_rows(spec: LogSpec) -> int:
+    import pyarrow.parquet as pq
+
+    try:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in spec.files)
+    except Exception:
+        return 0
+
+
+class _AdvantageWriter:
+    """Appends one row group per chunk to advantages.parquet (a temp path until the end)."""
+
+    def __init__(self, path: Path, objectives: list[str], schemes: list[str]) -> None:
+        self.path = path
+        self.objectives = objectives
+        self.schemes = schemes
+        self._writer: Any = None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        import pyarrow.parquet as pq
+
+        table = frame.to_arrow()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="zstd")
+        self._writer.write_table(table.cast(self._writer.schema))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def _analyze_chunk(
+    chunk: Chunk,
+    names: list[str],
+    weight_list: list[float],
+    schemes: list[str],
+    ddof: int,
+    eps: float,
+    nan: str,
+    dev: torch.device,
+    dtype: torch.dtype,
+    acc: _Accumulator,
+    adv_writer: _AdvantageWriter | None,
+) -> None:
+    frame = chunk.frame
+    rewards = torch.from_numpy(frame.select(names).to_numpy(order="c")).to(dev, dtype)  # (N, K)
+    group = torch.from_numpy(chunk.group).to(dev)  # (N,)
+    sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
+    step = torch.from_numpy(frame.get_column(STEP).to_numpy(writable=True)).to(dev)  # (N,)
+    result = compute_advantages(
+        rewards,
+        group,
+        step,
+        torch.tensor(weight_list, dtype=dtype, device=dev),
+        schemes=schemes,
+        ddof=ddof,
+        eps=eps,
+        nan="ignore" if nan == "ignore" else "error",
+        device=dev,
+        dtype=dtype,
+    )
+    stats = result.stats
+    ix = dg.chunk_index(step, group, sizes)
+    obj = dg.objective_sums(rewards, stats.std, stats.dvao_weight, ix)
+    key = dg.reward_vector_key(rewards)
+    sch = {name: dg.scheme_sums(result.advantages[name], key, ix) for name in schemes}
+    pairs = dg.correlation_sums(rewards, stats.mean, stats.std, ix)
+    agreement: dict[str, dg.AgreementSums] = {}
+    if acc.has_logged:
+        logged = torch.from_numpy(frame.get_column(LOGGED).to_numpy(writable=True)).to(dev, dtype)
+        agreement = {name: dg.agreement_sums(result.advantages[name], logged) for name in schemes}
+    acc.add(ix, obj, sch, pairs, agreement)
+    acc.rows += chunk.rows
+    acc.groups += chunk.n_groups
+
+    if adv_writer is not None:
+        weights_per_row = stats.dvao_weight[group].cpu().numpy()  # (N, K)
+        columns: dict[str, Any] = {
+            ROW: frame.get_column(ROW).cast(pl.Int64),
+            STEP: frame.get_column(STEP),
+            GROUP: frame.get_column(GROUP),
+        }
+        for name in schemes:
+            columns[f"adv_{name}"] = result.advantages[name].cpu().numpy().astype(np.float64)
+        for k, name in enumerate(names):
+            columns[f"w_{name}"] = weights_per_row[:, k].astype(np.float64)
+        adv_writer.write(pl.DataFrame(columns))
+
+
+def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _fnum(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _finish(
+    acc: _Accumulator,
+    spec: LogSpec,
+    weight_list: list[float],
+    schemes: list[str],
+    ddof: int,
+    eps: float,
+    nan: str,
+    device: str,
+) -> Analysis:
+    names = acc.objectives
+    k = len(names)
+    steps = np.concatenate(acc.step_values)  # (S,)
+    order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
+    steps = steps[order]
+    o = {f: _cat(acc.obj, f)[order] for f in (
+        "rows", "groups", "valid", "reward_sum", "std_sum", "saturated", "all_pass", "all_fail",
+        "weight_sum",
+    )}
+    groups = o["groups"][:, None]  # (S, 1)
+    binary = acc.binary
+    step_tables = {
+        "mean": _safe_div(o["reward_sum"], o["valid"]),
+        "within_group_std": o["std_sum"] / groups,
+        "saturation": o["saturated"] / groups,
+        "saturation_pass": np.where(binary, o["all_pass"] / groups, np.nan),
+        "saturation_fail": np.where(binary, o["all_fail"] / groups, np.nan),
+        "dvao_weight": o["weight_sum"] / groups,
+    }
+    n_steps = steps.shape[0]
+    steps_df = pl.DataFrame(
+        {
+            STEP: np.repeat(steps, k).astype(np.int64),
+            "objective": np.tile(np.array(names, dtype=object), n_steps).tolist(),
+            **{name: table.reshape(-1) for name, table in step_tables.items()},
+            "groups": np.repeat(o["groups"], k).astype(np.int64),
+        }
+    ).with_columns(pl.col(c).fill_nan(None) for c in ("saturation_pass", "saturation_fail"))
+
+    scheme_rows = []
+    scheme_summary: dict[str, dict[str, Any]] = {}
+    rows_per_step = o["rows"]
+    for name in schemes:
+        parts = acc.sch[name]
+        sq = _cat(parts, "square_sum")[order]
+        mx = _cat(parts, "max_abs")[order]
+        zeros = _cat(parts, "zeros")[order]
+        d_adv = _cat(parts, "distinct_adv")[order]
+        d_rew = _cat(parts, "distinct_rew")[order]
+        scheme_rows.append(
+            pl.DataFrame(
+                {
+                    STEP: steps.astype(np.int64),
+                    "scheme": [name] * n_steps,
+                    "mean_square": sq / rows_per_step,
+                    "max_abs": mx,
+                    "zero_share": zeros / rows_per_step,
+                    "resolution": d_adv / d_rew,
+                }
+            )
+        )
+        entry: dict[str, Any] = {
+            "mean_square": _fnum(sq.sum() / rows_per_step.sum()),
+            "max_abs": _fnum(mx.max()),
+            "zero_share": _fnum(zeros.sum() / rows_per_step.sum()),
+            "resolution": _fnum(d_adv.sum() / d_rew.sum()),
+            "distinct_advantages_per_group": _fnum(d_adv.sum() / o["groups"].sum()),
+            "distinct_rewards_per_group": _fnum(d_rew.sum() / o["groups"].sum()),
+        }
+        if acc.has_logged:
+            entry.update(_agreement(acc.agreement[name]))
+        scheme_summary[name] = entry
+    schemes_df = pl.concat(scheme_rows)
+
+    total_groups = o["groups"].sum()
+    tenth = max(1, math.ceil(n_steps / 10))
+    objectives: dict[str, dict[str, Any]] = {}
+    for j, name in enumerate(names):
+        w_step = step_tables["dvao_weight"][:, j]
+        objectives[name] = {
+            "mean": _fnum(o["reward_sum"][:, j].sum() / max(o["valid"][:, j].sum(), 1)),
+            "within_group_std": _fnum(o["std_sum"][:, j].sum() / total_groups),
+            "saturation": _fnum(o["saturated"][:, j].sum() / total_groups),
+            "saturation_pass": _fnum(o["all_pass"][:, j].sum() / total_groups)
+            if binary[j]
+            else None,
+            "saturation_fail": _fnum(o["all_fail"][:, j].sum() / total_groups)
+            if binary[j]
+            else None,
+            "binary": bool(binary[j]),
+            "dvao_weight": _fnum(o["weight_sum"][:, j].sum() / total_groups),
+            "dvao_weight_first": _fnum(w_step[:tenth].mean()),
+            "dvao_weight_last": _fnum(w_step[-tenth:].mean()),
+            "preference_weight": weight_list[j],
+            "missing_rewards": int(o["rows"].sum() - o["valid"][:, j].sum()),
+        }
+        objectives[name].update(_saturation_onset(steps, o, j, binary[j]))
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        corr = np.where(acc.corr_count > 0, acc.corr_sum / np.maximum(acc.corr_count, 1), np.nan)
+    correlation = {a: {b: _fnum(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+    correlation_groups = {
+        a: {b: int(acc.corr_count[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
+    }
+
+    summary: dict[str, Any] = {
+        "rows": acc.rows,
+        "steps": int(n_steps),
+        "groups": acc.groups,
+        "skipped_groups": acc.skipped_groups,
+        "skipped_rows": acc.skipped_rows,
+        "dropped_rows": acc.dropped_rows,
+        "objectives": objectives,
+        "schemes": scheme_summary,
+        "correlation": correlation,
+        "correlation_groups": correlation_groups,
+        "weights": dict(zip(names, weight_list, strict=True)),
+        "objective_order": names,
+        "first_step": int(steps[0]),
+        "last_step": int(steps[-1]),
+        "has_logged_advantage": acc.has_logged,
+        "best_matching_scheme": _best_match(scheme_summary) if acc.has_logged else None,
+        "settings": {
+            "schemes": schemes,
+            "ddof": ddof,
+            "eps": eps,
+            "nan": nan,
+            "device": device,
+        },
+        "files": [str(f) for f in spec.files],
+    }
+    return Analysis(steps=steps_df, schemes=schemes_df, summary=summary, files=spec.files)
+
+
+def _agreement(parts: list[dg.AgreementSums]) -> dict[str, Any]:
+    n = sum(p.n for p in parts)
+    if n == 0:
+        return {"logged_max_diff": None, "logged_corr": None}
+    sx, sy = sum(p.sx for p in parts), sum(p.sy for p in parts)
+    sxx, syy, sxy = sum(p.sxx for p in parts), sum(p.syy for p in parts), sum(p.sxy for p in parts)
+    cov = sxy / n - (sx / n) * (sy / n)
+    vx, vy = sxx / n - (sx / n) ** 2, syy / n - (sy / n) ** 2
+    corr = cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else None
+    return {
+        "logged_max_diff": _fnum(max(p.max_diff for p in parts)),
+        "logged_corr": None if corr is None else _fnum(max(-1.0, min(1.0, corr))),
+    }
+
+
+def _best_match(scheme_summary: dict[str, dict[str, Any]]) -> str | None:
+    scored = [
+        (entry["logged_max_diff"], name)
+        for name, entry in scheme_summary.items()
+        if entry.get("logged_max_diff") is not None
+    ]
+    return min(scored)[1] if scored else None
+
+
+def _saturation_onset(
+    steps: np.ndarray, o: dict[str, np.ndarray], j: int, binary: bool, level: float = 0.9
+) -> dict[str, Any]:
+    """The earliest step from which the objective stays saturated in >= `level` of groups.
+
+    Share is computed over all groups from that step to the end (a suffix), so a late dip
+    moves the onset later rather than hiding it.
+    """
+    groups = o["groups"]
+    sat = o["saturated"][:, j]
+    suffix_groups = np.cumsum(groups[::-1])[::-1]
+    suffix_sat = np.cumsum(sat[::-1])[::-1] / suffix_groups
+    hits = np.nonzero(suffix_sat >= level)[0]
+    if hits.size == 0:
+        return {"saturated_from_step": None, "saturation_after": None, "saturated_kind": None}
+    i = int(hits[0])
+    kind = None
+    if binary:
+        passing = o["all_pass"][i:, j].sum()
+        failing = o["all_fail"][i:, j].sum()
+        kind = "all-pass" if passing >= failing else "all-fail"
+    return {
+        "saturated_from_step": int(steps[i]),
+        "saturation_after": _fnum(suffix_sat[i]),
+        "saturated_kind": kind,
+    }

@@ -1,0 +1,265 @@
+"""Rendering `dvao analyze`'s summary: rich tables on a terminal, plain text when piped, and a
+short plain-language reading of the run built from the numbers. No computing here beyond
+choosing what to say."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+# piped output: no box-drawing characters, so `grep`/`awk` and CI logs read it as plain columns
+PLAIN_BOX = box.SIMPLE_HEAD
+
+
+def _f(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _sci(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
+def _table(title: str, plain: bool, caption: str | None = None) -> Table:
+    return Table(
+        title=title,
+        title_justify="left",
+        caption=caption,
+        caption_justify="left",
+        box=PLAIN_BOX if plain else box.HEAVY_HEAD,
+    )
+
+
+def objectives_table(summary: dict[str, Any], plain: bool = False) -> Table:
+    table = _table(
+        "Objectives", plain, caption="trend: mean DVAO weight over the first → last tenth of steps"
+    )
+    for header, justify in (
+        ("objective", "left"),
+        ("mean", "right"),
+        ("within-group std", "right"),
+        ("saturated", "right"),
+        ("all-pass", "right"),
+        ("all-fail", "right"),
+        ("pref. weight", "right"),
+        ("DVAO weight", "right"),
+        ("trend", "right"),
+    ):
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for name in summary["objective_order"]:
+        o = summary["objectives"][name]
+        table.add_row(
+            name,
+            _f(o["mean"]),
+            _f(o["within_group_std"]),
+            _pct(o["saturation"]),
+            _pct(o["saturation_pass"]),
+            _pct(o["saturation_fail"]),
+            _f(o["preference_weight"]),
+            _f(o["dvao_weight"]),
+            f"{_f(o['dvao_weight_first'])} → {_f(o['dvao_weight_last'])}",
+        )
+    return table
+
+
+def schemes_table(summary: dict[str, Any], plain: bool = False) -> Table:
+    logged = summary.get("has_logged_advantage")
+    table = _table(
+        "Schemes",
+        plain,
+        caption="resolution: distinct advantages per group / distinct reward vectors per group",
+    )
+    headers = [
+        ("scheme", "left"),
+        ("mean square", "right"),
+        ("max |A|", "right"),
+        ("zero", "right"),
+        ("distinct A / group", "right"),
+        ("distinct rewards / group", "right"),
+        ("resolution", "right"),
+    ]
+    if logged:
+        headers += [("vs logged: max |diff|", "right"), ("corr", "right")]
+    for header, justify in headers:
+        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+    for name, s in summary["schemes"].items():
+        row = [
+            name,
+            _f(s["mean_square"]),
+            _f(s["max_abs"]),
+            _pct(s["zero_share"]),
+            _f(s["distinct_advantages_per_group"], 2),
+            _f(s["distinct_rewards_per_group"], 2),
+            _f(s["resolution"]),
+        ]
+        if logged:
+            row += [_sci(s.get("logged_max_diff")), _f(s.get("logged_corr"), 4)]
+        table.add_row(*row)
+    return table
+
+
+def correlation_table(summary: dict[str, Any], plain: bool = False) -> Table:
+    names = summary["objective_order"]
+    table = _table(
+        "Within-group correlation",
+        plain,
+        caption="mean Pearson over the groups where both objectives vary",
+    )
+    table.add_column("", justify="left")
+    for name in names:
+        table.add_column(name, justify="right")
+    for a in names:
+        table.add_row(a, *[_f(summary["correlation"][a][b], 2) for b in names])
+    return table
+
+
+def reading(summary: dict[str, Any]) -> list[str]:
+    """A few sentences a person would say after looking at the numbers."""
+    lines: list[str] = []
+    objectives = summary["objectives"]
+    names = summary["objective_order"]
+    groups = summary["groups"]
+    group_size = summary["rows"] / groups if groups else 0.0
+
+    gainers = sorted(
+        names,
+        key=lambda n: (objectives[n]["dvao_weight_last"] or 0) - (objectives[n]["dvao_weight_first"] or 0),
+        reverse=True,
+    )
+    for name in names:
+        o = objectives[name]
+        if o["saturated_from_step"] is not None:
+            kind = f" ({o['saturated_kind']})" if o["saturated_kind"] else ""
+            text = (
+                f"{name} saturated{kind} in {_pct(o['saturation_after'])} of groups from step "
+                f"{o['saturated_from_step']}"
+            )
+            first, last = o["dvao_weight_first"], o["dvao_weight_last"]
+            if len(names) > 1 and first is not None and last is not None and last < first - 0.05:
+                to = gainers[0] if gainers[0] != name else None
+                text += f"; DVAO moved its weight from {name} ({first:.2f} → {last:.2f})"
+                if to is not None:
+                    t = objectives[to]
+                    text += (
+                        f" to {to} ({t['dvao_weight_first']:.2f} → {t['dvao_weight_last']:.2f})"
+                    )
+            lines.append(text + ".")
+        elif (o["saturation"] or 0) >= 0.5:
+            lines.append(
+                f"{name} has zero within-group variance in {_pct(o['saturation'])} of groups: "
+                "little learning signal left there."
+            )
+    if len(names) > 1:
+        for name in names:
+            o = objectives[name]
+            pref, got = o["preference_weight"], o["dvao_weight"]
+            if (
+                not o["binary"]
+                and got is not None
+                and pref > 0
+                and got > 1.25 * pref
+                and got == max(objectives[n]["dvao_weight"] or 0 for n in names)
+            ):
+                lines.append(
+                    f"{name} is continuous and takes the largest DVAO weight ({got:.2f} against "
+                    f"a preference of {pref:.2f}): variance is not learnability, so check that its "
+                    "spread is signal and not noise."
+                )
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            rho = summary["correlation"][a][b]
+            if rho is None:
+                continue
+            if rho <= -0.3:
+                lines.append(
+                    f"{a} and {b} conflict within groups (correlation {rho:.2f}): AC ignores "
+                    "this, RC and DVAO account for it."
+                )
+            elif rho >= 0.8:
+                lines.append(
+                    f"{a} and {b} move together within groups (correlation {rho:.2f}): "
+                    "DVAO and RC nearly coincide there."
+                )
+    schemes = summary["schemes"]
+    if "rc" in schemes and "dvao" in schemes:
+        rc, dv = schemes["rc"]["mean_square"], schemes["dvao"]["mean_square"]
+        if rc and dv is not None:
+            lines.append(
+                f"DVAO's advantages are {dv / rc:.0%} of RC's in mean square ({dv:.3f} vs "
+                f"{rc:.3f}): never larger for any response, as the bound |A_DVAO| <= |A_RC| says."
+            )
+    # GRPO reads one objective by design: compare the multi-reward schemes only
+    resolutions = {
+        n: s["resolution"]
+        for n, s in schemes.items()
+        if s["resolution"] is not None and n != "grpo"
+    }
+    if len(resolutions) > 1:
+        worst = min(resolutions, key=lambda n: resolutions[n])
+        best = max(resolutions.values())
+        if resolutions[worst] < best - 0.05:
+            lines.append(
+                f"{worst} tells fewer responses apart than the others (resolution "
+                f"{resolutions[worst]:.2f} distinct advantages per distinct reward vector, best "
+                f"{best:.2f})."
+            )
+    if summary.get("has_logged_advantage"):
+        match = summary.get("best_matching_scheme")
+        if match is not None:
+            entry = schemes[match]
+            diff = entry["logged_max_diff"]
+            if diff is not None and diff < 1e-3:
+                lines.append(
+                    f"logged_advantage matches {match} (max difference {diff:.2g}): that is the "
+                    "scheme your trainer ran with these settings."
+                )
+            else:
+                lines.append(
+                    f"logged_advantage matches no scheme closely (closest: {match}, max difference "
+                    f"{_sci(diff)}); try --ddof 1 --eps 1e-4 (TRL) or the trainer's weights."
+                )
+    if 0 < group_size <= 4:
+        lines.append(
+            f"groups are small ({group_size:.1f} responses on average): within-group variance is "
+            "a noisy estimate at this size."
+        )
+    if summary["skipped_groups"]:
+        lines.append(f"{summary['skipped_groups']} groups of size 1 were skipped.")
+    return lines
+
+
+def render(summary: dict[str, Any], console: Console, label: str) -> None:
+    names = summary["objective_order"]
+    console.print(
+        f"{label}: {summary['rows']:,} responses, {summary['steps']:,} steps, "
+        f"{summary['groups']:,} groups, {len(names)} objectives "
+        f"(ddof {summary['settings']['ddof']}, eps {summary['settings']['eps']:g}, "
+        f"nan {summary['settings']['nan']})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print()
+    plain = not console.is_terminal
+    console.print(objectives_table(summary, plain))
+    console.print()
+    console.print(schemes_table(summary, plain))
+    if len(names) > 1:
+        console.print()
+        console.print(correlation_table(summary, plain))
+    lines = reading(summary)
+    if lines:
+        console.print()
+        console.print("Reading", style="bold", markup=False, highlight=False)
+        for line in lines:
+            console.print(f"- {line}", markup=False, highlight=False, soft_wrap=True)

@@ -1,0 +1,673 @@
+"""The dvao rollout-log format and its reader.
+
+A log is one row per sampled response: `step` (integer), `group_id` (integer or string; the
+responses to one prompt at one step share it), optional `sample_id`, `prompt`, `completion`,
+`logged_advantage`, and one numeric column per reward objective. The long layout (`objective` +
+`reward` columns, one row per response and objective) is pivoted to the wide one.
+
+The reader is lazy: it opens Parquet footers first (schema checks cost no data), then streams only
+the needed columns in chunks of whole steps, so text columns are never read and memory does not
+grow with the log. Every problem is an `InputError` naming the file and the column.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.options import did_you_mean
+
+if TYPE_CHECKING:
+    import numpy as np
+    import polars as pl
+
+STEP = "step"
+GROUP = "group_id"
+SAMPLE = "sample_id"
+LOGGED = "logged_advantage"
+ROW = "row"
+LONG_OBJECTIVE = "objective"
+LONG_REWARD = "reward"
+RESERVED = (STEP, GROUP, SAMPLE, "prompt", "completion", LOGGED, LONG_OBJECTIVE, LONG_REWARD, ROW)
+NAN_POLICIES = ("error", "drop", "ignore")
+DEFAULT_CHUNK_ROWS = 4_000_000
+
+
+# --------------------------------------------------------------------------------------------
+# Finding the files
+# --------------------------------------------------------------------------------------------
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def _parquet_files_under(directory: Path) -> list[Path]:
+    files = []
+    for path in directory.rglob("*.parquet"):
+        rel = path.relative_to(directory).parts
+        if any(part.startswith((".", "_")) for part in rel):  # temp files, _SUCCESS markers
+            continue
+        if path.is_file():
+            files.append(path)
+    return sorted(files)
+
+
+def resolve_paths(paths: str | Path | Sequence[str | Path]) -> tuple[list[Path], bool]:
+    """Expand files, directories (recursively, hive-partitioned included) and globs.
+
+    Returns the files in sorted path order and whether a `key=value` folder (hive partitioning)
+    was seen.
+    """
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    if not paths:
+        raise UsageError("no LOG given")
+    files: list[Path] = []
+    hive = False
+    for raw in paths:
+        text = str(raw)
+        path = Path(text)
+        if path.is_dir():
+            found = _parquet_files_under(path)
+            if not found:
+                raise InputError("empty directory: no Parquet files in it", path=path)
+            hive = hive or any(
+                "=" in part for f in found for part in f.relative_to(path).parts[:-1]
+            )
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        elif _is_glob(text):
+            matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
+            matched = [p for p in matched if p.is_file()] + [
+                f for p in matched if p.is_dir() for f in _parquet_files_under(p)
+            ]
+            if not matched:
+                raise InputError("the pattern matches no file", path=text)
+            files.extend(sorted(matched))
+        else:
+            raise InputError("no such file or directory", path=text)
+    # one file named twice is read once; order is sorted path order
+    unique = sorted(set(files), key=lambda p: str(p))
+    return unique, hive
+
+
+# --------------------------------------------------------------------------------------------
+# Schema: footers only
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogSpec:
+    """What a log holds, learned from its Parquet footers (no data read yet)."""
+
+    files: list[Path]
+    hive: bool
+    columns: dict[str, pl.DataType]
+    objectives: list[str]
+    long: bool
+    has_logged_advantage: bool
+
+    @property
+    def label(self) -> str:
+        """The file named in messages about the log as a whole."""
+        return str(self.files[0]) if len(self.files) == 1 else f"{self.files[0]} (and others)"
+
+    def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
+        import polars as pl
+
+        lf = pl.scan_parquet(
+            [str(f) for f in self.files],
+            hive_partitioning=self.hive,
+            row_index_name=ROW,
+        )
+        return lf if columns is None else lf.select([ROW, *columns])
+
+
+def _file_schema(path: Path, hive: bool) -> dict[str, pl.DataType]:
+    import polars as pl
+
+    try:
+        if path.stat().st_size == 0:
+            raise InputError("empty file", path=path)
+        schema = pl.scan_parquet(str(path), hive_partitioning=False).collect_schema()
+    except InputError:
+        raise
+    except Exception as err:  # polars raises several types for a non-Parquet or truncated file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+    return dict(schema)
+
+
+def _family(dtype: pl.DataType) -> str:
+    """Dtypes that read as the same thing count as one (Int32 vs Int64 is no clash)."""
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if dtype.is_numeric():
+        return "numeric"
+    name = str(dtype)
+    if name in ("String", "Utf8", "Categorical", "Enum") or name.startswith(("Categorical", "Enum")):
+        return "string"
+    return name
+
+
+def _is_numeric(dtype: pl.DataType) -> bool:
+    return dtype.is_numeric() or str(dtype) == "Boolean"
+
+
+def open_log(
+    paths: str | Path | Sequence[str | Path], objectives: Sequence[str] | None = None
+) -> LogSpec:
+    """Resolve the LOG arguments and check their schemas; pick the objectives."""
+    import polars as pl
+
+    files, hive = resolve_paths(paths)
+    first = files[0]
+    schema = _file_schema(first, hive)
+    for path in files[1:]:
+        other = _file_schema(path, hive)
+        for name in sorted(set(schema) | set(other)):
+            if name not in other:
+                raise InputError(f"missing here but present in {first}", path=path, column=name)
+            if name not in schema:
+                raise InputError(f"present here but missing in {first}", path=path, column=name)
+            if _family(schema[name]) != _family(other[name]):
+                raise InputError(
+                    f"type {other[name]} here but {schema[name]} in {first}",
+                    path=path,
+                    column=name,
+                )
+    if hive:
+        # partition columns (e.g. step=3/) come from the folder names
+        lf = pl.scan_parquet([str(f) for f in files], hive_partitioning=True)
+        try:
+            schema = dict(lf.collect_schema())
+        except Exception as err:
+            raise InputError(f"cannot read hive partitions ({err})", path=first) from None
+
+    long = LONG_OBJECTIVE in schema and LONG_REWARD in schema
+    for required in (STEP, GROUP):
+        if required not in schema:
+            raise InputError(
+                "missing required column (a dvao log needs 'step' and 'group_id'; "
+                "bring trainer logs in with `dvao import`)",
+                path=first,
+                column=required,
+            )
+    if not schema[STEP].is_integer():
+        raise InputError(f"must be an integer, found {schema[STEP]}", path=first, column=STEP)
+    if _family(schema[GROUP]) not in ("integer", "string"):
+        raise InputError(
+            f"must be an integer or a string, found {schema[GROUP]}", path=first, column=GROUP
+        )
+    if LOGGED in schema and not _is_numeric(schema[LOGGED]):
+        raise InputError(f"must be numeric, found {schema[LOGGED]}", path=first, column=LOGGED)
+
+    if long:
+        chosen = _long_objectives(files, hive, schema, objectives)
+    else:
+        chosen = _wide_objectives(first, schema, objectives)
+    return LogSpec(
+        files=files,
+        hive=hive,
+        columns=schema,
+        objectives=chosen,
+        long=long,
+        has_logged_advantage=LOGGED in schema,
+    )
+
+
+def _wide_objectives(
+    first: Path, schema: dict[str, pl.DataType], objectives: Sequence[str] | None
+) -> list[str]:
+    if objectives:
+        chosen: list[str] = []
+        for name in objectives:
+            if name not in schema:
+                candidates = [c for c in schema if c not in RESERVED and _is_numeric(schema[c])]
+                raise InputError(
+                    "no such objective column" + did_you_mean(name, candidates),
+                    path=first,
+                    column=name,
+                )
+            if name in RESERVED:
+                raise InputError("is a reserved column, not an objective", path=first, column=name)
+            if not _is_numeric(schema[name]):
+                raise InputError(
+                    f"an objective must be numeric, found {schema[name]}", path=first, column=name
+                )
+            if name not in chosen:
+                chosen.append(name)
+        return chosen
+    chosen = [c for c in schema if c not in RESERVED and _is_numeric(schema[c])]
+    if not chosen:
+        raise InputError(
+            "no objective columns: every column is reserved or not numeric "
+            "(a reward column must be numeric; pick one with --objective)",
+            path=first,
+        )
+    return chosen
+
+
+def _long_objectives(
+    files: list[Path], hive: bool, schema: dict[str, pl.DataType], objectives: Sequence[str] | None
+) -> list[str]:
+    import polars as pl
+
+    first = files[0]
+    if _family(schema[LONG_OBJECTIVE]) != "string":
+        raise InputError(
+            f"must hold objective names (strings), found {schema[LONG_OBJECTIVE]}",
+            path=first,
+            column=LONG_OBJECTIVE,
+        )
+    if not _is_numeric(schema[LONG_REWARD]):
+        raise InputError(
+            f"must be numeric, found {schema[LONG_REWARD]}", path=first, column=LONG_REWARD
+        )
+    names = (
+        pl.scan_parquet([str(f) for f in files], hive_partitioning=hive)
+        .select(pl.col(LONG_OBJECTIVE).cast(pl.String).unique(maintain_order=True))
+        .collect()
+        .to_series()
+        .drop_nulls()
+        .to_list()
+    )
+    if not names:
+        raise InputError("no objective names in the long layout", path=first, column=LONG_OBJECTIVE)
+    if not objectives:
+        return names
+    for name in objectives:
+        if name not in names:
+            raise InputError(
+                "no such objective in the long layout" + did_you_mean(name, names),
+                path=first,
+                column=name,
+            )
+    return list(dict.fromkeys(objectives))
+
+
+# --------------------------------------------------------------------------------------------
+# Data: streamed in chunks of whole steps
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Chunk:
+    """Whole steps of a log, ready for the advantage engine.
+
+    Rows are sorted by (step, group) and each group's rows are contiguous; `group` codes the
+    groups 0..n_groups-1 in that order. Groups of size 1 and (with --nan drop) rows with a
+    non-finite reward are already removed.
+    """
+
+    frame: pl.DataFrame  # row, step, group_id, [logged_advantage], objectives (Float64)
+    group: np.ndarray  # (N,) int64 dense codes, non-decreasing
+    sizes: np.ndarray  # (n_groups,) int64
+    skipped_groups: int = 0
+    skipped_rows: int = 0
+    dropped_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.sizes.shape[0])
+
+
+def _finite_problem_counts(frame: pl.DataFrame, objectives: Sequence[str]) -> dict[str, int]:
+    import polars as pl
+
+    counts = frame.select(
+        [(~pl.col(o).is_finite()).fill_null(True).sum().alias(o) for o in objectives]
+    ).row(0)
+    return {o: int(c) for o, c in zip(objectives, counts, strict=True) if c}
+
+
+def _nan_error(spec: LogSpec, objectives: Sequence[str], column: str) -> InputError:
+    """Count the non-finite rewards of `column` over the whole log and name the first file."""
+    import polars as pl
+
+    bad = (~pl.col(column).cast(pl.Float64).is_finite()).fill_null(True)
+    lf = pl.scan_parquet(
+        [str(f) for f in spec.files], hive_partitioning=spec.hive, include_file_paths="__file"
+    )
+    if spec.long:
+        lf = lf.filter(pl.col(LONG_OBJECTIVE).cast(pl.String) == column).with_columns(
+            pl.col(LONG_REWARD).alias(column)
+        )
+    stats = lf.select(
+        bad.sum().alias("n"), pl.len().alias("rows"), pl.col("__file").filter(bad).first()
+    ).collect()
+    n, rows, where = stats.row(0)
+    return InputError(
+        f"{n} NaN, infinite or missing rewards (of {rows} rows); "
+        "use --nan drop to drop those rows or --nan ignore to skip them as TRL does",
+        path=where or spec.label,
+        column=column,
+    )
+
+
+def _prepare(
+    frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan: str
+) -> Chunk:
+    """Validate one chunk of whole steps and put it in engine order."""
+    import numpy as np
+    import polars as pl
+
+    for name in (STEP, GROUP):
+        nulls = frame.get_column(name).null_count()
+        if nulls:
+            raise InputError(f"{nulls} missing (null) values", path=spec.label, column=name)
+    frame = frame.with_columns(
+        pl.col(STEP).cast(pl.Int64),
+        *[pl.col(o).cast(pl.Float64) for o in objectives],
+    )
+    if LOGGED in frame.columns:
+        frame = frame.with_columns(pl.col(LOGGED).cast(pl.Float64))
+
+    dropped = 0
+    problems = _finite_problem_counts(frame, objectives)
+    if problems:
+        if nan == "error":
+            raise _nan_error(spec, objectives, next(iter(problems)))
+        finite = pl.all_horizontal([pl.col(o).is_finite().fill_null(False) for o in objectives])
+        if nan == "drop":
+            before = frame.height
+            frame = frame.filter(finite)
+            dropped = before - frame.height
+        else:  # ignore: every non-finite reward is a missing one (NaN), skipped by the engine
+            frame = frame.with_columns(
+                [
+                    pl.when(pl.col(o).is_finite()).then(pl.col(o)).otherwise(float("nan")).alias(o)
+                    for o in objectives
+                ]
+            )
+
+    # engine order: sorted by (step, group); most logs already are, so check before sorting
+    step = frame.get_column(STEP)
+    gid = frame.get_column(GROUP)
+    if frame.height > 1:
+        step_prev, gid_prev = step.shift(1), gid.shift(1)
+        ordered = ((step > step_prev) | ((step == step_prev) & (gid >= gid_prev))).fill_null(True)
+        if not ordered.all():
+            frame = frame.sort([STEP, GROUP], maintain_order=True)
+            step = frame.get_column(STEP)
+            gid = frame.get_column(GROUP)
+    if frame.height == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Chunk(frame, empty, empty, dropped_rows=dropped)
+
+    starts = ((step != step.shift(1)) | (gid != gid.shift(1))).fill_null(True).to_numpy()
+    group = np.cumsum(starts, dtype=np.int64) - 1  # (N,) run codes
+    sizes = np.bincount(group)
+    skipped_groups = int((sizes == 1).sum())
+    skipped_rows = 0
+    if skipped_groups:
+        keep = sizes[group] > 1
+        skipped_rows = int((~keep).sum())
+        frame = frame.filter(pl.Series(keep))
+        kept_sizes = sizes[sizes > 1]
+        group = np.repeat(np.arange(kept_sizes.shape[0], dtype=np.int64), kept_sizes)
+        sizes = kept_sizes
+    return Chunk(
+        frame,
+        group,
+        sizes.astype(np.int64),
+        skipped_groups=skipped_groups,
+        skipped_rows=skipped_rows,
+        dropped_rows=dropped,
+    )
+
+
+def _columns_for(spec: LogSpec, extra_columns: Sequence[str]) -> list[str]:
+    columns = [STEP, GROUP]
+    if spec.has_logged_advantage:
+        columns.append(LOGGED)
+    for name in extra_columns:
+        if name not in spec.columns:
+            raise InputError("no such column", path=spec.label, column=name)
+        if name not in columns and name not in spec.objectives:
+            columns.append(name)
+    return columns
+
+
+def _read_long(spec: LogSpec, extra_columns: Sequence[str]) -> pl.DataFrame:
+    """Pivot the long layout (one row per response and objective) to one row per response."""
+    import polars as pl
+
+    keys = [STEP, GROUP] + ([SAMPLE] if SAMPLE in spec.columns else [])
+    carry = [c for c in _columns_for(spec, extra_columns) if c not in keys]
+    lf = spec.scan([*keys, *carry, LONG_OBJECTIVE, LONG_REWARD]).with_columns(
+        pl.col(LONG_OBJECTIVE).cast(pl.String)
+    )
+    lf = lf.filter(pl.col(LONG_OBJECTIVE).is_in(spec.objectives))
+    if SAMPLE not in spec.columns:
+        # the k-th reward of an objective within a group belongs to the group's k-th response
+        lf = lf.with_columns(
+            pl.int_range(pl.len()).over([STEP, GROUP, LONG_OBJECTIVE]).alias("__sample")
+        )
+        keys = [*keys, "__sample"]
+    long = lf.collect()
+    dup = long.select(keys + [LONG_OBJECTIVE]).is_duplicated()
+    if dup.any():
+        raise InputError(
+            f"{int(dup.sum())} rows repeat an objective for the same response",
+            path=spec.label,
+            column=LONG_OBJECTIVE,
+        )
+    wide = long.pivot(
+        on=LONG_OBJECTIVE,
+        index=keys,
+        values=LONG_REWARD,
+        aggregate_function=None,
+    )
+    firsts = long.group_by(keys, maintain_order=True).agg(
+        pl.col(ROW).min(), *[pl.col(c).first() for c in carry]
+    )
+    wide = firsts.join(wide, on=keys, how="left").sort(ROW)
+    missing = [o for o in spec.objectives if o not in wide.columns]
+    wide = wide.with_columns([pl.lit(None, dtype=pl.Float64).alias(o) for o in missing])
+    # `row` of a pivoted response: its position among responses, in order of first appearance
+    wide = wide.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW))
+    keep = [ROW, STEP, GROUP, *[c for c in carry if c not in (STEP, GROUP)], *spec.objectives]
+    return wide.select(keep)
+
+
+def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray]:
+    """From the Parquet footers: where each row group ends (global row count) and the smallest
+    step in that row group or any later one (+inf where unknown is treated as -inf: no promise).
+
+    Once the rows before a row group are read, every step below its floor is complete, whatever
+    the order of the log: that is what lets unsorted logs stream correctly.
+    """
+    import re
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    ends: list[int] = []
+    mins: list[float] = []
+    total = 0
+    for path in spec.files:
+        hive_step = None
+        if spec.hive:
+            for part in path.parts:
+                match = re.fullmatch(rf"{STEP}=(-?\d+)", part)
+                if match:
+                    hive_step = float(match.group(1))
+        meta = pq.ParquetFile(path).metadata
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        col = names.index(STEP) if STEP in names else None
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            total += group.num_rows
+            ends.append(total)
+            low = -math.inf
+            if hive_step is not None:
+                low = hive_step
+            elif col is not None:
+                stats = group.column(col).statistics
+                if stats is not None and stats.has_min_max:
+                    low = float(stats.min)
+            mins.append(low)
+    floors = np.minimum.accumulate(np.array(mins[::-1] or [math.inf]))[::-1]
+    return np.array(ends, dtype=np.int64), np.append(floors, math.inf)
+
+
+def iter_chunks(
+    spec: LogSpec,
+    *,
+    nan: str = "error",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    extra_columns: Sequence[str] = (),
+) -> Iterator[Chunk]:
+    """Stream the log as chunks of whole steps (about `chunk_rows` rows each).
+
+    Any row order is correct: a step is handed on only once the footers promise that no later
+    row belongs to it. A log written step after step streams in bounded memory; one whose steps
+    are spread over the whole file is held until they are complete (with a warning).
+    """
+    import numpy as np
+    import polars as pl
+
+    from dvao_cli.console import warn
+
+    if nan not in NAN_POLICIES:
+        raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{nan}'")
+    objectives = spec.objectives
+    if spec.long:
+        yield _prepare(_read_long(spec, extra_columns), spec, objectives, nan)
+        return
+    columns = [*_columns_for(spec, extra_columns), *objectives]
+    lf = spec.scan(columns)
+    ends, floors = _step_floors(spec)
+
+    pending: list[pl.DataFrame] = []
+    pending_rows = 0
+    consumed = 0
+    warned = False
+    try:
+        for batch in lf.collect_batches(chunk_size=min(chunk_rows, 1_000_000)):
+            consumed += batch.height
+            if batch.height == 0:
+                continue
+            pending.append(batch)
+            pending_rows += batch.height
+            if pending_rows < chunk_rows:
+                continue
+            # every later row has a step >= floor: the steps below it are complete
+            floor = floors[int(np.searchsorted(ends, consumed, side="right"))]
+            frame = pl.concat(pending, rechunk=False)
+            is_done = frame.get_column(STEP) < floor
+            cut = int(is_done.sum())
+            if cut == 0:
+                if not warned and pending_rows > 4 * chunk_rows:
+                    warned = True
+                    warn(
+                        f"{spec.label}: steps are spread across the log; holding "
+                        f"{pending_rows:,} rows until they are complete (write steps in order "
+                        "to stream in bounded memory)"
+                    )
+                pending = [frame]
+                continue
+            if bool(is_done.slice(0, cut).all()):  # the usual case: a prefix, no copy
+                done, rest = frame.slice(0, cut), frame.slice(cut)
+            else:
+                done, rest = frame.filter(is_done), frame.filter(~is_done)
+            pending, pending_rows = [rest], rest.height
+            yield _prepare(done.rechunk(), spec, objectives, nan)
+    except InputError:
+        raise
+    except Exception as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"cannot read the log ({reason[:200]})", path=spec.label) from None
+    if pending_rows:
+        yield _prepare(pl.concat(pending).rechunk(), spec, objectives, nan)
+
+
+# --------------------------------------------------------------------------------------------
+# Whole log in memory
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LogData:
+    """A whole log in memory, in engine order (see `Chunk`)."""
+
+    frame: pl.DataFrame
+    objectives: list[str]
+    files: list[Path]
+    group: np.ndarray
+    sizes: np.ndarray
+    skipped_groups: int = 0
+    skipped_rows: int = 0
+    dropped_rows: int = 0
+    spec: LogSpec | None = field(default=None, repr=False)
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+
+def read_log(
+    paths: str | Path | Sequence[str | Path],
+    objectives: Sequence[str] | None = None,
+    nan: str = "error",
+    extra_columns: Sequence[str] = (),
+    *,
+    quiet_warnings: bool = False,
+) -> LogData:
+    """Read and validate a whole log (for logs that fit in memory; `analyze` streams instead)."""
+    import numpy as np
+    import polars as pl
+
+    spec = open_log(paths, objectives)
+    chunks = list(iter_chunks(spec, nan=nan, extra_columns=extra_columns))
+    frames = [c.frame for c in chunks if c.rows]
+    if not frames:
+        raise InputError("the log has no rows (after skipping groups of size 1)", path=spec.label)
+    frame = pl.concat(frames) if len(frames) > 1 else frames[0]
+    sizes = np.concatenate([c.sizes for c in chunks])
+    group = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
+    data = LogData(
+        frame=frame,
+        objectives=list(spec.objectives),
+        files=spec.files,
+        group=group,
+        sizes=sizes,
+        skipped_groups=sum(c.skipped_groups for c in chunks),
+        skipped_rows=sum(c.skipped_rows for c in chunks),
+        dropped_rows=sum(c.dropped_rows for c in chunks),
+        spec=spec,
+    )
+    if data.skipped_groups and not quiet_warnings:
+        warn_skipped(spec.label, data.skipped_groups)
+    return data
+
+
+def warn_skipped(label: str, skipped_groups: int) -> None:
+    from dvao_cli.console import warn
+
+    plural = "group" if skipped_groups == 1 else "groups"
+    warn(
+        f"{label}: column '{GROUP}': skipped {skipped_groups} {plural} of size 1 "
+        "(no within-group variance)"
+    )
+
+
+def fmt_count(n: float) -> str:
+    """12800 -> '12,800' (used in reports)."""
+    if isinstance(n, float) and not math.isfinite(n):
+        return "n/a"
+    return f"{int(n):,}"
