@@ -260,8 +260,8 @@ def _analyze_chunk(
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
     obj = dg.objective_sums(rewards, stats.std, stats.dvao_weight, ix)
-    key = dg.reward_vector_key(rewards)
-    sch = {name: dg.scheme_sums(result.advantages[name], key, ix) for name in schemes}
+    distinct_rewards = dg.distinct_per_group(dg.reward_vector_key(rewards), ix)  # (G,)
+    sch = {name: dg.scheme_sums(result.advantages[name], distinct_rewards, ix) for name in schemes}
     pairs = dg.correlation_sums(rewards, stats.mean, stats.std, ix)
     agreement: dict[str, dg.AgreementSums] = {}
     if acc.has_logged:

@@ -65,6 +65,24 @@ def segment_amin(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Ten
     return -segment_amax(-values, index, n)
 
 
+def group_sum(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
+    """Sum rows (N, ...) into their groups (G, ...): a reshape when groups are uniform."""
+    if ix.uniform:
+        return values.view(ix.n_groups, ix.uniform, *values.shape[1:]).sum(dim=1)
+    return segment_sum(values, ix.group, ix.n_groups)
+
+
+def group_amax(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
+    if ix.uniform:
+        return values.view(ix.n_groups, ix.uniform, *values.shape[1:]).amax(dim=1)
+    return segment_amax(values, ix.group, ix.n_groups)
+
+
+def step_sum(group_values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
+    """Sum per-group values (G, ...) into their steps (S, ...)."""
+    return segment_sum(group_values, ix.group_step, ix.n_steps)
+
+
 def group_extremes(rewards: torch.Tensor, ix: ChunkIndex) -> tuple[torch.Tensor, torch.Tensor]:
     """Per group and objective min and max, NaN rewards skipped. Shapes (G, K)."""
     if ix.uniform:
@@ -146,16 +164,18 @@ def objective_sums(
     all_fail = saturated & (hi == 0)
     binary = ((rewards == 0) | (rewards == 1) | nan).all(dim=0)
     ones_g = torch.ones(ix.n_groups, dtype=dtype, device=rewards.device)
+    valid_g = group_sum((~nan).to(dtype), ix)  # (G, K)
+    reward_g = group_sum(torch.nan_to_num(rewards, nan=0.0), ix)  # (G, K)
     return ObjectiveSums(
-        rows=segment_sum(torch.ones_like(ix.row_step, dtype=dtype), ix.row_step, s),
-        groups=segment_sum(ones_g, ix.group_step, s),
-        valid=segment_sum((~nan).to(dtype), ix.row_step, s),
-        reward_sum=segment_sum(torch.nan_to_num(rewards, nan=0.0), ix.row_step, s),
-        std_sum=segment_sum(group_std, ix.group_step, s),
-        saturated=segment_sum(saturated.to(dtype), ix.group_step, s),
-        all_pass=segment_sum(all_pass.to(dtype), ix.group_step, s),
-        all_fail=segment_sum(all_fail.to(dtype), ix.group_step, s),
-        weight_sum=segment_sum(dvao_weight, ix.group_step, s),
+        rows=step_sum(ix.sizes.to(dtype), ix),
+        groups=step_sum(ones_g, ix),
+        valid=step_sum(valid_g, ix),
+        reward_sum=step_sum(reward_g, ix),
+        std_sum=step_sum(group_std, ix),
+        saturated=step_sum(saturated.to(dtype), ix),
+        all_pass=step_sum(all_pass.to(dtype), ix),
+        all_fail=step_sum(all_fail.to(dtype), ix),
+        weight_sum=step_sum(dvao_weight, ix),
         binary=binary,
     )
 
@@ -171,17 +191,17 @@ class SchemeSums:
     distinct_rew: torch.Tensor  # sum over groups of distinct reward vectors
 
 
-def scheme_sums(adv: torch.Tensor, reward_key: torch.Tensor, ix: ChunkIndex) -> SchemeSums:
-    """adv (N,) one scheme's advantages; reward_key (N,) from `reward_vector_key`."""
+def scheme_sums(adv: torch.Tensor, distinct_rewards: torch.Tensor, ix: ChunkIndex) -> SchemeSums:
+    """adv (N,) one scheme's advantages; distinct_rewards (G,) distinct reward vectors per group
+    (from `distinct_per_group(reward_vector_key(rewards), ix)`, computed once for all schemes)."""
     s = ix.n_steps
+    abs_adv = adv.abs()
     return SchemeSums(
-        square_sum=segment_sum(adv * adv, ix.row_step, s),
-        max_abs=segment_amax(adv.abs(), ix.row_step, s),
-        zeros=segment_sum((adv.abs() <= ZERO_TOL).to(adv.dtype), ix.row_step, s),
-        distinct_adv=segment_sum(distinct_per_group(adv, ix).to(adv.dtype), ix.group_step, s),
-        distinct_rew=segment_sum(
-            distinct_per_group(reward_key, ix).to(adv.dtype), ix.group_step, s
-        ),
+        square_sum=step_sum(group_sum(adv * adv, ix), ix),
+        max_abs=segment_amax(group_amax(abs_adv, ix), ix.group_step, s),
+        zeros=step_sum(group_sum((abs_adv <= ZERO_TOL).to(adv.dtype), ix), ix),
+        distinct_adv=step_sum(distinct_per_group(adv, ix).to(adv.dtype), ix),
+        distinct_rew=step_sum(distinct_rewards.to(adv.dtype), ix),
     )
 
 
@@ -208,7 +228,7 @@ def correlation_sums(
         count[a, a] = varies[:, a].sum()
         for b in range(a + 1, k):
             both = varies[:, a] & varies[:, b]
-            cov = segment_sum(centred[:, a] * centred[:, b], ix.group, ix.n_groups) / sizes
+            cov = group_sum(centred[:, a] * centred[:, b], ix) / sizes
             denom = torch.where(both, group_std[:, a] * group_std[:, b], torch.ones_like(cov))
             rho = torch.where(both, (cov / denom).clamp(-1.0, 1.0), torch.zeros_like(cov))
             corr_sum[a, b] = corr_sum[b, a] = rho.sum()
