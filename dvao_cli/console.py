@@ -64,7 +64,7 @@ def get_console(stderr: bool = False) -> Console:
 def info(message: str) -> None:
     """A status line on stderr; silent with --quiet."""
     if not is_quiet():
-        get_console(stderr=True).print(message, markup=False, highlight=False)
+        get_console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dvao_cli.errors import UsageError
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -26,8 +28,16 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_path(target: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `target`; on success rename it to `target`, on error delete it."""
+    """Yield a temp path beside `target`; on success rename it to `target`, on error delete it.
+
+    A target that exists must be a regular file (a link to one is written through): renaming
+    over `/dev/stdout` or a directory would do harm.
+    """
     target = Path(target)
+    if target.exists() and not target.is_file():
+        raise UsageError("is not a regular file; write to a file path", path=target)
+    if target.is_symlink():
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)

@@ -1,0 +1,156 @@
+"""Benchmark `dvao analyze` against the floor (reading the needed columns) and pandas.
+
+Each measurement is a whole process; wall time and peak RSS come from `os.wait4` on that process.
+
+    python benchmarks/analyze_bench.py                       # 20M and 100M rows, RSS check at 200M
+    python benchmarks/analyze_bench.py --sizes 20 --rss-sizes ""   # quick: 20M only
+
+Logs are made with `dvao simulate --no-text` (3 objectives, groups of 16) into --workdir and
+reused on later runs. Prints a Markdown table for docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GROUPS = 1000
+GROUP_SIZE = 16
+OBJECTIVES = "accuracy,format,length"
+COLUMNS = ["step", "group_id", "accuracy", "format", "length"]
+
+FLOOR_READ = f"""
+import polars as pl, sys
+df = pl.read_parquet(sys.argv[1], columns={COLUMNS!r})
+print(df.height)
+"""
+
+FLOOR_STREAM = f"""
+import polars as pl, sys
+n = 0
+for batch in pl.scan_parquet(sys.argv[1]).select({COLUMNS!r}).collect_batches(chunk_size=1_000_000):
+    n += batch.height
+print(n)
+"""
+
+# The obvious pandas implementation of the five schemes (population std, eps 0, equal weights).
+PANDAS = """
+import sys
+import numpy as np
+import pandas as pd
+
+objectives = ["accuracy", "format", "length"]
+w = np.full(len(objectives), 1.0 / len(objectives))
+df = pd.read_parquet(sys.argv[1], columns=["step", "group_id", *objectives])
+g = df.groupby(["step", "group_id"], sort=False)
+mu = g[objectives].transform("mean")
+sd = g[objectives].transform(lambda x: x.std(ddof=0))
+dev = df[objectives] - mu
+z = (dev / sd).where(sd > 0, 0.0)
+adv = pd.DataFrame(index=df.index)
+adv["grpo"] = z["accuracy"]
+s = (df[objectives] * w).sum(axis=1)
+gs = s.groupby([df["step"], df["group_id"]], sort=False)
+s_mu = gs.transform("mean")
+s_sd = gs.transform(lambda x: x.std(ddof=0))
+adv["rc"] = ((s - s_mu) / s_sd).where(s_sd > 0, 0.0)
+adv["ac"] = (z * w).sum(axis=1)
+ac_step = adv["ac"].groupby(df["step"], sort=False)
+m, sdev = ac_step.transform("mean"), ac_step.transform(lambda x: x.std(ddof=0))
+adv["gdpo"] = ((adv["ac"] - m) / sdev).where(sdev > 0, 0.0)
+den = (sd * w).sum(axis=1)
+adv["dvao"] = ((dev * w).sum(axis=1) / den).where(den > 0, 0.0)
+print((adv ** 2).mean().to_dict())
+"""
+
+
+def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
+    """Run `argv` as its own process: (wall seconds, peak RSS in MiB, exit code)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        print(f"command failed ({code}): {' '.join(argv)}\n{err}", file=sys.stderr)
+    return wall, usage.ru_maxrss / 1024.0, code
+
+
+def make_log(workdir: Path, millions: int) -> Path:
+    path = workdir / f"sim-{millions}M.parquet"
+    if path.exists():
+        return path
+    steps = millions * 1_000_000 // (GROUPS * GROUP_SIZE)
+    dvao = [sys.executable, "-m", "dvao_cli", "--quiet", "simulate"]
+    argv = dvao + [
+        "-o", str(path), "--no-text", "--steps", str(steps), "--groups", str(GROUPS),
+        "--group-size", str(GROUP_SIZE), "--objectives", OBJECTIVES, "--seed", "0",
+    ]
+    wall, rss, code = measure(argv)
+    if code != 0:
+        raise SystemExit(f"simulate failed for {millions}M rows")
+    print(f"made {path} ({path.stat().st_size / 2**20:.0f} MiB) in {wall:.1f} s", file=sys.stderr)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="20,100", help="log sizes in millions of rows")
+    parser.add_argument("--rss-sizes", default="200", help="extra sizes: analyze only, for RSS")
+    parser.add_argument("--pandas-max", type=int, default=20, help="largest size run with pandas")
+    parser.add_argument("--workdir", default="benchmarks/data", type=Path)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
+    parser.add_argument("--clean", action="store_true", help="delete the made logs at the end")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
+
+    py = sys.executable
+    rows = []
+    for millions in sizes + rss_sizes:
+        log = make_log(args.workdir, millions)
+        runs: dict[str, tuple[float, float]] = {}
+        plans = {"analyze": [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]}
+        if millions in sizes:
+            plans = {
+                "read (floor)": [py, "-c", FLOOR_READ, str(log)],
+                "stream read": [py, "-c", FLOOR_STREAM, str(log)],
+                **plans,
+            }
+            if millions <= args.pandas_max:
+                plans["pandas"] = [py, "-c", PANDAS, str(log)]
+        for name, argv in plans.items():
+            best = None
+            for _ in range(args.repeat):
+                wall, rss, code = measure(argv)
+                if code == 0 and (best is None or wall < best[0]):
+                    best = (wall, rss)
+            if best is not None:
+                runs[name] = best
+                print(f"{millions}M {name}: {best[0]:.2f} s, {best[1]:.0f} MiB", file=sys.stderr)
+        rows.append((millions, runs))
+
+    print("| rows | measurement | wall (s) | peak RSS (MiB) | vs floor |")
+    print("|---:|---|---:|---:|---:|")
+    for millions, runs in rows:
+        floor = runs.get("read (floor)", (None, None))[0]
+        for name, (wall, rss) in runs.items():
+            ratio = f"{wall / floor:.2f}x" if floor else ""
+            print(f"| {millions}M | {name} | {wall:.2f} | {rss:.0f} | {ratio} |")
+    for millions, runs in rows:
+        if "pandas" in runs and "analyze" in runs:
+            speedup = runs["pandas"][0] / runs["analyze"][0]
+            print(f"\n{millions}M: dvao analyze is {speedup:.1f}x faster than pandas")
+    if args.clean:
+        shutil.rmtree(args.workdir)
+
+
+if __name__ == "__main__":
+    main()
