@@ -89,8 +89,19 @@ def make_log(workdir: Path, millions: int) -> Path:
     steps = millions * 1_000_000 // (GROUPS * GROUP_SIZE)
     dvao = [sys.executable, "-m", "dvao_cli", "--quiet", "simulate"]
     argv = dvao + [
-        "-o", str(path), "--no-text", "--steps", str(steps), "--groups", str(GROUPS),
-        "--group-size", str(GROUP_SIZE), "--objectives", OBJECTIVES, "--seed", "0",
+        "-o",
+        str(path),
+        "--no-text",
+        "--steps",
+        str(steps),
+        "--groups",
+        str(GROUPS),
+        "--group-size",
+        str(GROUP_SIZE),
+        "--objectives",
+        OBJECTIVES,
+        "--seed",
+        "0",
     ]
     wall, rss, code = measure(argv)
     if code != 0:

@@ -36,6 +36,7 @@ from dvao_cli.schema import (
     open_log,
 )
 
+
 @dataclass
 class Analysis:
     """The result: per-step tables, the whole-log summary, and what was read."""
@@ -160,7 +161,16 @@ def analyze(
             acc.dropped_rows += chunk.dropped_rows
             if chunk.rows:
                 _analyze_chunk(
-                    chunk, names, weight_list, list(schemes), ddof, eps, nan, dev, dtype, acc,
+                    chunk,
+                    names,
+                    weight_list,
+                    list(schemes),
+                    ddof,
+                    eps,
+                    nan,
+                    dev,
+                    dtype,
+                    acc,
                     adv_writer,
                 )
             done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
@@ -259,10 +269,15 @@ def _analyze_chunk(
     )
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
-    obj = dg.objective_sums(rewards, stats.std, stats.dvao_weight, ix)
-    distinct_rewards = dg.distinct_per_group(dg.reward_vector_key(rewards), ix)  # (G,)
-    sch = {name: dg.scheme_sums(result.advantages[name], distinct_rewards, ix) for name in schemes}
-    pairs = dg.correlation_sums(rewards, stats.mean, stats.std, ix)
+    obj = dg.objective_sums(rewards, stats, ix)
+    missing = nan == "ignore"  # only then can a reward be NaN here
+    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
+    distinct = dg.distinct_advantages(result.advantages, ix, exact_shortcuts=not missing)
+    sch = {
+        name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
+        for name in schemes
+    }
+    pairs = dg.correlation_sums(rewards, stats, ix, missing)
     agreement: dict[str, dg.AgreementSums] = {}
     if acc.has_logged:
         logged = torch.from_numpy(frame.get_column(LOGGED).to_numpy(writable=True)).to(dev, dtype)
@@ -310,10 +325,20 @@ def _finish(
     steps = np.concatenate(acc.step_values)  # (S,)
     order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
     steps = steps[order]
-    o = {f: _cat(acc.obj, f)[order] for f in (
-        "rows", "groups", "valid", "reward_sum", "std_sum", "saturated", "all_pass", "all_fail",
-        "weight_sum",
-    )}
+    o = {
+        f: _cat(acc.obj, f)[order]
+        for f in (
+            "rows",
+            "groups",
+            "valid",
+            "reward_sum",
+            "std_sum",
+            "saturated",
+            "all_pass",
+            "all_fail",
+            "weight_sum",
+        )
+    }
     groups = o["groups"][:, None]  # (S, 1)
     binary = acc.binary
     step_tables = {
@@ -395,7 +420,9 @@ def _finish(
 
     with np.errstate(divide="ignore", invalid="ignore"):
         corr = np.where(acc.corr_count > 0, acc.corr_sum / np.maximum(acc.corr_count, 1), np.nan)
-    correlation = {a: {b: _fnum(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)}
+    correlation = {
+        a: {b: _fnum(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
+    }
     correlation_groups = {
         a: {b: int(acc.corr_count[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
     }

@@ -127,7 +127,7 @@ def progress(
     ]
     fields: dict[str, Any] = {}
     if extra_column:
-        columns.append(TextColumn("{task.fields[%s]}" % extra_column))
+        columns.append(TextColumn("{task.fields[" + extra_column + "]}"))
         fields[extra_column] = ""
     with Progress(*columns, console=get_console(stderr=True), transient=True) as prog:
         task = prog.add_task(description, total=total, **fields)

@@ -2,7 +2,8 @@
 
 A chunk holds whole steps; rows are sorted by (step, group) with contiguous groups. Everything
 here returns *sums and counts* per step (never means), so chunks add up exactly and the whole-log
-summary is the same whatever the chunk size.
+summary is the same whatever the chunk size. Row-level work is reduced to groups first (a reshape
+when every group has the same size), then groups to steps.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-# Two advantages (or rewards) closer than this count as one value when counting distinct values.
-DISTINCT_DECIMALS = 9
+from dvao_cli.advantages import GroupStats
+
+# Two advantages closer than 1e-9 count as one value when counting distinct values: the same
+# advantage reached by different arithmetic differs in the last bits.
+DISTINCT_SCALE = 1e9
 ZERO_TOL = 1e-12
 
 
@@ -23,9 +27,8 @@ class ChunkIndex:
     group: torch.Tensor  # (N,) int64 group code, non-decreasing
     sizes: torch.Tensor  # (G,) rows per group
     group_step: torch.Tensor  # (G,) step code of each group
-    row_step: torch.Tensor  # (N,) step code of each row
     steps: torch.Tensor  # (S,) the step values
-    uniform: int  # the common group size when every group has it (and groups are contiguous), else 0
+    uniform: int  # the common group size when every group has it, else 0
 
     @property
     def n_groups(self) -> int:
@@ -44,13 +47,12 @@ def chunk_index(step: torch.Tensor, group: torch.Tensor, sizes: torch.Tensor) ->
         starts[1:] = torch.cumsum(sizes, 0)[:-1]
     step_of_group = step[starts]  # (G,) step value at each group's first row
     steps, group_step = torch.unique_consecutive(step_of_group, return_inverse=True)
-    row_step = group_step[group]
     uniform = int(sizes[0]) if n_groups and bool((sizes == sizes[0]).all()) else 0
-    return ChunkIndex(group, sizes, group_step, row_step, steps, uniform)
+    return ChunkIndex(group, sizes, group_step, steps, uniform)
 
 
 def segment_sum(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum rows of `values` (N, ...) into `n` segments by `index` (N,)."""
+    """Sum rows of `values` (M, ...) into `n` segments by `index` (M,)."""
     out = torch.zeros((n, *values.shape[1:]), dtype=values.dtype, device=values.device)
     return out.index_add_(0, index, values)
 
@@ -59,10 +61,6 @@ def segment_amax(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Ten
     out = torch.full((n, *values.shape[1:]), -torch.inf, dtype=values.dtype, device=values.device)
     idx = index.view(-1, *([1] * (values.dim() - 1))).expand_as(values)
     return out.scatter_reduce_(0, idx, values, reduce="amax", include_self=True)
-
-
-def segment_amin(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    return -segment_amax(-values, index, n)
 
 
 def group_sum(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
@@ -83,52 +81,48 @@ def step_sum(group_values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     return segment_sum(group_values, ix.group_step, ix.n_steps)
 
 
-def group_extremes(rewards: torch.Tensor, ix: ChunkIndex) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per group and objective min and max, NaN rewards skipped. Shapes (G, K)."""
+def distinct_per_group(keys: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
+    """Number of distinct values of `keys` (N,) in each group, shape (G,)."""
     if ix.uniform:
-        grouped = rewards.view(ix.n_groups, ix.uniform, -1)  # (G, size, K)
-        lo = torch.where(torch.isnan(grouped), torch.inf, grouped).amin(dim=1)
-        hi = torch.where(torch.isnan(grouped), -torch.inf, grouped).amax(dim=1)
-        return lo, hi
-    lo = segment_amin(torch.where(torch.isnan(rewards), torch.inf, rewards), ix.group, ix.n_groups)
-    hi = segment_amax(torch.where(torch.isnan(rewards), -torch.inf, rewards), ix.group, ix.n_groups)
-    return lo, hi
-
-
-def distinct_per_group(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
-    """Number of distinct values of `values` (N,) in each group, shape (G,).
-
-    Values are rounded to DISTINCT_DECIMALS first so that float noise is not a distinct value.
-    """
-    keyed = torch.round(values * 10**DISTINCT_DECIMALS)
-    if ix.uniform:
-        ordered = keyed.view(ix.n_groups, ix.uniform).sort(dim=1).values  # (G, size)
+        ordered = keys.view(ix.n_groups, ix.uniform).sort(dim=1).values  # (G, size)
         return 1 + (ordered[:, 1:] != ordered[:, :-1]).sum(dim=1)
-    order = torch.argsort(keyed, stable=True)
+    order = torch.argsort(keys, stable=True)
     order = order[torch.argsort(ix.group[order], stable=True)]  # by group, then value
-    sorted_vals, sorted_group = keyed[order], ix.group[order]
-    new_value = torch.ones_like(sorted_vals, dtype=torch.bool)
-    new_value[1:] = (sorted_vals[1:] != sorted_vals[:-1]) | (sorted_group[1:] != sorted_group[:-1])
+    sorted_keys, sorted_group = keys[order], ix.group[order]
+    new_value = torch.ones_like(sorted_keys, dtype=torch.bool)
+    new_value[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_group[1:] != sorted_group[:-1])
     return segment_sum(new_value.to(torch.long), sorted_group, ix.n_groups)
 
 
-def reward_vector_key(rewards: torch.Tensor) -> torch.Tensor:
-    """One float per row that differs when the row's reward vector differs (N, K) -> (N,).
+def advantage_keys(adv: torch.Tensor) -> torch.Tensor:
+    """Advantages rounded to 1e-9, as int64 sort keys (N,)."""
+    return torch.round(adv * DISTINCT_SCALE).to(torch.int64)
 
-    Rounded rewards projected on fixed, incommensurable coefficients: two different vectors of
-    rewards in [0, 1] collide only by accident of measure zero at this rounding.
+
+# Fixed, incommensurable coefficients: distinct reward vectors get distinct keys (a collision
+# needs an exact linear relation between these numbers).
+_KEY_COEFFS = (
+    1.0,
+    0.7548776662466927,
+    0.5698402909980532,
+    0.4301597090019468,
+    0.3247179572447460,
+    0.2451223337533073,
+    0.1850371707708594,
+    0.1396822555172617,
+)
+
+
+def reward_vector_keys(rewards: torch.Tensor, missing: bool = True) -> torch.Tensor:
+    """One float per row that differs when the row's reward vector differs: (N, K) -> (N,).
+
+    Rewards are compared exactly (responses with the same rewards have bit-identical values);
+    a missing reward (NaN) counts as its own value.
     """
     k = rewards.shape[1]
-    coeffs = torch.tensor(
-        [1.0, 0.7548776662466927, 0.5698402909980532, 0.4301597090019468, 0.3247179572447460,
-         0.2451223337533073, 0.1850371707708594, 0.1396822555172617][:k]
-        if k <= 8
-        else torch.linspace(1.0, 0.1, k).tolist(),
-        dtype=rewards.dtype,
-        device=rewards.device,
-    )
-    q = torch.round(torch.nan_to_num(rewards, nan=-1.0) * 1e6)
-    return (q * coeffs).sum(dim=1) * 1e-6
+    coeffs = list(_KEY_COEFFS[:k]) + [1.0 / (3.0 + i) ** 0.5 for i in range(max(0, k - 8))]
+    w = torch.tensor(coeffs, dtype=rewards.dtype, device=rewards.device)
+    return (torch.nan_to_num(rewards, nan=-7.0) if missing else rewards) @ w
 
 
 @dataclass
@@ -137,45 +131,38 @@ class ObjectiveSums:
 
     rows: torch.Tensor  # (S,) responses
     groups: torch.Tensor  # (S,) groups
-    valid: torch.Tensor  # (S, K) non-NaN rewards
+    valid: torch.Tensor  # (S, K) non-missing rewards
     reward_sum: torch.Tensor  # (S, K)
     std_sum: torch.Tensor  # (S, K) sum over groups of the within-group std
     saturated: torch.Tensor  # (S, K) groups with zero within-group variance
     all_pass: torch.Tensor  # (S, K) groups where every reward is 1
     all_fail: torch.Tensor  # (S, K) groups where every reward is 0
     weight_sum: torch.Tensor  # (S, K) sum over groups of the DVAO weight
-    binary: torch.Tensor  # (K,) every reward in {0, 1} (NaN skipped)
+    binary: torch.Tensor  # (K,) every reward in {0, 1} (missing ones skipped)
 
 
-def objective_sums(
-    rewards: torch.Tensor,
-    group_std: torch.Tensor,
-    dvao_weight: torch.Tensor,
-    ix: ChunkIndex,
-) -> ObjectiveSums:
-    """rewards (N, K); group_std and dvao_weight (G, K) from the engine."""
-    s = ix.n_steps
+def objective_sums(rewards: torch.Tensor, stats: GroupStats, ix: ChunkIndex) -> ObjectiveSums:
+    """rewards (N, K); everything else comes from the engine's group statistics (G, K).
+
+    The engine's std is exactly 0 for an objective constant in its group, so a saturated group
+    is `std == 0`, and its mean is then exactly the constant (all-pass: 1, all-fail: 0).
+    """
     dtype = rewards.dtype
-    nan = torch.isnan(rewards)
-    lo, hi = group_extremes(rewards, ix)  # (G, K)
-    # saturated: no spread at all (max == min); all-NaN groups count as saturated (no signal)
-    saturated = (hi <= lo) | torch.isinf(lo)
-    all_pass = saturated & (lo == 1)
-    all_fail = saturated & (hi == 0)
-    binary = ((rewards == 0) | (rewards == 1) | nan).all(dim=0)
-    ones_g = torch.ones(ix.n_groups, dtype=dtype, device=rewards.device)
-    valid_g = group_sum((~nan).to(dtype), ix)  # (G, K)
-    reward_g = group_sum(torch.nan_to_num(rewards, nan=0.0), ix)  # (G, K)
+    count = stats.count.to(dtype)  # (G, K)
+    saturated = stats.std == 0
+    all_pass = saturated & (count > 0) & (stats.mean == 1)
+    all_fail = saturated & (count > 0) & (stats.mean == 0)
+    binary = ((rewards == 0) | (rewards == 1) | torch.isnan(rewards)).all(dim=0)
     return ObjectiveSums(
         rows=step_sum(ix.sizes.to(dtype), ix),
-        groups=step_sum(ones_g, ix),
-        valid=step_sum(valid_g, ix),
-        reward_sum=step_sum(reward_g, ix),
-        std_sum=step_sum(group_std, ix),
+        groups=step_sum(torch.ones(ix.n_groups, dtype=dtype, device=rewards.device), ix),
+        valid=step_sum(count, ix),
+        reward_sum=step_sum(stats.mean * count, ix),
+        std_sum=step_sum(stats.std, ix),
         saturated=step_sum(saturated.to(dtype), ix),
         all_pass=step_sum(all_pass.to(dtype), ix),
         all_fail=step_sum(all_fail.to(dtype), ix),
-        weight_sum=step_sum(dvao_weight, ix),
+        weight_sum=step_sum(stats.dvao_weight, ix),
         binary=binary,
     )
 
@@ -191,18 +178,44 @@ class SchemeSums:
     distinct_rew: torch.Tensor  # sum over groups of distinct reward vectors
 
 
-def scheme_sums(adv: torch.Tensor, distinct_rewards: torch.Tensor, ix: ChunkIndex) -> SchemeSums:
-    """adv (N,) one scheme's advantages; distinct_rewards (G,) distinct reward vectors per group
-    (from `distinct_per_group(reward_vector_key(rewards), ix)`, computed once for all schemes)."""
-    s = ix.n_steps
+def scheme_sums(
+    adv: torch.Tensor,
+    distinct_adv: torch.Tensor,
+    distinct_rewards: torch.Tensor,
+    ix: ChunkIndex,
+) -> SchemeSums:
+    """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group."""
     abs_adv = adv.abs()
+    dtype = adv.dtype
     return SchemeSums(
         square_sum=step_sum(group_sum(adv * adv, ix), ix),
-        max_abs=segment_amax(group_amax(abs_adv, ix), ix.group_step, s),
-        zeros=step_sum(group_sum((abs_adv <= ZERO_TOL).to(adv.dtype), ix), ix),
-        distinct_adv=step_sum(distinct_per_group(adv, ix).to(adv.dtype), ix),
-        distinct_rew=step_sum(distinct_rewards.to(adv.dtype), ix),
+        max_abs=segment_amax(group_amax(abs_adv, ix), ix.group_step, ix.n_steps),
+        zeros=step_sum(group_sum((abs_adv <= ZERO_TOL).to(dtype), ix), ix),
+        distinct_adv=step_sum(distinct_adv.to(dtype), ix),
+        distinct_rew=step_sum(distinct_rewards.to(dtype), ix),
     )
+
+
+def distinct_advantages(
+    advantages: dict[str, torch.Tensor], ix: ChunkIndex, exact_shortcuts: bool
+) -> dict[str, torch.Tensor]:
+    """Distinct advantage values per group (G,) for each scheme.
+
+    Within a group DVAO is RC times a positive constant (both are (s - mean s) / c_g), and GDPO
+    is an increasing affine map of AC (one per step): they tell apart exactly the same
+    responses, so their counts are shared instead of sorted again. That holds when no reward is
+    missing (`exact_shortcuts`); with missing rewards every scheme is counted on its own.
+    """
+    counts: dict[str, torch.Tensor] = {}
+    for name, adv in advantages.items():
+        twin = {"dvao": "rc", "gdpo": "ac"}.get(name)
+        if exact_shortcuts and twin in advantages:
+            continue
+        counts[name] = distinct_per_group(advantage_keys(adv), ix)
+    for name in advantages:
+        if name not in counts:
+            counts[name] = counts[{"dvao": "rc", "gdpo": "ac"}[name]]
+    return counts
 
 
 @dataclass
@@ -214,26 +227,36 @@ class PairSums:
 
 
 def correlation_sums(
-    rewards: torch.Tensor, group_mean: torch.Tensor, group_std: torch.Tensor, ix: ChunkIndex
+    rewards: torch.Tensor, stats: GroupStats, ix: ChunkIndex, missing: bool = True
 ) -> PairSums:
-    """Population Pearson per group: mean(dx * dy) / (sd_x sd_y); NaN rewards add nothing."""
+    """Pearson per group, cov / (sd_x sd_y) with the engine's std; missing rewards add nothing.
+
+    The covariance uses the same degrees of freedom as the std (count - ddof cancels when the
+    group has no missing rewards, so the result is the usual Pearson correlation).
+    """
     k = rewards.shape[1]
-    centred = torch.nan_to_num(rewards - group_mean[ix.group], nan=0.0)  # (N, K)
-    varies = group_std > 0  # (G, K)
-    sizes = ix.sizes.to(rewards.dtype)
-    corr_sum = torch.zeros((k, k), dtype=rewards.dtype, device=rewards.device)
-    count = torch.zeros((k, k), dtype=rewards.dtype, device=rewards.device)
-    for a in range(k):
-        corr_sum[a, a] = varies[:, a].sum()
-        count[a, a] = varies[:, a].sum()
-        for b in range(a + 1, k):
-            both = varies[:, a] & varies[:, b]
-            cov = group_sum(centred[:, a] * centred[:, b], ix) / sizes
-            denom = torch.where(both, group_std[:, a] * group_std[:, b], torch.ones_like(cov))
-            rho = torch.where(both, (cov / denom).clamp(-1.0, 1.0), torch.zeros_like(cov))
-            corr_sum[a, b] = corr_sum[b, a] = rho.sum()
-            count[a, b] = count[b, a] = both.sum()
-    return PairSums(corr_sum, count)
+    dtype = rewards.dtype
+    if ix.uniform:
+        centred = rewards.view(ix.n_groups, ix.uniform, k) - stats.mean[:, None, :]  # (G, size, K)
+        if missing:
+            centred = torch.nan_to_num(centred, nan=0.0)
+        co = torch.einsum("gsk,gsl->gkl", centred, centred)  # (G, K, K) sums of products
+    else:
+        centred = rewards - stats.mean[ix.group]  # (N, K)
+        if missing:
+            centred = torch.nan_to_num(centred, nan=0.0)
+        co = torch.empty((ix.n_groups, k, k), dtype=dtype, device=rewards.device)
+        for a in range(k):  # pair by pair: an (N, K, K) temporary would not fit at large K
+            for b in range(a, k):
+                co[:, a, b] = co[:, b, a] = group_sum(centred[:, a] * centred[:, b], ix)
+    # sum of squares over the same rows gives the matching std: Pearson = co_kl / sqrt(co_kk co_ll)
+    diag = torch.diagonal(co, dim1=1, dim2=2)  # (G, K)
+    varies = stats.std > 0  # (G, K)
+    both = varies[:, :, None] & varies[:, None, :]  # (G, K, K)
+    denom = torch.sqrt(diag[:, :, None] * diag[:, None, :])
+    rho = torch.where(both & (denom > 0), co / torch.where(denom > 0, denom, 1.0), 0.0)
+    rho = rho.clamp(-1.0, 1.0)
+    return PairSums(rho.sum(dim=0), both.to(dtype).sum(dim=0))
 
 
 @dataclass

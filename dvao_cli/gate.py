@@ -111,7 +111,8 @@ def check_names(conditions: list[Condition], objectives: list[str], schemes: lis
 def _check(cond: Condition, name: str | None, candidates: list[str], kind: str) -> None:
     if name not in candidates:
         raise UsageError(
-            f"--fail-on '{cond.text}': '{name}' is not an {kind}" + did_you_mean(name or "", candidates)
+            f"--fail-on '{cond.text}': '{name}' is not an {kind}"
+            + did_you_mean(name or "", candidates)
         )
 
 

@@ -63,7 +63,9 @@ NanOpt = Annotated[
 ]
 DdofOpt = Annotated[
     int,
-    typer.Option("--ddof", min=0, max=1, help="Std degrees of freedom: 0 population (paper), 1 Bessel (TRL)."),
+    typer.Option(
+        "--ddof", min=0, max=1, help="Std degrees of freedom: 0 population (paper), 1 Bessel (TRL)."
+    ),
 ]
 EpsOpt = Annotated[
     float,

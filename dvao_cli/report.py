@@ -133,7 +133,9 @@ def reading(summary: dict[str, Any]) -> list[str]:
 
     gainers = sorted(
         names,
-        key=lambda n: (objectives[n]["dvao_weight_last"] or 0) - (objectives[n]["dvao_weight_first"] or 0),
+        key=lambda n: (
+            (objectives[n]["dvao_weight_last"] or 0) - (objectives[n]["dvao_weight_first"] or 0)
+        ),
         reverse=True,
     )
     for name in names:
@@ -150,9 +152,7 @@ def reading(summary: dict[str, Any]) -> list[str]:
                 text += f"; DVAO moved its weight from {name} ({first:.2f} → {last:.2f})"
                 if to is not None:
                     t = objectives[to]
-                    text += (
-                        f" to {to} ({t['dvao_weight_first']:.2f} → {t['dvao_weight_last']:.2f})"
-                    )
+                    text += f" to {to} ({t['dvao_weight_first']:.2f} → {t['dvao_weight_last']:.2f})"
             lines.append(text + ".")
         elif (o["saturation"] or 0) >= 0.5:
             lines.append(

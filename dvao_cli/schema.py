@@ -154,7 +154,9 @@ def _family(dtype: pl.DataType) -> str:
     if dtype.is_numeric():
         return "numeric"
     name = str(dtype)
-    if name in ("String", "Utf8", "Categorical", "Enum") or name.startswith(("Categorical", "Enum")):
+    if name in ("String", "Utf8", "Categorical", "Enum") or name.startswith(
+        ("Categorical", "Enum")
+    ):
         return "string"
     return name
 
@@ -358,9 +360,7 @@ def _nan_error(spec: LogSpec, objectives: Sequence[str], column: str) -> InputEr
     )
 
 
-def _prepare(
-    frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan: str
-) -> Chunk:
+def _prepare(frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan: str) -> Chunk:
     """Validate one chunk of whole steps and put it in engine order."""
     import numpy as np
     import polars as pl

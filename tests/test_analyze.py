@@ -27,11 +27,13 @@ EXPECTED = {
     "rc": [1, -1, 1, -1] + [S2, 0, 0, -S2] + [C, C, -S3, C],
     "ac": [0.5, -0.5, 0.5, -0.5] + [1, 0, 0, -1] + [C / 2, C / 2, -S3 / 2, C / 2],
     # step 0's AC values have mean 0 and std sqrt(0.375); step 1's have std 0.5
-    "gdpo": [x / math.sqrt(0.375) for x in [0.5, -0.5, 0.5, -0.5, 1, 0, 0, -1]]
-    + [C, C, -S3, C],
+    "gdpo": [x / math.sqrt(0.375) for x in [0.5, -0.5, 0.5, -0.5, 1, 0, 0, -1]] + [C, C, -S3, C],
     "dvao": [1, -1, 1, -1] + [1, 0, 0, -1] + [C, C, -S3, C],
 }
-DVAO_WEIGHTS = {"accuracy": [1.0] * 4 + [0.5] * 4 + [0.0] * 4, "format": [0.0] * 4 + [0.5] * 4 + [1.0] * 4}
+DVAO_WEIGHTS = {
+    "accuracy": [1.0] * 4 + [0.5] * 4 + [0.0] * 4,
+    "format": [0.0] * 4 + [0.5] * 4 + [1.0] * 4,
+}
 
 
 def hand_log(tmp_path: Path, logged: list[float] | None = None) -> Path:
@@ -58,9 +60,16 @@ def test_advantages_file_holds_the_hand_computed_values(tmp_path: Path) -> None:
     analyze(hand_log(tmp_path), out_dir=out)
     adv = pl.read_parquet(out / "advantages.parquet")
     assert adv.columns == [
-        "row", "step", "group_id",
-        "adv_grpo", "adv_rc", "adv_ac", "adv_gdpo", "adv_dvao",
-        "w_accuracy", "w_format",
+        "row",
+        "step",
+        "group_id",
+        "adv_grpo",
+        "adv_rc",
+        "adv_ac",
+        "adv_gdpo",
+        "adv_dvao",
+        "w_accuracy",
+        "w_format",
     ]
     assert adv["row"].to_list() == list(range(12))
     for scheme, expected in EXPECTED.items():
@@ -72,7 +81,10 @@ def test_advantages_file_holds_the_hand_computed_values(tmp_path: Path) -> None:
 def test_summary_holds_the_hand_computed_values(tmp_path: Path) -> None:
     summary = analyze(hand_log(tmp_path)).summary
     assert (summary["rows"], summary["steps"], summary["groups"], summary["skipped_groups"]) == (
-        12, 2, 3, 0,
+        12,
+        2,
+        3,
+        0,
     )
     acc, fmt = summary["objectives"]["accuracy"], summary["objectives"]["format"]
     assert acc["mean"] == pytest.approx(1 / 3)
@@ -108,8 +120,15 @@ def test_steps_and_schemes_tables(tmp_path: Path) -> None:
     result = analyze(hand_log(tmp_path))
     steps = result.steps
     assert steps.columns == [
-        "step", "objective", "mean", "within_group_std", "saturation",
-        "saturation_pass", "saturation_fail", "dvao_weight", "groups",
+        "step",
+        "objective",
+        "mean",
+        "within_group_std",
+        "saturation",
+        "saturation_pass",
+        "saturation_fail",
+        "dvao_weight",
+        "groups",
     ]
     assert steps["objective"].to_list() == ["accuracy", "format"] * 2
     assert steps["mean"].to_list() == pytest.approx([0.5, 0.75, 0.0, 0.75])
@@ -131,18 +150,32 @@ def test_out_dir_files_and_schemas(cli, tmp_path: Path) -> None:
     result = cli("analyze", hand_log(tmp_path), "--out", out)
     assert result.code == 0, result.err
     assert sorted(p.name for p in out.iterdir()) == [
-        "advantages.parquet", "schemes.parquet", "steps.parquet", "summary.json",
+        "advantages.parquet",
+        "schemes.parquet",
+        "steps.parquet",
+        "summary.json",
     ]
     steps = pl.read_parquet(out / "steps.parquet")
     assert steps.schema["step"] == pl.Int64 and steps.schema["objective"] == pl.String
     schemes = pl.read_parquet(out / "schemes.parquet")
     assert schemes.height == 2 * 5
     summary = json.loads((out / "summary.json").read_text())
-    for key in ("rows", "steps", "groups", "skipped_groups", "objectives", "schemes", "correlation"):
+    for key in (
+        "rows",
+        "steps",
+        "groups",
+        "skipped_groups",
+        "objectives",
+        "schemes",
+        "correlation",
+    ):
         assert key in summary
     for name in ("accuracy", "format"):
         assert set(summary["objectives"][name]) >= {
-            "mean", "within_group_std", "saturation", "dvao_weight",
+            "mean",
+            "within_group_std",
+            "saturation",
+            "dvao_weight",
         }
     for name in ("grpo", "rc", "ac", "gdpo", "dvao"):
         assert set(summary["schemes"][name]) >= {"mean_square", "max_abs"}
@@ -192,7 +225,14 @@ def test_logged_advantage_identifies_the_scheme(tmp_path: Path) -> None:
 
 def test_gate_trips_with_exit_3(cli, tmp_path: Path) -> None:
     log = hand_log(tmp_path)
-    result = cli("analyze", log, "--fail-on", "saturation[format]>0.3", "--fail-on", "dvao_weight[accuracy]<0.2")
+    result = cli(
+        "analyze",
+        log,
+        "--fail-on",
+        "saturation[format]>0.3",
+        "--fail-on",
+        "dvao_weight[accuracy]<0.2",
+    )
     assert result.code == 3
     assert result.err.splitlines() == [
         "gate tripped: saturation[format] = 0.333333 > 0.3",
@@ -203,7 +243,10 @@ def test_gate_trips_with_exit_3(cli, tmp_path: Path) -> None:
 def test_gate_passes_with_exit_0(cli, tmp_path: Path) -> None:
     result = cli("analyze", hand_log(tmp_path), "--fail-on", "saturation[format]>0.5", "--json")
     assert result.code == 0
-    assert json.loads(result.out)["gate"] == {"conditions": ["saturation[format]>0.5"], "tripped": []}
+    assert json.loads(result.out)["gate"] == {
+        "conditions": ["saturation[format]>0.5"],
+        "tripped": [],
+    }
 
 
 @pytest.mark.parametrize(
@@ -257,15 +300,24 @@ def test_same_result_whatever_the_chunk_size(tmp_path: Path) -> None:
     log = hand_log(tmp_path)
     whole = analyze(log).summary
     chunked = analyze(log, chunk_rows=4).summary
-    assert json.dumps(whole["schemes"], sort_keys=True) == json.dumps(chunked["schemes"], sort_keys=True)
+    assert json.dumps(whole["schemes"], sort_keys=True) == json.dumps(
+        chunked["schemes"], sort_keys=True
+    )
     assert whole["objectives"] == chunked["objectives"]
 
 
 def test_size_one_groups_are_counted(cli, tmp_path: Path) -> None:
     frame = pl.read_parquet(hand_log(tmp_path))
     extra = pl.DataFrame(
-        {"step": [1], "group_id": [7], "sample_id": [0], "prompt": ["x"], "completion": ["y"],
-         "accuracy": [1.0], "format": [1.0]}
+        {
+            "step": [1],
+            "group_id": [7],
+            "sample_id": [0],
+            "prompt": ["x"],
+            "completion": ["y"],
+            "accuracy": [1.0],
+            "format": [1.0],
+        }
     )
     path = tmp_path / "ones.parquet"
     pl.concat([frame, extra]).write_parquet(path)

@@ -60,11 +60,15 @@ def test_help_does_not_import_torch_or_matplotlib() -> None:
         "for argv in (['--help'], ['analyze', '--help'], ['plot', '--help'], ['train', '--help'],"
         " ['import', '--help'], ['simulate', '--help']):\n"
         "    assert run(argv) == 0\n"
-        "heavy = [m for m in ('torch', 'matplotlib', 'polars', 'numpy', 'pyarrow') if m in sys.modules]\n"
+        "heavy = ('torch', 'matplotlib', 'polars', 'numpy', 'pyarrow')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ, "COLUMNS": "100"},
     ).stdout
     assert out.strip().splitlines()[-1] == "HEAVY []"

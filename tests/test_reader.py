@@ -73,7 +73,9 @@ def test_directory_glob_and_several_files_read_as_one_log(tmp_path: Path) -> Non
         frame.filter(pl.col("step") == s).write_parquet(parts / f"part-{s}.parquet")
     by_dir = read_log(parts)
     by_glob = read_log(str(parts / "part-*.parquet"))
-    by_list = read_log([parts / "part-0.parquet", parts / "part-1.parquet", parts / "part-2.parquet"])
+    by_list = read_log(
+        [parts / "part-0.parquet", parts / "part-1.parquet", parts / "part-2.parquet"]
+    )
     for data in (by_dir, by_glob, by_list):
         assert data.rows == 24
         assert data.frame["row"].to_list() == list(range(24))
@@ -171,7 +173,9 @@ def test_nan_drop_and_ignore(tmp_path: Path) -> None:
 
 
 def test_size_one_groups_are_skipped_and_counted(tmp_path: Path, capsys) -> None:
-    frame = pl.DataFrame({"step": [0, 0, 0, 1], "group_id": [0, 0, 1, 0], "r": [1.0, 0.0, 1.0, 0.5]})
+    frame = pl.DataFrame(
+        {"step": [0, 0, 0, 1], "group_id": [0, 0, 1, 0], "r": [1.0, 0.0, 1.0, 0.5]}
+    )
     path = tmp_path / "ones.parquet"
     frame.write_parquet(path)
     data = read_log(path)
@@ -248,7 +252,9 @@ def test_step_not_integer(cli, tmp_path: Path, dtype, shown: str) -> None:
     small_log().with_columns(pl.col("step").cast(dtype)).write_parquet(path)
     result = cli("analyze", path)
     assert result.code == 2
-    assert one_error_line(result) == f"error: {path}: column 'step': must be an integer, found {shown}"
+    assert (
+        one_error_line(result) == f"error: {path}: column 'step': must be an integer, found {shown}"
+    )
 
 
 def test_no_objective_columns(cli, tmp_path: Path) -> None:
@@ -304,7 +310,10 @@ def test_nan_error_names_the_file_holding_it(cli, tmp_path: Path) -> None:
     bad = tmp_path / "b.parquet"
     frame.filter(pl.col("step") == 0).write_parquet(good)
     frame.filter(pl.col("step") == 1).with_columns(
-        pl.when(pl.col("sample_id") == 0).then(float("nan")).otherwise(pl.col("accuracy")).alias("accuracy")
+        pl.when(pl.col("sample_id") == 0)
+        .then(float("nan"))
+        .otherwise(pl.col("accuracy"))
+        .alias("accuracy")
     ).write_parquet(bad)
     result = cli("analyze", tmp_path)
     assert result.code == 2
@@ -318,7 +327,9 @@ def test_clashing_schemas(cli, tmp_path: Path) -> None:
     frame = small_log(steps=2)
     a, b = tmp_path / "a.parquet", tmp_path / "b.parquet"
     frame.filter(pl.col("step") == 0).write_parquet(a)
-    frame.filter(pl.col("step") == 1).with_columns(pl.col("format").cast(pl.String)).write_parquet(b)
+    frame.filter(pl.col("step") == 1).with_columns(pl.col("format").cast(pl.String)).write_parquet(
+        b
+    )
     result = cli("analyze", tmp_path)
     assert result.code == 2
     assert one_error_line(result) == (
