@@ -144,7 +144,7 @@ def analyze(
     weight_list = resolve_weights(names, dict(weights or {}))
     gate.check_names(conditions, names, list(schemes))
     dev = resolve_device(device)
-    dtype = torch.float64 if dev.type == "cpu" else torch.float32
+    dtype = torch.float64  # analysis is memory-bound; exact sums matter more than speed here
     total_rows = _count_rows(spec)
     acc = _Accumulator(names, list(schemes), spec.has_logged_advantage)
 

@@ -227,6 +227,27 @@ def open_log(
     )
 
 
+METADATA_KEY = b"dvao"  # Parquet key-value metadata written by dvao: {"objectives": [...], ...}
+
+
+def recorded_objectives(path: Path) -> list[str]:
+    """The objectives a dvao writer (import, train) recorded in the file's metadata, if any.
+
+    Imported logs keep numeric extra columns (token counts, entropy) that are not rewards; the
+    importer knows which columns are rewards and says so here.
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        names = json.loads(meta[METADATA_KEY]).get("objectives", []) if METADATA_KEY in meta else []
+    except Exception:
+        return []
+    return [str(n) for n in names] if isinstance(names, list) else []
+
+
 def _wide_objectives(
     first: Path, schema: dict[str, pl.DataType], objectives: Sequence[str] | None
 ) -> list[str]:
@@ -249,6 +270,11 @@ def _wide_objectives(
             if name not in chosen:
                 chosen.append(name)
         return chosen
+    recorded = recorded_objectives(first)
+    if recorded:
+        chosen = [c for c in recorded if c in schema and _is_numeric(schema[c])]
+        if chosen:
+            return chosen
     chosen = [c for c in schema if c not in RESERVED and _is_numeric(schema[c])]
     if not chosen:
         raise InputError(

@@ -91,3 +91,26 @@ def test_unknown_command(cli) -> None:
     result = cli("frobnicate")
     assert result.code == 2
     assert "No such command 'frobnicate'" in result.err
+
+
+class _FakeTTY:
+    def isatty(self) -> bool:
+        return True
+
+
+def test_rich_only_on_a_terminal_without_no_color(monkeypatch) -> None:
+    from dvao_cli.console import is_rich
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert is_rich(_FakeTTY())
+    assert not is_rich(object())  # no isatty: a pipe or a file
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not is_rich(_FakeTTY())
+
+
+def test_quiet_silences_status_lines(cli, tmp_path) -> None:
+    out = tmp_path / "sim.parquet"
+    loud = cli("simulate", "-o", out, "--steps", "2", "--groups", "2")
+    assert loud.code == 0 and loud.err.startswith("wrote ")
+    quiet = cli("--quiet", "simulate", "-o", out, "--steps", "2", "--groups", "2")
+    assert quiet.code == 0 and quiet.err == ""

@@ -369,3 +369,19 @@ def test_reader_raises_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError) as err:
         read_log(tmp_path / "nope.parquet")
     assert err.value.exit_code == 2
+
+
+def test_objectives_recorded_in_the_file_metadata_are_the_default(tmp_path: Path) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    table = small_log().with_columns(pl.lit(512).alias("tokens")).to_arrow()
+    meta = {b"dvao": json.dumps({"objectives": ["format"]}).encode()}
+    path = tmp_path / "imported.parquet"
+    pq.write_table(table.replace_schema_metadata(meta), path)
+    assert read_log(path).objectives == ["format"]
+    assert read_log(path, objectives=["accuracy", "tokens"]).objectives == ["accuracy", "tokens"]
+    plain = tmp_path / "plain.parquet"
+    pq.write_table(table, plain)
+    assert read_log(plain).objectives == ["accuracy", "format", "tokens"]

@@ -1,0 +1,89 @@
+"""TRL (`GRPOConfig(log_completions=True)`): `completions/completions_<step:05d>.parquet`.
+
+Columns: `step` (int64; a string in some versions), `prompt`, `completion`, one float64 column
+per reward function (NaN where it returned None), optional extra logged columns, `advantage`
+(the advantage TRL trained on). There is no group id: a group is a block of `num_generations`
+consecutive rows with the same prompt. One file is one generation batch (one step).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from dvao_cli.errors import InputError
+from dvao_cli.importers.common import FLOAT, Batch, Trainer, parse_int, short
+
+FILE_RE = re.compile(r"^completions_(\d+)\.parquet$")
+
+TRAINER = Trainer(
+    name="trl",
+    label="TRL",
+    grouping="runs",
+    completion_key="completion",
+    advantage_key="advantage",
+    not_rewards=frozenset({"step", "prompt", "completion", "advantage", "mode"}),
+    text_keys=frozenset({"mode", "image", "images"}),
+    objective_kinds=(FLOAT,),
+)
+
+
+def step_of(path: Path) -> int | None:
+    match = FILE_RE.match(path.name)
+    return int(match.group(1)) if match else None
+
+
+def read_batch(path: Path) -> Batch:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        if path.stat().st_size == 0:
+            raise InputError("empty file (not a TRL completions Parquet file)", path=path)
+        table = pq.read_table(str(path))
+    except InputError:
+        raise
+    except (pa.ArrowException, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+    names = table.column_names
+    for required in ("prompt", "completion"):
+        if required not in names:
+            raise InputError(
+                "missing: not a TRL completions file (TRL writes step, prompt, completion, "
+                "one column per reward function and advantage)",
+                path=path,
+                column=required,
+            )
+    n = table.num_rows
+    if "step" in names:
+        raw = table.column("step").to_pylist()
+        steps: list[int] = []
+        for i, value in enumerate(raw):
+            step = parse_int(value)
+            if step is None:
+                raise InputError(
+                    f"not an integer step: {short(value)} (row {i + 1})", path=path, column="step"
+                )
+            steps.append(step)
+    else:
+        name_step = step_of(path)
+        if name_step is None:
+            raise InputError(
+                "no 'step' column and no step in the file name (completions_<step>.parquet)",
+                path=path,
+            )
+        steps = [name_step] * n
+    prompts = table.column("prompt").to_pylist()
+    columns = {
+        name: table.column(name).combine_chunks()
+        for name in names
+        if name not in ("step", "prompt")
+    }
+    return Batch(path=path, step=steps, prompt=prompts, columns=columns)
+
+
+def batches(files: Sequence[Path]) -> Iterator[Batch]:
+    for path in files:
+        yield read_batch(path)
