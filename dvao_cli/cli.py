@@ -6,13 +6,18 @@ Every command module under `dvao_cli/commands/` imports only typer at module lev
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from typing import Annotated
 
-import typer
+# Help and usage errors in plain text when piped or with NO_COLOR (typer reads this at import).
+if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
+    os.environ.setdefault("TYPER_USE_RICH", "0")
 
-from dvao_cli import __version__
+import typer  # noqa: E402
+
+from dvao_cli import __version__  # noqa: E402
 from dvao_cli.commands import analyze, importer, plot, simulate, train
 from dvao_cli.console import is_debug, set_debug, set_quiet
 from dvao_cli.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, DvaoError

@@ -39,6 +39,7 @@ ObjectiveOpt = Annotated[
     typer.Option(
         "--objective",
         "-O",
+        metavar="NAME",
         help="Reward column to treat as an objective (repeatable). Default: every numeric "
         "column outside the reserved names.",
         show_default=False,
@@ -49,6 +50,7 @@ WeightOpt = Annotated[
     typer.Option(
         "--weight",
         "-w",
+        metavar="NAME=W",
         help="Preference weight NAME=W (repeatable), used as given. Default: 1/K each.",
         show_default=False,
     ),
@@ -64,12 +66,18 @@ NanOpt = Annotated[
 DdofOpt = Annotated[
     int,
     typer.Option(
-        "--ddof", min=0, max=1, help="Std degrees of freedom: 0 population (paper), 1 Bessel (TRL)."
+        "--ddof",
+        min=0,
+        max=1,
+        metavar="0|1",
+        help="Std degrees of freedom: 0 population (paper), 1 Bessel (TRL).",
     ),
 ]
 EpsOpt = Annotated[
     float,
-    typer.Option("--eps", min=0.0, help="Added to every std that divides (TRL uses 1e-4)."),
+    typer.Option(
+        "--eps", min=0.0, metavar="X", help="Added to every std that divides (TRL uses 1e-4)."
+    ),
 ]
 DeviceOpt = Annotated[
     Device,

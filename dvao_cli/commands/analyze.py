@@ -31,6 +31,7 @@ def command(
     log: Annotated[
         list[str],
         typer.Argument(
+            metavar="LOG",
             help="Rollout log: Parquet file(s), a directory of part files (hive-partitioned "
             "included) or a glob.",
             show_default=False,
@@ -43,6 +44,7 @@ def command(
         typer.Option(
             "--scheme",
             "-s",
+            metavar="SCHEME",
             help="Scheme to compute (repeatable): grpo, rc, ac, gdpo, dvao. Default: all five.",
             show_default=False,
         ),
@@ -55,6 +57,7 @@ def command(
         typer.Option(
             "--out",
             "-o",
+            metavar="DIR",
             help="Write advantages.parquet, steps.parquet, schemes.parquet and summary.json "
             "to this folder (each atomically).",
             show_default=False,
@@ -67,6 +70,7 @@ def command(
         list[str] | None,
         typer.Option(
             "--fail-on",
+            metavar="EXPR",
             help="CI gate, repeatable: METRIC[NAME]OP NUMBER, e.g. 'saturation[format]>0.9', "
             "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds.",
             show_default=False,
@@ -77,6 +81,7 @@ def command(
         int,
         typer.Option(
             "--chunk-rows",
+            metavar="N",
             min=1000,
             help="Rows per streamed chunk (whole steps are kept together); bounds memory.",
         ),
