@@ -1,12 +1,119 @@
-"""`dvao plot` (being built: this placeholder is replaced by its owner)."""
+"""`dvao plot`: parse options, load the SOURCE, build the figures, write one file each."""
 
 from __future__ import annotations
 
-from dvao_cli.errors import DvaoError
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
 
-HELP = "(being built)"
+import typer
+
+from dvao_cli.options import Device, DeviceOpt, NanPolicy
+
+HELP = (
+    "Figures from a rollout log, a `dvao analyze --out` folder or a `dvao train` folder: DVAO "
+    "weights, saturation, rewards, advantage scale, correlation (and the Pareto front of a "
+    "`dvao train --compare` folder). One file per figure."
+)
 
 
-def command() -> None:
-    """(being built)"""
-    raise DvaoError("dvao plot is being built")
+class Format(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+def command(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A rollout log (Parquet file, folder of part files or glob), a `dvao analyze "
+            "--out` folder, a `dvao train` run folder or a `dvao train --compare` folder.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Folder for the figures. Default: SOURCE/plots for a folder, else ./dvao-plots.",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="Image format of every figure.")
+    ] = Format.png,
+    smooth: Annotated[
+        int | None,
+        typer.Option(
+            "--smooth",
+            min=1,
+            help="Rolling mean over N logged steps (1: none). Default: max(1, steps // 50).",
+            show_default=False,
+        ),
+    ] = None,
+    objective: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--objective",
+            "-O",
+            help="Objective to draw (repeatable). For a log: the reward columns to analyze, as "
+            "in `dvao analyze`; for a folder: the ones drawn (the rest form one grey band in "
+            "weights); for a compare folder: the Pareto axes, x then y. Default: all.",
+            show_default=False,
+        ),
+    ] = None,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--weight",
+            "-w",
+            help="Preference weight NAME=W (repeatable): passed to the analysis of a log or a "
+            "train run; for an analyze folder it only moves the dashed reference lines. "
+            "Default: the stored weights, else 1/K each.",
+            show_default=False,
+        ),
+    ] = None,
+    nan: Annotated[
+        NanPolicy | None,
+        typer.Option(
+            "--nan",
+            help="NaN/inf rewards in a log: error, drop the rows, or ignore them as TRL does. "
+            "Default: the run's setting for a train folder, else error.",
+            show_default=False,
+        ),
+    ] = None,
+    device: DeviceOpt = Device.auto,
+) -> None:
+    from dvao_cli.console import get_console, info, progress
+    from dvao_cli.options import parse_weights
+    from dvao_cli.plot_source import build_figures, load_source, save_figure, select_objectives
+
+    weights = parse_weights(weight)
+    with progress("analyze", total=None) as bar:
+        src = load_source(
+            source,
+            objectives=objective,
+            weights=weights,
+            nan=None if nan is None else nan.value,
+            device=device.value,
+            on_progress=lambda done, total: bar.update(completed=done, total=total or None),
+        )
+    chosen = select_objectives(src.objectives, objective, keep_order=src.kind == "compare")
+    figures, skipped = build_figures(src, chosen, smooth=smooth)
+    out_dir = out if out is not None else src.default_out
+    written = []
+    for name, fig in figures.items():
+        path = save_figure(fig, out_dir / f"{name}.{fmt.value}", fmt.value)
+        written.append(path)
+        info(f"wrote {path}")
+    for name, reason in skipped.items():
+        info(f"skipped {name}.{fmt.value}: {reason}")
+    names = ", ".join(p.stem for p in written)
+    get_console().print(
+        f"{len(written)} figure{'s' if len(written) != 1 else ''} in {out_dir}: {names}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )

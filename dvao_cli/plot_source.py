@@ -1,0 +1,390 @@
+"""What `dvao plot` draws from: load a SOURCE into frames, and write figure files.
+
+A SOURCE is one of:
+
+1. an analysis folder written by `dvao analyze --out` (summary.json, steps.parquet,
+   schemes.parquet): read as is, nothing recomputed;
+2. a `dvao train` run folder (config.json + rollouts/ or rollouts.parquet): its rollouts are
+   analyzed with the run's objectives, weights, ddof and eps;
+3. a `dvao train --compare` folder (compare.parquet + config.json with "compare": true): the
+   final rewards per run, for the Pareto figure;
+4. anything else is a rollout log (a Parquet file, a folder of part files or a glob), analyzed
+   on the fly with `dvao_cli.analyze.analyze`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.options import did_you_mean
+
+if TYPE_CHECKING:
+    import polars as pl
+    from matplotlib.figure import Figure
+
+ANALYSIS_FILES = ("summary.json", "steps.parquet", "schemes.parquet")
+STEPS_COLUMNS = (
+    "step",
+    "objective",
+    "mean",
+    "within_group_std",
+    "saturation",
+    "saturation_pass",
+    "saturation_fail",
+    "dvao_weight",
+)
+SCHEMES_COLUMNS = ("step", "scheme", "mean_square", "max_abs")
+COMPARE_COLUMNS = ("scheme", "seed")
+FORMATS = ("png", "svg", "pdf")
+EXPECTED = (
+    "a `dvao analyze --out` folder (summary.json, steps.parquet, schemes.parquet), a `dvao "
+    "train` run (config.json with rollouts/), a `dvao train --compare` folder (compare.parquet "
+    "with config.json) or a rollout log (Parquet files)"
+)
+
+
+@dataclass
+class PlotSource:
+    """Frames to draw from. `kind` is "analysis", "train", "compare" or "log"."""
+
+    kind: str
+    label: str  # short name for titles
+    default_out: Path
+    objectives: list[str]  # every objective of the source, in order (fixes the colours)
+    weights: dict[str, float]  # preference weight per objective
+    steps: pl.DataFrame | None = None
+    schemes: pl.DataFrame | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    compare: pl.DataFrame | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read ({err.__class__.__name__})", path=path) from None
+    except json.JSONDecodeError as err:
+        raise InputError(f"not valid JSON ({err.msg})", path=path, line=err.lineno) from None
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object", path=path)
+    return data
+
+
+def _read_parquet(path: Path, required: Sequence[str]) -> pl.DataFrame:
+    import polars as pl
+
+    try:
+        frame = pl.read_parquet(path)
+    except Exception as err:  # polars raises several types for a bad file
+        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
+        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+    for column in required:
+        if column not in frame.columns:
+            raise InputError(
+                "missing column" + did_you_mean(column, frame.columns), path=path, column=column
+            )
+    if frame.height == 0:
+        raise InputError("no rows", path=path)
+    return frame
+
+
+def detect_kind(path: Path) -> str:
+    """ "analysis", "train", "compare" or "log" for an existing path (see the module doc)."""
+    if not path.is_dir():
+        return "log"
+    present = [name for name in ANALYSIS_FILES if (path / name).is_file()]
+    if present:
+        missing = [name for name in ANALYSIS_FILES if name not in present]
+        if missing:
+            raise InputError(
+                f"looks like a `dvao analyze --out` folder but {missing[0]} is missing "
+                f"(it holds {', '.join(ANALYSIS_FILES)})",
+                path=path,
+            )
+        return "analysis"
+    config_path = path / "config.json"
+    if (path / "compare.parquet").is_file():
+        if not config_path.is_file():
+            raise InputError("compare.parquet without config.json: expected " + EXPECTED, path=path)
+        return "compare"
+    if config_path.is_file():
+        if _read_json(config_path).get("compare") is True:
+            raise InputError(
+                'config.json says "compare": true but compare.parquet is missing', path=path
+            )
+        if (path / "rollouts").is_dir() or (path / "rollouts.parquet").is_file():
+            return "train"
+        raise InputError(
+            "config.json without rollouts/ or rollouts.parquet: expected " + EXPECTED, path=path
+        )
+    if any(p.suffix == ".parquet" and p.is_file() for p in path.rglob("*.parquet")):
+        return "log"
+    raise InputError("nothing to plot here: expected " + EXPECTED, path=path)
+
+
+def _is_glob(text: str) -> bool:
+    return any(ch in text for ch in "*?[")
+
+
+def load_source(
+    source: str | Path,
+    *,
+    objectives: Sequence[str] | None = None,
+    weights: Mapping[str, float] | None = None,
+    nan: str | None = None,
+    device: str = "auto",
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PlotSource:
+    """Load SOURCE. `objectives` is passed to the analysis of a log (which columns are
+    objectives); for the other kinds pick them with `select_objectives`. `weights` are the
+    preference weights: passed to the analysis of a log or a run, they replace the stored
+    ones of an analysis folder (reference lines only). `nan` (the NaN policy of the analysis)
+    defaults to the run's configured one for a train folder, else "error"."""
+    text = str(source)
+    path = Path(text)
+    weights = dict(weights or {})
+    if not path.exists():
+        if _is_glob(text):
+            return _from_log(
+                text,
+                text,
+                Path("dvao-plots"),
+                objectives,
+                weights,
+                nan or "error",
+                device,
+                on_progress,
+            )
+        raise InputError("no such file or directory", path=text)
+    # a file of a known folder (e.g. .../summary.json) stands for its folder
+    if path.is_file() and path.name in (*ANALYSIS_FILES, "compare.parquet", "config.json"):
+        try:
+            if detect_kind(path.parent) in ("analysis", "compare", "train"):
+                path = path.parent
+        except InputError:
+            pass
+    kind = detect_kind(path)
+    default_out = path / "plots" if path.is_dir() else Path("dvao-plots")
+    label = path.resolve().name or text
+    if kind == "analysis":
+        return _from_analysis(path, label, default_out, weights)
+    if kind == "compare":
+        if weights:
+            raise UsageError(
+                "--weight does not apply to a compare folder: "
+                "each run's weights are in compare.parquet"
+            )
+        return _from_compare(path, label, default_out)
+    if kind == "train":
+        config = _read_json(path / "config.json")
+        rollouts = path / "rollouts" if (path / "rollouts").is_dir() else path / "rollouts.parquet"
+        names = config.get("objectives")
+        stored = config.get("weights") or {}
+        if not isinstance(stored, dict):
+            raise InputError(
+                '"weights" must be an object {name: weight}', path=path / "config.json"
+            )
+        merged = {str(k): float(v) for k, v in stored.items()}
+        for name in weights:
+            if isinstance(names, list) and name not in names:
+                raise UsageError(
+                    f"--weight names '{name}', which is not an objective"
+                    + did_you_mean(name, names)
+                )
+        merged.update(weights)
+        return _from_log(
+            rollouts,
+            label,
+            default_out,
+            names if isinstance(names, list) and names else None,
+            merged,
+            nan or str(config.get("nan") or "error"),
+            device,
+            on_progress,
+            ddof=int(config.get("ddof", 0) or 0),
+            eps=float(config.get("eps", 0.0) or 0.0),
+            kind="train",
+            config=config,
+        )
+    return _from_log(
+        text, label, default_out, objectives, weights, nan or "error", device, on_progress
+    )
+
+
+def _from_log(
+    paths: str | Path,
+    label: str,
+    default_out: Path,
+    objectives: Sequence[str] | None,
+    weights: dict[str, float],
+    nan: str,
+    device: str,
+    on_progress: Callable[[int, int], None] | None,
+    *,
+    ddof: int = 0,
+    eps: float = 0.0,
+    kind: str = "log",
+    config: dict[str, Any] | None = None,
+) -> PlotSource:
+    from dvao_cli.analyze import analyze
+
+    analysis = analyze(
+        paths,
+        objectives=list(objectives) if objectives else None,
+        weights=weights or None,
+        ddof=ddof,
+        eps=eps,
+        nan=nan,
+        device=device,
+        on_progress=on_progress,
+    )
+    summary = analysis.summary
+    names = list(summary["objective_order"])
+    return PlotSource(
+        kind=kind,
+        label=label,
+        default_out=default_out,
+        objectives=names,
+        weights={str(k): float(v) for k, v in summary["weights"].items()},
+        steps=analysis.steps,
+        schemes=analysis.schemes,
+        summary=summary,
+        config=config or {},
+    )
+
+
+def _from_analysis(
+    path: Path, label: str, default_out: Path, override: dict[str, float]
+) -> PlotSource:
+    summary = _read_json(path / "summary.json")
+    steps = _read_parquet(path / "steps.parquet", STEPS_COLUMNS)
+    schemes = _read_parquet(path / "schemes.parquet", SCHEMES_COLUMNS)
+    order = summary.get("objective_order")
+    in_steps = list(dict.fromkeys(steps.get_column("objective").cast(str).to_list()))
+    names = [str(n) for n in order] if isinstance(order, list) and order else in_steps
+    for name in in_steps:
+        if name not in names:
+            raise InputError(
+                f"objective '{name}' is in steps.parquet but not in summary.json's objective_order",
+                path=path / "summary.json",
+            )
+    stored = summary.get("weights") or {}
+    if not isinstance(stored, dict):
+        raise InputError('"weights" must be an object {name: weight}', path=path / "summary.json")
+    weights = {name: float(stored.get(name, 1.0 / len(names))) for name in names}
+    for name, value in override.items():
+        if name not in names:
+            raise UsageError(
+                f"--weight names '{name}', which is not an objective" + did_you_mean(name, names)
+            )
+        weights[name] = value
+    return PlotSource(
+        kind="analysis",
+        label=label,
+        default_out=default_out,
+        objectives=names,
+        weights=weights,
+        steps=steps,
+        schemes=schemes,
+        summary=summary,
+    )
+
+
+def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
+    config = _read_json(path / "config.json")
+    compare = _read_parquet(path / "compare.parquet", COMPARE_COLUMNS)
+    finals = [c[len("final_") :] for c in compare.columns if c.startswith("final_")]
+    order = config.get("objectives")
+    names = [str(n) for n in order] if isinstance(order, list) and order else finals
+    for name in names:
+        if f"final_{name}" not in compare.columns:
+            raise InputError(
+                "missing column (one final_<objective> per objective of config.json)",
+                path=path / "compare.parquet",
+                column=f"final_{name}",
+            )
+    weights = {name: float("nan") for name in names}
+    return PlotSource(
+        kind="compare",
+        label=label,
+        default_out=default_out,
+        objectives=names,
+        weights=weights,
+        compare=compare,
+        config=config,
+    )
+
+
+def select_objectives(
+    available: Sequence[str], requested: Sequence[str] | None, *, keep_order: bool = False
+) -> list[str]:
+    """The objectives to draw: `requested` in the source's order (in the order given with
+    `keep_order`, e.g. the Pareto figure's x then y), or all of them."""
+    if not requested:
+        return list(available)
+    for name in requested:
+        if name not in available:
+            raise UsageError(
+                f"--objective '{name}' is not an objective of this source"
+                + did_you_mean(name, list(available))
+            )
+    if keep_order:
+        return list(dict.fromkeys(requested))
+    chosen = set(requested)
+    return [name for name in available if name in chosen]
+
+
+def build_figures(
+    src: PlotSource,
+    objectives: Sequence[str],
+    *,
+    smooth: int | None = None,
+) -> tuple[dict[str, Figure], dict[str, str]]:
+    """Figures for the source: file stem -> Figure, and stem -> why a figure was skipped."""
+    from dvao_cli import plots
+
+    if src.kind == "compare":
+        if len(objectives) < 2:
+            raise UsageError(
+                "the Pareto figure needs two objectives; this comparison has "
+                + ", ".join(f"'{n}'" for n in objectives)
+            )
+        x_obj, y_obj = objectives[0], objectives[1]
+        fig = plots.pareto_figure(src.compare, src.objectives, x_obj, y_obj, label=src.label)
+        return {"pareto": fig}, {}
+    assert src.steps is not None and src.schemes is not None
+    result = plots.analysis_figures(
+        src.steps,
+        src.schemes,
+        src.summary,
+        src.objectives,
+        objectives,
+        src.weights,
+        smooth=smooth,
+        label=src.label,
+    )
+    return result.figures, result.skipped
+
+
+def save_figure(fig: Figure, target: Path, fmt: str) -> Path:
+    """Write `fig` to `target` atomically (temp file beside it, renamed on success)."""
+    from dvao_cli import plots
+    from dvao_cli.io import atomic_path
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    # no timestamps in the files: regenerating the docs' figures changes nothing
+    metadata: dict[str, Any] = {
+        "png": {"Software": None},
+        "svg": {"Date": None},
+        "pdf": {"CreationDate": None, "ModDate": None},
+    }[fmt]
+    with plots.style(), atomic_path(target) as tmp:
+        fig.savefig(tmp, format=fmt, dpi=plots.DPI, metadata=metadata)
+    return target
