@@ -47,7 +47,7 @@ def objectives_table(summary: dict[str, Any], plain: bool = False) -> Table:
     for header, justify in (
         ("objective", "left"),
         ("mean", "right"),
-        ("within-group std", "right"),
+        ("within std", "right"),
         ("saturated", "right"),
         ("all-pass", "right"),
         ("all-fail", "right"),
@@ -55,7 +55,7 @@ def objectives_table(summary: dict[str, Any], plain: bool = False) -> Table:
         ("DVAO weight", "right"),
         ("trend", "right"),
     ):
-        table.add_column(header, justify=justify)  # type: ignore[arg-type]
+        table.add_column(header, justify=justify, no_wrap=header == "objective")  # type: ignore[arg-type]
     for name in summary["objective_order"]:
         o = summary["objectives"][name]
         table.add_row(
@@ -67,7 +67,7 @@ def objectives_table(summary: dict[str, Any], plain: bool = False) -> Table:
             _pct(o["saturation_fail"]),
             _f(o["preference_weight"]),
             _f(o["dvao_weight"]),
-            f"{_f(o['dvao_weight_first'])} → {_f(o['dvao_weight_last'])}",
+            f"{_f(o['dvao_weight_first'])}→{_f(o['dvao_weight_last'])}",
         )
     return table
 
