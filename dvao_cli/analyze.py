@@ -251,7 +251,8 @@ def _analyze_chunk(
     adv_writer: _AdvantageWriter | None,
 ) -> None:
     frame = chunk.frame
-    rewards = torch.from_numpy(frame.select(names).to_numpy(order="c")).to(dev, dtype)  # (N, K)
+    # (N, K) column-major: every per-objective pass reads one contiguous column
+    rewards = torch.from_numpy(frame.select(names).to_numpy(order="fortran")).to(dev, dtype)
     group = torch.from_numpy(chunk.group).to(dev)  # (N,)
     sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
     step = torch.from_numpy(frame.get_column(STEP).to_numpy(writable=True)).to(dev)  # (N,)
@@ -269,7 +270,7 @@ def _analyze_chunk(
     )
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
-    obj = dg.objective_sums(rewards, stats, ix)
+    obj = dg.objective_sums(stats, ix, ddof)
     missing = nan == "ignore"  # only then can a reward be NaN here
     distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
     distinct = dg.distinct_advantages(result.advantages, ix, exact_shortcuts=not missing)

@@ -141,21 +141,36 @@ class ObjectiveSums:
     binary: torch.Tensor  # (K,) every reward in {0, 1} (missing ones skipped)
 
 
-def objective_sums(rewards: torch.Tensor, stats: GroupStats, ix: ChunkIndex) -> ObjectiveSums:
-    """rewards (N, K); everything else comes from the engine's group statistics (G, K).
+def binary_objectives(stats: GroupStats, ddof: int) -> torch.Tensor:
+    """(K,) whether every reward of an objective is 0 or 1, from the group statistics alone.
+
+    For rewards in {0, 1}, r = r^2, so the population variance equals mean - mean^2 exactly; any
+    reward strictly between 0 and 1 makes the variance smaller (sum r (1 - r) > 0). A constant
+    group is binary when its value is 0 or 1.
+    """
+    count = stats.count.to(stats.mean.dtype)  # (G, K)
+    mean = stats.mean
+    var_pop = stats.std**2 * torch.where(count > 0, (count - ddof) / count.clamp(min=1), 0.0)
+    gap = (mean - mean * mean - var_pop).abs()
+    ok = (count == 0) | (gap <= 1e-9) & (mean >= 0) & (mean <= 1)
+    return ok.all(dim=0)
+
+
+def objective_sums(stats: GroupStats, ix: ChunkIndex, ddof: int) -> ObjectiveSums:
+    """Everything comes from the engine's group statistics (G, K): no pass over the rows.
 
     The engine's std is exactly 0 for an objective constant in its group, so a saturated group
     is `std == 0`, and its mean is then exactly the constant (all-pass: 1, all-fail: 0).
     """
-    dtype = rewards.dtype
+    dtype = stats.mean.dtype
     count = stats.count.to(dtype)  # (G, K)
     saturated = stats.std == 0
     all_pass = saturated & (count > 0) & (stats.mean == 1)
     all_fail = saturated & (count > 0) & (stats.mean == 0)
-    binary = ((rewards == 0) | (rewards == 1) | torch.isnan(rewards)).all(dim=0)
+    binary = binary_objectives(stats, ddof)
     return ObjectiveSums(
         rows=step_sum(ix.sizes.to(dtype), ix),
-        groups=step_sum(torch.ones(ix.n_groups, dtype=dtype, device=rewards.device), ix),
+        groups=step_sum(torch.ones(ix.n_groups, dtype=dtype, device=count.device), ix),
         valid=step_sum(count, ix),
         reward_sum=step_sum(stats.mean * count, ix),
         std_sum=step_sum(stats.std, ix),
