@@ -8,7 +8,9 @@ output folder, each chunk's advantages are appended to `advantages.parquet` as t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,22 +91,23 @@ class _Accumulator:
         self.skipped_rows = 0
         self.dropped_rows = 0
 
-    def add(
-        self,
-        ix: dg.ChunkIndex,
-        obj: dg.ObjectiveSums,
-        sch: dict[str, dg.SchemeSums],
-        pairs: dg.PairSums,
-        agreement: dict[str, dg.AgreementSums],
-    ) -> None:
-        self.step_values.append(ix.steps.cpu().numpy())
-        self.obj.append(_to_cpu(obj))
-        for name, sums in sch.items():
+    def add(self, res: _ChunkResult) -> None:
+        chunk = res.chunk
+        self.skipped_groups += chunk.skipped_groups
+        self.skipped_rows += chunk.skipped_rows
+        self.dropped_rows += chunk.dropped_rows
+        if res.ix is None or res.obj is None or res.pairs is None:
+            return  # nothing left in this chunk
+        self.rows += chunk.rows
+        self.groups += chunk.n_groups
+        self.step_values.append(res.ix.steps.cpu().numpy())
+        self.obj.append(_to_cpu(res.obj))
+        for name, sums in res.sch.items():
             self.sch[name].append(_to_cpu(sums))
-        self.corr_sum += pairs.corr_sum.cpu().numpy()
-        self.corr_count += pairs.count.cpu().numpy()
-        self.binary &= obj.binary.cpu().numpy()
-        for name, agr in agreement.items():
+        self.corr_sum += res.pairs.corr_sum.cpu().numpy()
+        self.corr_count += res.pairs.count.cpu().numpy()
+        self.binary &= res.obj.binary.cpu().numpy()
+        for name, agr in res.agreement.items():
             self.agreement[name].append(agr)
 
 
@@ -129,9 +132,13 @@ def analyze(
     out_dir: str | Path | None = None,
     fail_on: Sequence[str] = (),
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
+
+    `workers` chunks are computed at once on threads (the command line uses one per core, with
+    one torch thread each); results are combined in input order either way.
 
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
@@ -154,25 +161,17 @@ def analyze(
             tmp = stack.enter_context(atomic_path(Path(out_dir) / "advantages.parquet"))
             adv_writer = _AdvantageWriter(tmp, names, list(schemes))
             stack.callback(adv_writer.close)
+        cfg = _Settings(
+            names, weight_list, list(schemes), ddof, eps, nan, dev, dtype,
+            spec.has_logged_advantage, out_dir is not None,
+        )  # fmt: skip
         done_rows = 0
-        for chunk in iter_chunks(spec, nan=nan, chunk_rows=chunk_rows):
-            acc.skipped_groups += chunk.skipped_groups
-            acc.skipped_rows += chunk.skipped_rows
-            acc.dropped_rows += chunk.dropped_rows
-            if chunk.rows:
-                _analyze_chunk(
-                    chunk,
-                    names,
-                    weight_list,
-                    list(schemes),
-                    ddof,
-                    eps,
-                    nan,
-                    dev,
-                    dtype,
-                    acc,
-                    adv_writer,
-                )
+        chunks = prefetch(iter_chunks(spec, nan=nan, chunk_rows=chunk_rows))
+        for res in _in_order(lambda c: _analyze_chunk(c, cfg), chunks, workers):
+            chunk = res.chunk
+            acc.add(res)
+            if adv_writer is not None and res.advantages is not None:
+                adv_writer.write(res.advantages)
             done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
             if on_progress is not None:
                 on_progress(done_rows, total_rows)
@@ -193,6 +192,47 @@ def analyze(
             analysis.written = [Path(out_dir) / "advantages.parquet"]
             analysis.written += analysis.write(out_dir)
     return analysis
+
+
+def prefetch(items: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
+    """Produce the items in a background thread (polars reads and prepares the next chunks
+    while torch works on this one; both release the GIL). Errors surface in the consumer."""
+    done = object()
+    box: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        box.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            box.put(done)
+        except BaseException as err:  # handed to the consumer, raised there
+            box.put(_Failure(err))
+
+    thread = threading.Thread(target=work, name="dvao-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = box.get()
+            if item is done:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+
+
+@dataclass
+class _Failure:
+    error: BaseException
 
 
 def _check_schemes(schemes: Sequence[str]) -> tuple[str, ...]:
@@ -237,22 +277,38 @@ class _AdvantageWriter:
             self._writer = None
 
 
-def _analyze_chunk(
-    chunk: Chunk,
-    names: list[str],
-    weight_list: list[float],
-    schemes: list[str],
-    ddof: int,
-    eps: float,
-    nan: str,
-    dev: torch.device,
-    dtype: torch.dtype,
-    acc: _Accumulator,
-    adv_writer: _AdvantageWriter | None,
-) -> None:
-    frame = chunk.frame
+@dataclass
+class _Settings:
+    names: list[str]
+    weights: list[float]
+    schemes: list[str]
+    ddof: int
+    eps: float
+    nan: str
+    device: torch.device
+    dtype: torch.dtype
+    has_logged: bool
+    write_advantages: bool
+
+
+@dataclass
+class _ChunkResult:
+    chunk: Chunk
+    ix: dg.ChunkIndex | None = None
+    obj: dg.ObjectiveSums | None = None
+    sch: dict[str, dg.SchemeSums] = field(default_factory=dict)
+    pairs: dg.PairSums | None = None
+    agreement: dict[str, dg.AgreementSums] = field(default_factory=dict)
+    advantages: pl.DataFrame | None = None
+
+
+def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
+    """Everything about one chunk; pure (chunks may run on several threads at once)."""
+    if chunk.rows == 0:
+        return _ChunkResult(chunk)
+    frame, dev, dtype = chunk.frame, cfg.device, cfg.dtype
     # (N, K) column-major: every per-objective pass reads one contiguous column
-    rewards = torch.from_numpy(frame.select(names).to_numpy(order="fortran")).to(dev, dtype)
+    rewards = torch.from_numpy(frame.select(cfg.names).to_numpy(order="fortran")).to(dev, dtype)
     group = torch.from_numpy(chunk.group).to(dev)  # (N,)
     sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
     step = torch.from_numpy(frame.get_column(STEP).to_numpy(writable=True)).to(dev)  # (N,)
@@ -260,45 +316,68 @@ def _analyze_chunk(
         rewards,
         group,
         step,
-        torch.tensor(weight_list, dtype=dtype, device=dev),
-        schemes=schemes,
-        ddof=ddof,
-        eps=eps,
-        nan="ignore" if nan == "ignore" else "error",
+        torch.tensor(cfg.weights, dtype=dtype, device=dev),
+        schemes=cfg.schemes,
+        ddof=cfg.ddof,
+        eps=cfg.eps,
+        nan="ignore" if cfg.nan == "ignore" else "error",
         device=dev,
         dtype=dtype,
     )
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
-    obj = dg.objective_sums(stats, ix, ddof)
-    missing = nan == "ignore"  # only then can a reward be NaN here
+    missing = cfg.nan == "ignore"  # only then can a reward be NaN here
     distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
     distinct = dg.distinct_advantages(result.advantages, ix, exact_shortcuts=not missing)
-    sch = {
-        name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
-        for name in schemes
-    }
-    pairs = dg.correlation_sums(rewards, stats, ix, missing)
-    agreement: dict[str, dg.AgreementSums] = {}
-    if acc.has_logged:
+    out = _ChunkResult(
+        chunk,
+        ix=ix,
+        obj=dg.objective_sums(stats, ix, cfg.ddof),
+        sch={
+            name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
+            for name in cfg.schemes
+        },
+        pairs=dg.correlation_sums(rewards, stats, ix, missing),
+    )
+    if cfg.has_logged:
         logged = torch.from_numpy(frame.get_column(LOGGED).to_numpy(writable=True)).to(dev, dtype)
-        agreement = {name: dg.agreement_sums(result.advantages[name], logged) for name in schemes}
-    acc.add(ix, obj, sch, pairs, agreement)
-    acc.rows += chunk.rows
-    acc.groups += chunk.n_groups
-
-    if adv_writer is not None:
+        out.agreement = {
+            name: dg.agreement_sums(result.advantages[name], logged) for name in cfg.schemes
+        }
+    if cfg.write_advantages:
         weights_per_row = stats.dvao_weight[group].cpu().numpy()  # (N, K)
         columns: dict[str, Any] = {
             ROW: frame.get_column(ROW).cast(pl.Int64),
             STEP: frame.get_column(STEP),
             GROUP: frame.get_column(GROUP),
         }
-        for name in schemes:
+        for name in cfg.schemes:
             columns[f"adv_{name}"] = result.advantages[name].cpu().numpy().astype(np.float64)
-        for k, name in enumerate(names):
+        for k, name in enumerate(cfg.names):
             columns[f"w_{name}"] = weights_per_row[:, k].astype(np.float64)
-        adv_writer.write(pl.DataFrame(columns))
+        out.advantages = pl.DataFrame(columns)
+    return out
+
+
+def _in_order(
+    fn: Callable[[Chunk], _ChunkResult], items: Iterator[Chunk], workers: int
+) -> Iterator[_ChunkResult]:
+    """fn over items on `workers` threads, results in input order, at most workers + 1 in flight."""
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dvao-chunk") as pool:
+        pending: deque[Any] = deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:

@@ -14,9 +14,11 @@ import torch
 
 from dvao_cli.advantages import GroupStats
 
-# Two advantages closer than 1e-9 count as one value when counting distinct values: the same
-# advantage reached by different arithmetic differs in the last bits.
-DISTINCT_SCALE = 1e9
+# Two advantages closer than 1e-8 count as one value when counting distinct values: the same
+# advantage reached by different arithmetic differs in the last bits. Keys are int32 (sorting
+# them is about twice as fast as float64); past |A| = 20 the resolution coarsens to fit.
+DISTINCT_SCALE = 1e8
+_KEY_RANGE = 2.0e9
 ZERO_TOL = 1e-12
 
 
@@ -95,8 +97,10 @@ def distinct_per_group(keys: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
 
 
 def advantage_keys(adv: torch.Tensor) -> torch.Tensor:
-    """Advantages rounded to 1e-9, as int64 sort keys (N,)."""
-    return torch.round(adv * DISTINCT_SCALE).to(torch.int64)
+    """Advantages rounded to 1e-8 (coarser only when |A| > 20), as int32 sort keys (N,)."""
+    largest = float(adv.abs().max()) if adv.numel() else 0.0
+    scale = min(DISTINCT_SCALE, _KEY_RANGE / largest) if largest > 0 else DISTINCT_SCALE
+    return torch.round(adv * scale).to(torch.int32)
 
 
 # Fixed, incommensurable coefficients: distinct reward vectors get distinct keys (a collision

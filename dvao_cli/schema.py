@@ -35,7 +35,7 @@ LONG_OBJECTIVE = "objective"
 LONG_REWARD = "reward"
 RESERVED = (STEP, GROUP, SAMPLE, "prompt", "completion", LOGGED, LONG_OBJECTIVE, LONG_REWARD, ROW)
 NAN_POLICIES = ("error", "drop", "ignore")
-DEFAULT_CHUNK_ROWS = 4_000_000
+DEFAULT_CHUNK_ROWS = 1_000_000
 
 
 # --------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def command(
             min=1000,
             help="Rows per streamed chunk (whole steps are kept together); bounds memory.",
         ),
-    ] = 4_000_000,
+    ] = 1_000_000,
 ) -> None:
     from dvao_cli.analyze import analyze
     from dvao_cli.console import get_console, info, progress
@@ -93,8 +93,10 @@ def command(
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
     from dvao_cli.report import render
+    from dvao_cli.runtime import stream_workers, tune_for_streaming
     from dvao_cli.schema import warn_skipped
 
+    tune_for_streaming()
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
     with progress("analyze", total=None) as bar:
@@ -110,6 +112,7 @@ def command(
             out_dir=out,
             fail_on=fail_on or (),
             chunk_rows=chunk_rows,
+            workers=stream_workers(),
             on_progress=lambda done, total: bar.update(completed=done, total=total or None),
         )
     summary = result.summary

@@ -1,0 +1,38 @@
+"""Process-wide tuning for the command line's long jobs (never applied to library callers).
+
+Measured on 2 cores (docs/performance.md): chunks of about 1M rows with one torch thread, while
+polars reads the next chunk on the other core, beat two torch threads by 2-3x. Two threads on
+small per-chunk tensors spend their time waiting for each other, and more so on a busy machine.
+glibc hands large freed blocks back to the kernel, so every chunk pays page faults again for
+memory it just released; raising the thresholds keeps that memory for reuse.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+
+
+def tune_for_streaming(torch_threads: int | None = None) -> None:
+    """One torch thread (or DVAO_TORCH_THREADS) and an allocator that keeps freed memory."""
+    import torch
+
+    threads = torch_threads or int(os.environ.get("DVAO_TORCH_THREADS", "1"))
+    torch.set_num_threads(max(1, threads))
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)  # glibc's upper limit on 64-bit
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        pass
+
+
+def stream_workers() -> int:
+    """Chunks computed at once: one per core (DVAO_WORKERS overrides), at most 8."""
+    value = os.environ.get("DVAO_WORKERS")
+    if value:
+        return max(1, int(value))
+    return max(1, min(8, os.cpu_count() or 1))
