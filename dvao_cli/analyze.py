@@ -77,9 +77,9 @@ class _Accumulator:
         self.objectives = objectives
         self.schemes = schemes
         self.has_logged = has_logged
-        self.step_values: list[np.ndarray] = []
-        self.obj: list[dg.ObjectiveSums] = []
-        self.sch: dict[str, list[dg.SchemeSums]] = {s: [] for s in schemes}
+        self.step_values: list[list[int]] = []
+        self.obj: list[dict[str, list[Any]]] = []
+        self.sch: dict[str, list[dict[str, list[Any]]]] = {s: [] for s in schemes}
         k = len(objectives)
         self.corr_sum = np.zeros((k, k))
         self.corr_count = np.zeros((k, k))
@@ -100,23 +100,25 @@ class _Accumulator:
             return  # nothing left in this chunk
         self.rows += chunk.rows
         self.groups += chunk.n_groups
-        self.step_values.append(res.ix.steps.cpu().numpy())
-        self.obj.append(_to_cpu(res.obj))
+        # Kept as Python lists, not small tensors: Python's allocator keeps them apart from the
+        # large per-chunk temporaries, so the heap does not fragment and memory stays flat.
+        self.step_values.append(res.ix.steps.cpu().tolist())
+        self.obj.append(_as_lists(res.obj))
         for name, sums in res.sch.items():
-            self.sch[name].append(_to_cpu(sums))
-        self.corr_sum += res.pairs.corr_sum.cpu().numpy()
-        self.corr_count += res.pairs.count.cpu().numpy()
-        self.binary &= res.obj.binary.cpu().numpy()
+            self.sch[name].append(_as_lists(sums))
+        self.corr_sum += np.asarray(res.pairs.corr_sum.cpu().tolist())
+        self.corr_count += np.asarray(res.pairs.count.cpu().tolist())
+        self.binary &= np.asarray(res.obj.binary.cpu().tolist(), dtype=bool)
         for name, agr in res.agreement.items():
             self.agreement[name].append(agr)
 
 
-def _to_cpu(sums: Any) -> Any:
-    return type(sums)(**{k: v.detach().cpu() for k, v in vars(sums).items()})
+def _as_lists(sums: Any) -> dict[str, list[Any]]:
+    return {k: v.detach().cpu().tolist() for k, v in vars(sums).items() if k != "binary"}
 
 
-def _cat(parts: list[Any], name: str) -> np.ndarray:
-    return torch.cat([getattr(p, name) for p in parts]).numpy().astype(np.float64)
+def _cat(parts: list[dict[str, list[Any]]], name: str) -> np.ndarray:
+    return np.concatenate([np.asarray(p[name], dtype=np.float64) for p in parts])
 
 
 def analyze(
@@ -328,11 +330,18 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     ix = dg.chunk_index(step, group, sizes)
     missing = cfg.nan == "ignore"  # only then can a reward be NaN here
     distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
-    distinct = dg.distinct_advantages(result.advantages, ix, exact_shortcuts=not missing)
+    obj = dg.objective_sums(stats, ix, cfg.ddof)
+    distinct = dg.distinct_advantages(
+        result.advantages,
+        ix,
+        exact_shortcuts=not missing,
+        stats=stats,
+        primary_binary=bool(obj.binary[0]),  # grpo's primary objective is the first
+    )
     out = _ChunkResult(
         chunk,
         ix=ix,
-        obj=dg.objective_sums(stats, ix, cfg.ddof),
+        obj=obj,
         sch={
             name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
             for name in cfg.schemes
@@ -402,7 +411,7 @@ def _finish(
 ) -> Analysis:
     names = acc.objectives
     k = len(names)
-    steps = np.concatenate(acc.step_values)  # (S,)
+    steps = np.concatenate([np.asarray(v, dtype=np.int64) for v in acc.step_values])  # (S,)
     order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
     steps = steps[order]
     o = {

@@ -69,6 +69,8 @@ def group_sum(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     """Sum rows (N, ...) into their groups (G, ...): a reshape when groups are uniform."""
     if ix.uniform:
         return values.view(ix.n_groups, ix.uniform, *values.shape[1:]).sum(dim=1)
+    if values.dtype == torch.bool:  # index_add_ does not add booleans
+        values = values.to(torch.long)
     return segment_sum(values, ix.group, ix.n_groups)
 
 
@@ -209,24 +211,34 @@ def scheme_sums(
     return SchemeSums(
         square_sum=step_sum(group_sum(adv * adv, ix), ix),
         max_abs=segment_amax(group_amax(abs_adv, ix), ix.group_step, ix.n_steps),
-        zeros=step_sum(group_sum((abs_adv <= ZERO_TOL).to(dtype), ix), ix),
+        zeros=step_sum(group_sum(abs_adv.le(ZERO_TOL), ix).to(dtype), ix),
         distinct_adv=step_sum(distinct_adv.to(dtype), ix),
         distinct_rew=step_sum(distinct_rewards.to(dtype), ix),
     )
 
 
 def distinct_advantages(
-    advantages: dict[str, torch.Tensor], ix: ChunkIndex, exact_shortcuts: bool
+    advantages: dict[str, torch.Tensor],
+    ix: ChunkIndex,
+    exact_shortcuts: bool,
+    stats: GroupStats | None = None,
+    primary_binary: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Distinct advantage values per group (G,) for each scheme.
 
     Within a group DVAO is RC times a positive constant (both are (s - mean s) / c_g), and GDPO
     is an increasing affine map of AC (one per step): they tell apart exactly the same
-    responses, so their counts are shared instead of sorted again. That holds when no reward is
-    missing (`exact_shortcuts`); with missing rewards every scheme is counted on its own.
+    responses, so their counts are shared instead of sorted again. GRPO is increasing in the
+    primary reward, so with a binary primary objective it has 2 values where that objective
+    varies and 1 where it does not. All of this holds when no reward is missing
+    (`exact_shortcuts`); with missing rewards every scheme is counted on its own.
     """
     counts: dict[str, torch.Tensor] = {}
+    if exact_shortcuts and primary_binary and stats is not None and "grpo" in advantages:
+        counts["grpo"] = 1 + (stats.std[:, 0] > 0).to(torch.long)
     for name, adv in advantages.items():
+        if name in counts:
+            continue
         twin = {"dvao": "rc", "gdpo": "ac"}.get(name)
         if exact_shortcuts and twin in advantages:
             continue

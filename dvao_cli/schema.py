@@ -129,6 +129,46 @@ class LogSpec:
         )
         return lf if columns is None else lf.select([ROW, *columns])
 
+    def batches(self, columns: Sequence[str], batch_rows: int) -> Iterator[pl.DataFrame]:
+        """The log's rows in input order, `batch_rows` at a time, with `row` first.
+
+        One file and one row group at a time (pyarrow), so memory stays bounded by the batch
+        whatever the log's length (polars' own batch reader reads ahead without bound).
+        Hive partition columns come from the folder names.
+        """
+        import polars as pl
+        import pyarrow.parquet as pq
+
+        offset = 0
+        for path in self.files:
+            partitions = _hive_values(path) if self.hive else {}
+            in_file = [c for c in columns if c not in partitions]
+            parquet = pq.ParquetFile(path)
+            for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=in_file):
+                frame = pl.from_arrow(record_batch)
+                assert isinstance(frame, pl.DataFrame)
+                height = frame.height
+                frame = frame.with_columns(
+                    pl.int_range(offset, offset + height, dtype=pl.Int64).alias(ROW),
+                    *[
+                        pl.lit(partitions[c]).cast(self.columns[c]).alias(c)
+                        for c in columns
+                        if c in partitions
+                    ],
+                )
+                offset += height
+                yield frame.select([ROW, *columns])
+
+
+def _hive_values(path: Path) -> dict[str, str]:
+    """`.../step=3/part.parquet` -> {"step": "3"} (the innermost folder wins)."""
+    values: dict[str, str] = {}
+    for part in path.parts[:-1]:
+        if "=" in part:
+            key, _, value = part.partition("=")
+            values[key] = value
+    return values
+
 
 def _file_schema(path: Path, hive: bool) -> dict[str, pl.DataType]:
     import polars as pl
@@ -505,7 +545,7 @@ def _read_long(spec: LogSpec, extra_columns: Sequence[str]) -> pl.DataFrame:
     missing = [o for o in spec.objectives if o not in wide.columns]
     wide = wide.with_columns([pl.lit(None, dtype=pl.Float64).alias(o) for o in missing])
     # `row` of a pivoted response: its position among responses, in order of first appearance
-    wide = wide.with_columns(pl.int_range(pl.len(), dtype=pl.UInt32).alias(ROW))
+    wide = wide.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW))
     keep = [ROW, STEP, GROUP, *[c for c in carry if c not in (STEP, GROUP)], *spec.objectives]
     return wide.select(keep)
 
@@ -576,7 +616,6 @@ def iter_chunks(
         yield _prepare(_read_long(spec, extra_columns), spec, objectives, nan)
         return
     columns = [*_columns_for(spec, extra_columns), *objectives]
-    lf = spec.scan(columns)
     ends, floors = _step_floors(spec)
 
     pending: list[pl.DataFrame] = []
@@ -584,7 +623,7 @@ def iter_chunks(
     consumed = 0
     warned = False
     try:
-        for batch in lf.collect_batches(chunk_size=min(chunk_rows, 1_000_000)):
+        for batch in spec.batches(columns, min(chunk_rows, 1_000_000)):
             consumed += batch.height
             if batch.height == 0:
                 continue
@@ -594,7 +633,7 @@ def iter_chunks(
                 continue
             # every later row has a step >= floor: the steps below it are complete
             floor = floors[int(np.searchsorted(ends, consumed, side="right"))]
-            frame = pl.concat(pending, rechunk=False)
+            frame = pl.concat(pending, rechunk=False, how="vertical_relaxed")
             is_done = frame.get_column(STEP) < floor
             cut = int(is_done.sum())
             if cut == 0:
@@ -619,7 +658,7 @@ def iter_chunks(
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"cannot read the log ({reason[:200]})", path=spec.label) from None
     if pending_rows:
-        yield _prepare(pl.concat(pending).rechunk(), spec, objectives, nan)
+        yield _prepare(pl.concat(pending, how="vertical_relaxed").rechunk(), spec, objectives, nan)
 
 
 # --------------------------------------------------------------------------------------------

@@ -327,3 +327,42 @@ def test_size_one_groups_are_counted(cli, tmp_path: Path) -> None:
     assert result.err.strip() == (
         f"warning: {path}: column 'group_id': skipped 1 group of size 1 (no within-group variance)"
     )
+
+
+def test_ragged_groups_give_the_same_diagnostics_as_a_loop(tmp_path: Path) -> None:
+    """Groups of different sizes (the segment path) against plain per-group arithmetic."""
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    sizes = [3, 5, 2, 4, 6, 3]
+    steps = [0, 0, 0, 1, 1, 2]
+    rows = []
+    for g, (size, step) in enumerate(zip(sizes, steps, strict=True)):
+        acc = rng.integers(0, 2, size).astype(float)
+        score = rng.random(size).round(2)
+        rows += [(step, g, a, b) for a, b in zip(acc, score, strict=True)]
+    frame = pl.DataFrame(rows, schema=["step", "group_id", "accuracy", "score"], orient="row")
+    path = tmp_path / "ragged.parquet"
+    frame.write_parquet(path)
+    summary = analyze(path).summary
+    groups = frame.group_by("group_id", maintain_order=True).agg(
+        pl.col("accuracy").std(ddof=0).alias("sa"),
+        pl.col("score").std(ddof=0).alias("ss"),
+        pl.len().alias("n"),
+    )
+    sa, ss = groups["sa"].to_list(), groups["ss"].to_list()
+    assert summary["objectives"]["accuracy"]["within_group_std"] == pytest.approx(sum(sa) / 6)
+    assert summary["objectives"]["score"]["within_group_std"] == pytest.approx(sum(ss) / 6)
+    assert summary["objectives"]["accuracy"]["saturation"] == pytest.approx(
+        sum(1 for x in sa if x == 0) / 6
+    )
+    # with a continuous objective every distinct score is a distinct reward vector and RC,
+    # AC, DVAO tell all of them apart
+    distinct = sum(
+        frame.filter(pl.col("group_id") == g)
+        .select(pl.struct("accuracy", "score").n_unique())
+        .item()
+        for g in range(6)
+    )
+    assert summary["schemes"]["rc"]["distinct_rewards_per_group"] == pytest.approx(distinct / 6)
+    assert summary["schemes"]["rc"]["resolution"] == pytest.approx(1.0)
