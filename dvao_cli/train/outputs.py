@@ -1,0 +1,94 @@
+"""The run directory: rollout part files, metrics.parquet, config.json.
+
+One rollout part file per step (`rollouts/step-000001.parquet`), each written atomically, so a
+crash loses at most the current step; the `rollouts/` directory reads as one dvao log.
+`metrics.parquet` is rewritten atomically after every step (it has one small row per step).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from dvao_cli.io import write_parquet
+
+ROLLOUTS = "rollouts"
+METRICS = "metrics.parquet"
+
+
+def part_path(run_dir: Path, step: int) -> Path:
+    return run_dir / ROLLOUTS / f"step-{step:06d}.parquet"
+
+
+def write_rollouts(
+    run_dir: Path,
+    step: int,
+    group_id: Sequence[int],
+    sample_id: Sequence[int],
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    rewards: dict[str, Sequence[float]],
+    logged_advantage: Sequence[float],
+) -> Path:
+    """One step's rollouts in the dvao log format (floats stay float64, NaN = no reward)."""
+    n = len(prompts)
+    columns: dict[str, pl.Series] = {
+        "step": pl.Series("step", [step] * n, dtype=pl.Int64),
+        "group_id": pl.Series("group_id", list(group_id), dtype=pl.Int64),
+        "sample_id": pl.Series("sample_id", list(sample_id), dtype=pl.Int64),
+        "prompt": pl.Series("prompt", list(prompts), dtype=pl.Utf8),
+        "completion": pl.Series("completion", list(completions), dtype=pl.Utf8),
+    }
+    for name, values in rewards.items():
+        columns[name] = pl.Series(name, list(values), dtype=pl.Float64, nan_to_null=False)
+    columns["logged_advantage"] = pl.Series(
+        "logged_advantage", list(logged_advantage), dtype=pl.Float64
+    )
+    path = part_path(run_dir, step)
+    write_parquet(pl.DataFrame(list(columns.values())), path)
+    return path
+
+
+def remove_parts_after(run_dir: Path, step: int) -> int:
+    """Delete rollout part files of steps > `step` (a resumed run redoes them). Returns a count."""
+    removed = 0
+    for path in sorted((run_dir / ROLLOUTS).glob("step-*.parquet")):
+        try:
+            part_step = int(path.stem.split("-", 1)[1])
+        except ValueError:
+            continue
+        if part_step > step:
+            path.unlink()
+            removed += 1
+    return removed
+
+
+class MetricsWriter:
+    """Accumulates one row per step and rewrites metrics.parquet atomically each time."""
+
+    def __init__(self, run_dir: Path, columns: list[str]) -> None:
+        self.path = run_dir / METRICS
+        self.columns = columns
+        self.rows: list[dict[str, Any]] = []
+
+    def load_until(self, step: int) -> None:
+        """Keep the rows of steps <= `step` from an existing metrics.parquet (resume)."""
+        if self.path.is_file():
+            frame = pl.read_parquet(self.path).filter(pl.col("step") <= step)
+            self.rows = frame.to_dicts()
+
+    def append(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+        self.flush()
+
+    def frame(self) -> pl.DataFrame:
+        schema = {c: (pl.Int64 if c == "step" else pl.Float64) for c in self.columns}
+        return pl.DataFrame(
+            [{c: r.get(c) for c in self.columns} for r in self.rows], schema=schema, orient="row"
+        )
+
+    def flush(self) -> None:
+        write_parquet(self.frame(), self.path)
