@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import queue
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from dvao_cli.schema import (
     Chunk,
     LogSpec,
     iter_chunks,
+    non_finite_error,
     open_log,
 )
 
@@ -165,10 +167,10 @@ def analyze(
             stack.callback(adv_writer.close)
         cfg = _Settings(
             names, weight_list, list(schemes), ddof, eps, nan, dev, dtype,
-            spec.has_logged_advantage, out_dir is not None,
+            spec.has_logged_advantage, out_dir is not None, spec,
         )  # fmt: skip
         done_rows = 0
-        chunks = prefetch(iter_chunks(spec, nan=nan, chunk_rows=chunk_rows))
+        chunks = prefetch(iter_chunks(spec, nan=nan, chunk_rows=chunk_rows, check_finite=False))
         for res in _in_order(lambda c: _analyze_chunk(c, cfg), chunks, workers):
             chunk = res.chunk
             acc.add(res)
@@ -196,7 +198,7 @@ def analyze(
     return analysis
 
 
-def prefetch(items: Iterator[Chunk], depth: int = 2) -> Iterator[Chunk]:
+def prefetch(items: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
     """Produce the items in a background thread (polars reads and prepares the next chunks
     while torch works on this one; both release the GIL). Errors surface in the consumer."""
     done = object()
@@ -291,6 +293,7 @@ class _Settings:
     dtype: torch.dtype
     has_logged: bool
     write_advantages: bool
+    spec: LogSpec
 
 
 @dataclass
@@ -304,28 +307,42 @@ class _ChunkResult:
     advantages: pl.DataFrame | None = None
 
 
+def _tensor(series: pl.Series) -> torch.Tensor:
+    """A read-only view of a polars column as a tensor, without copying (nothing writes to it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(series.to_numpy())
+
+
 def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     """Everything about one chunk; pure (chunks may run on several threads at once)."""
     if chunk.rows == 0:
         return _ChunkResult(chunk)
     frame, dev, dtype = chunk.frame, cfg.device, cfg.dtype
     # (N, K) column-major: every per-objective pass reads one contiguous column
-    rewards = torch.from_numpy(frame.select(cfg.names).to_numpy(order="fortran")).to(dev, dtype)
+    rewards = torch.from_numpy(
+        frame.select(cfg.names).to_numpy(order="fortran", writable=True)
+    ).to(dev, dtype)
     group = torch.from_numpy(chunk.group).to(dev)  # (N,)
     sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
-    step = torch.from_numpy(frame.get_column(STEP).to_numpy(writable=True)).to(dev)  # (N,)
-    result = compute_advantages(
-        rewards,
-        group,
-        step,
-        torch.tensor(cfg.weights, dtype=dtype, device=dev),
-        schemes=cfg.schemes,
-        ddof=cfg.ddof,
-        eps=cfg.eps,
-        nan="ignore" if cfg.nan == "ignore" else "error",
-        device=dev,
-        dtype=dtype,
-    )
+    step = _tensor(frame.get_column(STEP)).to(dev)  # (N,)
+    try:
+        result = compute_advantages(
+            rewards,
+            group,
+            step,
+            torch.tensor(cfg.weights, dtype=dtype, device=dev),
+            schemes=cfg.schemes,
+            ddof=cfg.ddof,
+            eps=cfg.eps,
+            nan="ignore" if cfg.nan == "ignore" else "error",
+            device=dev,
+            dtype=dtype,
+        )
+    except InputError:
+        # the reader left the NaN check to the engine (it sees it in the group means): say
+        # which column, how many and where, as the reader would have
+        raise non_finite_error(cfg.spec, frame) from None
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
     missing = cfg.nan == "ignore"  # only then can a reward be NaN here
@@ -349,7 +366,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         pairs=dg.correlation_sums(rewards, stats, ix, missing),
     )
     if cfg.has_logged:
-        logged = torch.from_numpy(frame.get_column(LOGGED).to_numpy(writable=True)).to(dev, dtype)
+        logged = _tensor(frame.get_column(LOGGED)).to(dev, dtype)
         out.agreement = {
             name: dg.agreement_sums(result.advantages[name], logged) for name in cfg.schemes
         }
@@ -371,7 +388,8 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
 def _in_order(
     fn: Callable[[Chunk], _ChunkResult], items: Iterator[Chunk], workers: int
 ) -> Iterator[_ChunkResult]:
-    """fn over items on `workers` threads, results in input order, at most workers + 1 in flight."""
+    """fn over items on `workers` threads, results in input order, at most `workers` in flight
+    (each holds a chunk's tensors: more in flight would only add memory)."""
     if workers <= 1:
         for item in items:
             yield fn(item)
@@ -383,7 +401,7 @@ def _in_order(
         pending: deque[Any] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
-            if len(pending) > workers:
+            if len(pending) >= workers:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

@@ -74,6 +74,13 @@ def group_sum(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     return segment_sum(values, ix.group, ix.n_groups)
 
 
+def group_count(flags: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
+    """True flags (N,) per group (G,), int64."""
+    if ix.uniform:
+        return torch.count_nonzero(flags.view(ix.n_groups, ix.uniform), dim=1)
+    return segment_sum(flags.to(torch.long), ix.group, ix.n_groups)
+
+
 def group_amax(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     if ix.uniform:
         return values.view(ix.n_groups, ix.uniform, *values.shape[1:]).amax(dim=1)
@@ -89,7 +96,7 @@ def distinct_per_group(keys: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     """Number of distinct values of `keys` (N,) in each group, shape (G,)."""
     if ix.uniform:
         ordered = keys.view(ix.n_groups, ix.uniform).sort(dim=1).values  # (G, size)
-        return 1 + (ordered[:, 1:] != ordered[:, :-1]).sum(dim=1)
+        return 1 + torch.count_nonzero(ordered[:, 1:] != ordered[:, :-1], dim=1)
     order = torch.argsort(keys, stable=True)
     order = order[torch.argsort(ix.group[order], stable=True)]  # by group, then value
     sorted_keys, sorted_group = keys[order], ix.group[order]
@@ -100,9 +107,10 @@ def distinct_per_group(keys: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
 
 def advantage_keys(adv: torch.Tensor) -> torch.Tensor:
     """Advantages rounded to 1e-8 (coarser only when |A| > 20), as int32 sort keys (N,)."""
-    largest = float(adv.abs().max()) if adv.numel() else 0.0
+    lo, hi = torch.aminmax(adv) if adv.numel() else (adv.new_zeros(()), adv.new_zeros(()))
+    largest = max(-float(lo), float(hi))
     scale = min(DISTINCT_SCALE, _KEY_RANGE / largest) if largest > 0 else DISTINCT_SCALE
-    return torch.round(adv * scale).to(torch.int32)
+    return (adv * scale).round_().to(torch.int32)
 
 
 # Fixed, incommensurable coefficients: distinct reward vectors get distinct keys (a collision
@@ -206,12 +214,17 @@ def scheme_sums(
     ix: ChunkIndex,
 ) -> SchemeSums:
     """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group."""
-    abs_adv = adv.abs()
     dtype = adv.dtype
+    abs_adv = adv.abs()
+    if ix.uniform:
+        grouped = adv.view(ix.n_groups, ix.uniform)  # (G, size)
+        square_g = torch.linalg.vecdot(grouped, grouped)  # (G,) sum of squares, no temporary
+    else:
+        square_g = group_sum(adv * adv, ix)
     return SchemeSums(
-        square_sum=step_sum(group_sum(adv * adv, ix), ix),
+        square_sum=step_sum(square_g, ix),
         max_abs=segment_amax(group_amax(abs_adv, ix), ix.group_step, ix.n_steps),
-        zeros=step_sum(group_sum(abs_adv.le(ZERO_TOL), ix).to(dtype), ix),
+        zeros=step_sum(group_count(abs_adv.le(ZERO_TOL), ix).to(dtype), ix),
         distinct_adv=step_sum(distinct_adv.to(dtype), ix),
         distinct_rew=step_sum(distinct_rewards.to(dtype), ix),
     )
@@ -267,10 +280,19 @@ def correlation_sums(
     """
     k = rewards.shape[1]
     dtype = rewards.dtype
-    if ix.uniform:
+    if ix.uniform and not missing:
+        # sum_j (x - mu_x)(y - mu_y) = sum_j x y - n mu_x mu_y: no centred copy of the rewards;
+        # pair by pair on (G, size) column views (faster than one einsum over (G, size, K))
+        cols = [rewards[:, a].reshape(ix.n_groups, ix.uniform) for a in range(k)]
+        co = torch.empty((ix.n_groups, k, k), dtype=dtype, device=rewards.device)
+        for a in range(k):
+            for b in range(a, k):
+                co[:, a, b] = co[:, b, a] = torch.linalg.vecdot(cols[a], cols[b])
+        mean = stats.mean  # (G, K)
+        co -= ix.uniform * mean[:, :, None] * mean[:, None, :]
+    elif ix.uniform:
         centred = rewards.view(ix.n_groups, ix.uniform, k) - stats.mean[:, None, :]  # (G, size, K)
-        if missing:
-            centred = torch.nan_to_num(centred, nan=0.0)
+        centred = torch.nan_to_num(centred, nan=0.0)
         co = torch.einsum("gsk,gsl->gkl", centred, centred)  # (G, K, K) sums of products
     else:
         centred = rewards - stats.mean[ix.group]  # (N, K)

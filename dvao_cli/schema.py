@@ -402,6 +402,13 @@ def _finite_problem_counts(frame: pl.DataFrame, objectives: Sequence[str]) -> di
     return {o: int(c) for o, c in zip(objectives, counts, strict=True) if c}
 
 
+def non_finite_error(spec: LogSpec, frame: pl.DataFrame) -> InputError:
+    """The one-line error for the first objective of `frame` holding a non-finite reward."""
+    problems = _finite_problem_counts(frame, spec.objectives)
+    column = next(iter(problems), spec.objectives[0])
+    return _nan_error(spec, spec.objectives, column)
+
+
 def _nan_error(spec: LogSpec, objectives: Sequence[str], column: str) -> InputError:
     """Count the non-finite rewards of `column` over the whole log and name the first file."""
     import polars as pl
@@ -426,8 +433,53 @@ def _nan_error(spec: LogSpec, objectives: Sequence[str], column: str) -> InputEr
     )
 
 
-def _prepare(frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan: str) -> Chunk:
-    """Validate one chunk of whole steps and put it in engine order."""
+def _key_arrays(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
+    """step and integer group_id as numpy arrays (fast comparisons), or None for string ids."""
+    if not frame.schema[GROUP].is_integer():
+        return None
+    return frame.get_column(STEP).to_numpy(), frame.get_column(GROUP).to_numpy()
+
+
+def _in_engine_order(frame: pl.DataFrame) -> bool:
+    keys = _key_arrays(frame)
+    if keys is not None:
+        s, g = keys
+        same = s[1:] == s[:-1]
+        return bool(((s[1:] > s[:-1]) | (same & (g[1:] >= g[:-1]))).all())
+    step, gid = frame.get_column(STEP), frame.get_column(GROUP)
+    step_prev, gid_prev = step.shift(1), gid.shift(1)
+    ordered = (step > step_prev) | ((step == step_prev) & (gid >= gid_prev))
+    return bool(ordered.fill_null(True).all())
+
+
+def _group_starts(frame: pl.DataFrame) -> np.ndarray:
+    """(N,) bool: the row starts a group (rows in engine order)."""
+    import numpy as np
+
+    keys = _key_arrays(frame)
+    if keys is not None:
+        s, g = keys
+        starts = np.empty(s.shape[0], dtype=bool)
+        starts[0] = True
+        np.not_equal(s[1:], s[:-1], out=starts[1:])
+        starts[1:] |= g[1:] != g[:-1]
+        return starts
+    step, gid = frame.get_column(STEP), frame.get_column(GROUP)
+    return ((step != step.shift(1)) | (gid != gid.shift(1))).fill_null(True).to_numpy()
+
+
+def _prepare(
+    frame: pl.DataFrame,
+    spec: LogSpec,
+    objectives: Sequence[str],
+    nan: str,
+    check_finite: bool = True,
+) -> Chunk:
+    """Validate one chunk of whole steps and put it in engine order.
+
+    `check_finite=False` (with nan="error") leaves the NaN check to a caller that finds
+    non-finite rewards anyway, as the advantage engine does from the group means.
+    """
     import numpy as np
     import polars as pl
 
@@ -435,15 +487,16 @@ def _prepare(frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan:
         nulls = frame.get_column(name).null_count()
         if nulls:
             raise InputError(f"{nulls} missing (null) values", path=spec.label, column=name)
-    frame = frame.with_columns(
-        pl.col(STEP).cast(pl.Int64),
-        *[pl.col(o).cast(pl.Float64) for o in objectives],
-    )
+    wanted = {STEP: pl.Int64, **{o: pl.Float64 for o in objectives}}
     if LOGGED in frame.columns:
-        frame = frame.with_columns(pl.col(LOGGED).cast(pl.Float64))
+        wanted[LOGGED] = pl.Float64
+    casts = [pl.col(c).cast(t) for c, t in wanted.items() if frame.schema[c] != t]
+    if casts:
+        frame = frame.with_columns(casts)
 
     dropped = 0
-    problems = _finite_problem_counts(frame, objectives)
+    check = check_finite or nan != "error"
+    problems = _finite_problem_counts(frame, objectives) if check else {}
     if problems:
         if nan == "error":
             raise _nan_error(spec, objectives, next(iter(problems)))
@@ -461,31 +514,20 @@ def _prepare(frame: pl.DataFrame, spec: LogSpec, objectives: Sequence[str], nan:
             )
 
     # engine order: sorted by (step, group); most logs already are, so check before sorting
-    step = frame.get_column(STEP)
-    gid = frame.get_column(GROUP)
-    if frame.height > 1:
-        step_prev, gid_prev = step.shift(1), gid.shift(1)
-        ordered = ((step > step_prev) | ((step == step_prev) & (gid >= gid_prev))).fill_null(True)
-        if not ordered.all():
-            frame = frame.sort([STEP, GROUP], maintain_order=True)
-            step = frame.get_column(STEP)
-            gid = frame.get_column(GROUP)
     if frame.height == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Chunk(frame, empty, empty, dropped_rows=dropped)
-
-    starts = ((step != step.shift(1)) | (gid != gid.shift(1))).fill_null(True).to_numpy()
-    group = np.cumsum(starts, dtype=np.int64) - 1  # (N,) run codes
-    sizes = np.bincount(group)
+    if not _in_engine_order(frame):
+        frame = frame.sort([STEP, GROUP], maintain_order=True)
+    starts = _group_starts(frame)
+    first = np.flatnonzero(starts)  # (G,) first row of each group
+    sizes = np.diff(first, append=frame.height)  # (G,)
     skipped_groups = int((sizes == 1).sum())
-    skipped_rows = 0
+    skipped_rows = skipped_groups
     if skipped_groups:
-        keep = sizes[group] > 1
-        skipped_rows = int((~keep).sum())
-        frame = frame.filter(pl.Series(keep))
-        kept_sizes = sizes[sizes > 1]
-        group = np.repeat(np.arange(kept_sizes.shape[0], dtype=np.int64), kept_sizes)
-        sizes = kept_sizes
+        frame = frame.filter(pl.Series(np.repeat(sizes > 1, sizes)))
+        sizes = sizes[sizes > 1]
+    group = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)  # (N,) run codes
     return Chunk(
         frame,
         group,
@@ -597,8 +639,12 @@ def iter_chunks(
     nan: str = "error",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     extra_columns: Sequence[str] = (),
+    check_finite: bool = True,
 ) -> Iterator[Chunk]:
     """Stream the log as chunks of whole steps (about `chunk_rows` rows each).
+
+    `check_finite=False` skips the per-row NaN check under nan="error" for a caller that
+    detects non-finite rewards itself (see `_prepare`).
 
     Any row order is correct: a step is handed on only once the footers promise that no later
     row belongs to it. A log written step after step streams in bounded memory; one whose steps
@@ -613,7 +659,7 @@ def iter_chunks(
         raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{nan}'")
     objectives = spec.objectives
     if spec.long:
-        yield _prepare(_read_long(spec, extra_columns), spec, objectives, nan)
+        yield _prepare(_read_long(spec, extra_columns), spec, objectives, nan, check_finite)
         return
     columns = [*_columns_for(spec, extra_columns), *objectives]
     ends, floors = _step_floors(spec)
@@ -651,14 +697,16 @@ def iter_chunks(
             else:
                 done, rest = frame.filter(is_done), frame.filter(~is_done)
             pending, pending_rows = [rest], rest.height
-            yield _prepare(done.rechunk(), spec, objectives, nan)
+            yield _prepare(done, spec, objectives, nan, check_finite)
     except InputError:
         raise
     except Exception as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise InputError(f"cannot read the log ({reason[:200]})", path=spec.label) from None
     if pending_rows:
-        yield _prepare(pl.concat(pending, how="vertical_relaxed").rechunk(), spec, objectives, nan)
+        yield _prepare(
+            pl.concat(pending, how="vertical_relaxed"), spec, objectives, nan, check_finite
+        )
 
 
 # --------------------------------------------------------------------------------------------
