@@ -440,8 +440,7 @@ def _key_arrays(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
     return frame.get_column(STEP).to_numpy(), frame.get_column(GROUP).to_numpy()
 
 
-def _in_engine_order(frame: pl.DataFrame) -> bool:
-    keys = _key_arrays(frame)
+def _in_engine_order(frame: pl.DataFrame, keys: tuple[np.ndarray, np.ndarray] | None) -> bool:
     if keys is not None:
         s, g = keys
         same = s[1:] == s[:-1]
@@ -452,11 +451,10 @@ def _in_engine_order(frame: pl.DataFrame) -> bool:
     return bool(ordered.fill_null(True).all())
 
 
-def _group_starts(frame: pl.DataFrame) -> np.ndarray:
+def _group_starts(frame: pl.DataFrame, keys: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """(N,) bool: the row starts a group (rows in engine order)."""
     import numpy as np
 
-    keys = _key_arrays(frame)
     if keys is not None:
         s, g = keys
         starts = np.empty(s.shape[0], dtype=bool)
@@ -517,9 +515,11 @@ def _prepare(
     if frame.height == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Chunk(frame, empty, empty, dropped_rows=dropped)
-    if not _in_engine_order(frame):
+    keys = _key_arrays(frame)
+    if not _in_engine_order(frame, keys):
         frame = frame.sort([STEP, GROUP], maintain_order=True)
-    starts = _group_starts(frame)
+        keys = _key_arrays(frame)
+    starts = _group_starts(frame, keys)
     first = np.flatnonzero(starts)  # (G,) first row of each group
     sizes = np.diff(first, append=frame.height)  # (G,)
     skipped_groups = int((sizes == 1).sum())
@@ -680,7 +680,9 @@ def iter_chunks(
             # every later row has a step >= floor: the steps below it are complete
             floor = floors[int(np.searchsorted(ends, consumed, side="right"))]
             frame = pl.concat(pending, rechunk=False, how="vertical_relaxed")
-            is_done = frame.get_column(STEP) < floor
+            steps = frame.get_column(STEP)
+            # compare as integers: an Int64 column against a float casts every row
+            is_done = steps < int(floor) if math.isfinite(floor) else steps.is_not_null()
             cut = int(is_done.sum())
             if cut == 0:
                 if not warned and pending_rows > 4 * chunk_rows:
