@@ -61,6 +61,16 @@ def get_console(stderr: bool = False) -> Console:
     )
 
 
+def table_box(plain: bool | None = None) -> Any:
+    """Box style for tables: drawn on a terminal, plain columns (no box characters) when piped
+    or `plain`, so `grep`, `awk` and CI logs read them as text."""
+    from rich import box
+
+    if plain is None:
+        plain = not is_rich()
+    return box.SIMPLE_HEAD if plain else box.HEAVY_HEAD
+
+
 def info(message: str) -> None:
     """A status line on stderr; silent with --quiet."""
     if not is_quiet():

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich import box
 from rich.console import Console
 from rich.table import Table
 
-# piped output: no box-drawing characters, so `grep`/`awk` and CI logs read it as plain columns
-PLAIN_BOX = box.SIMPLE_HEAD
+from dvao_cli.console import table_box
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -36,7 +34,7 @@ def _table(title: str, plain: bool, caption: str | None = None) -> Table:
         title_justify="left",
         caption=caption,
         caption_justify="left",
-        box=PLAIN_BOX if plain else box.HEAVY_HEAD,
+        box=table_box(plain),
     )
 
 
@@ -55,7 +53,12 @@ def objectives_table(summary: dict[str, Any], plain: bool = False) -> Table:
         ("DVAO weight", "right"),
         ("trend", "right"),
     ):
-        table.add_column(header, justify=justify, no_wrap=header == "objective")  # type: ignore[arg-type]
+        table.add_column(  # type: ignore[arg-type]
+            header,
+            justify=justify,
+            no_wrap=header == "objective",
+            min_width=11 if header == "trend" else None,
+        )
     for name in summary["objective_order"]:
         o = summary["objectives"][name]
         table.add_row(
@@ -175,10 +178,13 @@ def reading(summary: dict[str, Any]) -> list[str]:
                     f"a preference of {pref:.2f}): variance is not learnability, so check that its "
                     "spread is signal and not noise."
                 )
+    # a correlation seen in a handful of groups is not worth a sentence
+    enough = max(5, 0.01 * groups)
+    pair_groups = summary.get("correlation_groups", {})
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             rho = summary["correlation"][a][b]
-            if rho is None:
+            if rho is None or pair_groups.get(a, {}).get(b, enough) < enough:
                 continue
             if rho <= -0.3:
                 lines.append(

@@ -169,10 +169,13 @@ def _counts(items: dict[Any, int]) -> str:
 def render(report: ImportReport) -> None:
     from rich.table import Table
 
+    from dvao_cli.console import table_box
     from dvao_cli.importers import TRAINERS
 
     label = TRAINERS[report.format].label
-    table = Table(title=f"dvao import: {label} -> {report.out}", show_header=True)
+    table = Table(
+        title=f"dvao import: {label} -> {report.out}", show_header=True, box=table_box()
+    )
     table.add_column("", style="bold")
     table.add_column("read")
     unit = "file" if report.files == 1 else "files"

@@ -313,6 +313,7 @@ def _render_run(result: Any) -> None:
 def _run_compare(config: Any, compare: str, seeds: int, sweep_text: str | None, out: Path) -> None:
     from rich.table import Table
 
+    from dvao_cli.console import table_box
     from dvao_cli.train.compare import (
         fmt_pct,
         parse_schemes,
@@ -340,7 +341,7 @@ def _run_compare(config: Any, compare: str, seeds: int, sweep_text: str | None, 
         except TrainingInterrupted as err:
             raise _interrupted(err) from None
     objectives = [c[len("final_") :] for c in frame.columns if c.startswith("final_")]
-    table = Table()
+    table = Table(box=table_box())
     table.add_column("scheme")
     if sweep is not None:
         table.add_column("w " + objectives[0], justify="right")
