@@ -831,3 +831,16 @@ def import_batches(
         )
     )
     return report
+
+
+def parse_json_line(path: Path, number: int, line: str) -> Any:
+    """One JSON line of a trainer's dump; a truncated or malformed one is an InputError naming
+    the file and the line."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"truncated or malformed JSON line ({err.msg} at column {err.colno})",
+            path=path,
+            line=number,
+        ) from None

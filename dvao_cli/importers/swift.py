@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.common import FLOAT, MIXED, Batch, Trainer, parse_int, short
+from dvao_cli.importers.common import (
+    FLOAT,
+    MIXED,
+    Batch,
+    Trainer,
+    parse_int,
+    parse_json_line,
+    short,
+)
 
 FILE_NAME = "completions.jsonl"
 
@@ -68,14 +76,7 @@ def first_line_is_columnar(path: Path) -> bool | None:
 
 
 def parse_batch(path: Path, number: int, line: str) -> Batch:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"truncated or malformed JSON line ({err.msg} at column {err.colno})",
-            path=path,
-            line=number,
-        ) from None
+    record = parse_json_line(path, number, line)
     if not isinstance(record, dict) or not record:
         raise InputError(
             "expected a JSON object of columns (an ms-swift completions line)",

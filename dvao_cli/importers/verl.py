@@ -9,7 +9,6 @@ and no advantage, and batch balancing reorders the rows, so groups are rebuilt f
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +23,7 @@ from dvao_cli.importers.common import (
     Batch,
     Trainer,
     parse_int,
+    parse_json_line,
     short,
 )
 
@@ -61,17 +61,6 @@ def step_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_line(path: Path, number: int, line: str) -> Any:
-    try:
-        return json.loads(line)
-    except json.JSONDecodeError as err:
-        raise InputError(
-            f"truncated or malformed JSON line ({err.msg} at column {err.colno})",
-            path=path,
-            line=number,
-        ) from None
-
-
 def read_batch(path: Path) -> tuple[Batch, int]:
     """One `<step>.jsonl` file and the number of blank lines skipped."""
     name_step = step_of(path)
@@ -86,7 +75,7 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                 if not line.strip():
                     blank += 1
                     continue
-                record = parse_line(path, number, line)
+                record = parse_json_line(path, number, line)
                 if not isinstance(record, dict):
                     raise InputError(
                         "expected one JSON object per line (a verl rollout record)",
