@@ -320,9 +320,9 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         return _ChunkResult(chunk)
     frame, dev, dtype = chunk.frame, cfg.device, cfg.dtype
     # (N, K) column-major: every per-objective pass reads one contiguous column
-    rewards = torch.from_numpy(
-        frame.select(cfg.names).to_numpy(order="fortran", writable=True)
-    ).to(dev, dtype)
+    rewards = torch.from_numpy(frame.select(cfg.names).to_numpy(order="fortran", writable=True)).to(
+        dev, dtype
+    )
     group = torch.from_numpy(chunk.group).to(dev)  # (N,)
     sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
     step = _tensor(frame.get_column(STEP)).to(dev)  # (N,)

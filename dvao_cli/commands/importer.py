@@ -173,9 +173,7 @@ def render(report: ImportReport) -> None:
     from dvao_cli.importers import TRAINERS
 
     label = TRAINERS[report.format].label
-    table = Table(
-        title=f"dvao import: {label} -> {report.out}", show_header=True, box=table_box()
-    )
+    table = Table(title=f"dvao import: {label} -> {report.out}", show_header=True, box=table_box())
     table.add_column("", style="bold")
     table.add_column("read")
     unit = "file" if report.files == 1 else "files"
