@@ -366,3 +366,18 @@ def test_ragged_groups_give_the_same_diagnostics_as_a_loop(tmp_path: Path) -> No
     )
     assert summary["schemes"]["rc"]["distinct_rewards_per_group"] == pytest.approx(distinct / 6)
     assert summary["schemes"]["rc"]["resolution"] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
+    log = hand_log(tmp_path)
+    cpu = analyze(log, device="cpu").summary
+    gpu = analyze(log, device="cuda").summary
+    for name in cpu["schemes"]:
+        for key in ("mean_square", "max_abs", "zero_share", "resolution"):
+            assert gpu["schemes"][name][key] == pytest.approx(cpu["schemes"][name][key], rel=1e-6)
+    for name in cpu["objectives"]:
+        for key in ("mean", "within_group_std", "saturation", "dvao_weight"):
+            assert gpu["objectives"][name][key] == pytest.approx(
+                cpu["objectives"][name][key], rel=1e-6
+            )
