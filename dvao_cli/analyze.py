@@ -346,14 +346,21 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     stats = result.stats
     ix = dg.chunk_index(step, group, sizes)
     missing = cfg.nan == "ignore"  # only then can a reward be NaN here
-    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
     obj = dg.objective_sums(stats, ix, cfg.ddof)
+    known: dict[str, torch.Tensor] = {}
+    if not missing and bool(obj.binary.all()) and len(cfg.names) <= dg.MAX_PATTERN_OBJECTIVES:
+        weights = torch.tensor(cfg.weights, dtype=dtype, device=dev)
+        distinct_rewards, known = dg.binary_distinct(rewards, stats, ix, weights, cfg.eps)
+    else:
+        keys = dg.reward_vector_keys(rewards, missing)
+        distinct_rewards = dg.distinct_per_group(keys, ix)  # (G,)
     distinct = dg.distinct_advantages(
         result.advantages,
         ix,
         exact_shortcuts=not missing,
         stats=stats,
         primary_binary=bool(obj.binary[0]),  # grpo's primary objective is the first
+        known=known,
     )
     out = _ChunkResult(
         chunk,

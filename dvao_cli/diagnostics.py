@@ -113,29 +113,27 @@ def advantage_keys(adv: torch.Tensor) -> torch.Tensor:
     return (adv * scale).round_().to(torch.int32)
 
 
-# Fixed, incommensurable coefficients: distinct reward vectors get distinct keys (a collision
-# needs an exact linear relation between these numbers).
-_KEY_COEFFS = (
-    1.0,
-    0.7548776662466927,
-    0.5698402909980532,
-    0.4301597090019468,
-    0.3247179572447460,
-    0.2451223337533073,
-    0.1850371707708594,
-    0.1396822555172617,
-)
+def _primes(n: int) -> list[int]:
+    found: list[int] = []
+    candidate = 2
+    while len(found) < n:
+        if all(candidate % p for p in found if p * p <= candidate):
+            found.append(candidate)
+        candidate += 1
+    return found
 
 
 def reward_vector_keys(rewards: torch.Tensor, missing: bool = True) -> torch.Tensor:
     """One float per row that differs when the row's reward vector differs: (N, K) -> (N,).
 
+    The coefficients are square roots of distinct primes, linearly independent over the
+    rationals: two different vectors of rational rewards never get the same key (an earlier
+    choice of constants had exact relations between them and merged vectors at K = 5).
     Rewards are compared exactly (responses with the same rewards have bit-identical values);
     a missing reward (NaN) counts as its own value.
     """
     k = rewards.shape[1]
-    coeffs = list(_KEY_COEFFS[:k]) + [1.0 / (3.0 + i) ** 0.5 for i in range(max(0, k - 8))]
-    w = torch.tensor(coeffs, dtype=rewards.dtype, device=rewards.device)
+    w = torch.tensor([p**0.5 for p in _primes(k)], dtype=rewards.dtype, device=rewards.device)
     return (torch.nan_to_num(rewards, nan=-7.0) if missing else rewards) @ w
 
 
@@ -236,6 +234,7 @@ def distinct_advantages(
     exact_shortcuts: bool,
     stats: GroupStats | None = None,
     primary_binary: bool = False,
+    known: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Distinct advantage values per group (G,) for each scheme.
 
@@ -244,9 +243,10 @@ def distinct_advantages(
     responses, so their counts are shared instead of sorted again. GRPO is increasing in the
     primary reward, so with a binary primary objective it has 2 values where that objective
     varies and 1 where it does not. All of this holds when no reward is missing
-    (`exact_shortcuts`); with missing rewards every scheme is counted on its own.
+    (`exact_shortcuts`); with missing rewards every scheme is counted on its own. `known` holds
+    counts found another way (`binary_distinct`).
     """
-    counts: dict[str, torch.Tensor] = {}
+    counts = {name: c for name, c in (known or {}).items() if name in advantages}
     if exact_shortcuts and primary_binary and stats is not None and "grpo" in advantages:
         counts["grpo"] = 1 + (stats.std[:, 0] > 0).to(torch.long)
     for name, adv in advantages.items():
@@ -260,6 +260,49 @@ def distinct_advantages(
         if name not in counts:
             counts[name] = counts[{"dvao": "rc", "gdpo": "ac"}[name]]
     return counts
+
+
+MAX_PATTERN_OBJECTIVES = 6  # 2^6 = 64 reward patterns per group at most
+
+
+def binary_distinct(
+    rewards: torch.Tensor,
+    stats: GroupStats,
+    ix: ChunkIndex,
+    weights: torch.Tensor,
+    eps: float,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Distinct reward vectors, and distinct RC and AC advantages, per group (G,), without
+    sorting the rows: for binary objectives (no missing reward) a response's reward vector is one
+    of 2^K patterns, so each group is a set of present patterns.
+
+    RC's advantage is increasing in s = w . r, the same function of the pattern in every group:
+    its distinct values are the distinct s among the present patterns. AC's is c_g . r plus a
+    constant, with c_gk = w_k / (sigma_gk + eps) (0 for a constant objective): distinct c_g . p
+    among the present patterns. Values are compared at the same 1e-8 resolution as
+    `advantage_keys`, so analytically equal values reached by different sums count once.
+    """
+    n_groups, k = ix.n_groups, rewards.shape[1]
+    n_patterns = 1 << k
+    dtype, device = rewards.dtype, rewards.device
+    powers = torch.tensor([float(1 << j) for j in range(k)], dtype=dtype, device=device)
+    code = (rewards @ powers).to(torch.long)  # (N,) pattern of each response
+    present = torch.zeros(n_groups * n_patterns, dtype=torch.bool, device=device)
+    present[ix.group * n_patterns + code] = True
+    present = present.view(n_groups, n_patterns)  # (G, P)
+    distinct_rewards = torch.count_nonzero(present, dim=1)
+    bits = torch.arange(n_patterns, device=device)[:, None] >> torch.arange(k, device=device)
+    patterns = (bits & 1).to(dtype)  # (P, K)
+
+    def count(values: torch.Tensor) -> torch.Tensor:  # (G, P) -> distinct present values (G,)
+        keyed = torch.where(present, torch.round(values * DISTINCT_SCALE), torch.inf)
+        ordered = keyed.sort(dim=1).values
+        new = (ordered[:, 1:] != ordered[:, :-1]) & torch.isfinite(ordered[:, 1:])
+        return 1 + torch.count_nonzero(new, dim=1)
+
+    s_values = (patterns @ weights).expand(n_groups, n_patterns)  # (G, P)
+    coeff = torch.where(stats.std > 0, weights / (stats.std + eps), 0.0)  # (G, K)
+    return distinct_rewards, {"rc": count(s_values), "ac": count(coeff @ patterns.T)}
 
 
 @dataclass
