@@ -779,10 +779,3 @@ def warn_skipped(label: str, skipped_groups: int) -> None:
         f"{label}: column '{GROUP}': skipped {skipped_groups} {plural} of size 1 "
         "(no within-group variance)"
     )
-
-
-def fmt_count(n: float) -> str:
-    """12800 -> '12,800' (used in reports)."""
-    if isinstance(n, float) and not math.isfinite(n):
-        return "n/a"
-    return f"{int(n):,}"
