@@ -47,6 +47,7 @@ __all__ = [
     "GroupStats",
     "ac_advantages",
     "as_tensor",
+    "check_schemes",
     "compute_advantages",
     "default_dtype",
     "dvao_advantages",
@@ -197,7 +198,8 @@ def _check_weights(weights: Any, k: int) -> list[float]:
     return values
 
 
-def _check_schemes(schemes: Iterable[str]) -> tuple[str, ...]:
+def check_schemes(schemes: Iterable[str]) -> tuple[str, ...]:
+    """Scheme names, validated and de-duplicated in the order given."""
     if isinstance(schemes, str):
         schemes = (schemes,)
     chosen: list[str] = []
@@ -641,7 +643,7 @@ def compute_advantages(
     dropped them: same as "error"). device "auto" = CUDA when present; dtype default float64 on
     CPU, float32 on CUDA. Only the schemes asked for are computed; stats are always returned.
     """
-    chosen = _check_schemes(schemes)
+    chosen = check_schemes(schemes)
     policy = _check_common(ddof, eps, nan)
     dev = resolve_device(device)
     dt = _resolve_dtype(dtype, dev)

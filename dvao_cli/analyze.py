@@ -23,7 +23,7 @@ import torch
 
 from dvao_cli import diagnostics as dg
 from dvao_cli import gate
-from dvao_cli.advantages import compute_advantages, resolve_device
+from dvao_cli.advantages import check_schemes, compute_advantages, resolve_device
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.io import atomic_path, dumps_json
 from dvao_cli.options import SCHEMES, resolve_weights
@@ -148,7 +148,9 @@ def analyze(
     end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
     called after each chunk.
     """
-    schemes = _check_schemes(schemes)
+    schemes = check_schemes(schemes)
+    if not schemes:
+        raise UsageError("no scheme chosen")
     conditions = [gate.parse_condition(text) for text in fail_on]
     spec = open_log(paths, objectives)
     names = list(spec.objectives)
@@ -163,7 +165,7 @@ def analyze(
         adv_writer = None
         if out_dir is not None:
             tmp = stack.enter_context(atomic_path(Path(out_dir) / "advantages.parquet"))
-            adv_writer = _AdvantageWriter(tmp, names, list(schemes))
+            adv_writer = _AdvantageWriter(tmp)
             stack.callback(adv_writer.close)
         cfg = _Settings(
             names, weight_list, list(schemes), ddof, eps, nan, dev, dtype,
@@ -191,8 +193,7 @@ def analyze(
                 "conditions": [c.text for c in conditions],
                 "tripped": [t.message() for t in analysis.trips],
             }
-        if out_dir is not None:
-            adv_writer.close()
+        if out_dir is not None:  # the stack closes the writer, then renames advantages.parquet
             analysis.written = [Path(out_dir) / "advantages.parquet"]
             analysis.written += analysis.write(out_dir)
     return analysis
@@ -239,16 +240,6 @@ class _Failure:
     error: BaseException
 
 
-def _check_schemes(schemes: Sequence[str]) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(str(s) for s in schemes))
-    for name in chosen:
-        if name not in SCHEMES:
-            raise UsageError(f"--scheme '{name}' is not one of {', '.join(SCHEMES)}")
-    if not chosen:
-        raise UsageError("no scheme chosen")
-    return chosen
-
-
 def _count_rows(spec: LogSpec) -> int:
     import pyarrow.parquet as pq
 
@@ -261,10 +252,8 @@ def _count_rows(spec: LogSpec) -> int:
 class _AdvantageWriter:
     """Appends one row group per chunk to advantages.parquet (a temp path until the end)."""
 
-    def __init__(self, path: Path, objectives: list[str], schemes: list[str]) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.objectives = objectives
-        self.schemes = schemes
         self._writer: Any = None
 
     def write(self, frame: pl.DataFrame) -> None:
@@ -349,8 +338,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     obj = dg.objective_sums(stats, ix, cfg.ddof)
     known: dict[str, torch.Tensor] = {}
     if not missing and bool(obj.binary.all()) and len(cfg.names) <= dg.MAX_PATTERN_OBJECTIVES:
-        weights = torch.tensor(cfg.weights, dtype=dtype, device=dev)
-        distinct_rewards, known = dg.binary_distinct(rewards, stats, ix, weights, cfg.eps)
+        distinct_rewards, known = dg.binary_distinct(rewards, stats, ix, result.weights, cfg.eps)
     else:
         keys = dg.reward_vector_keys(rewards, missing)
         distinct_rewards = dg.distinct_per_group(keys, ix)  # (G,)

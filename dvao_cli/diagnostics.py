@@ -69,8 +69,6 @@ def group_sum(values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     """Sum rows (N, ...) into their groups (G, ...): a reshape when groups are uniform."""
     if ix.uniform:
         return values.view(ix.n_groups, ix.uniform, *values.shape[1:]).sum(dim=1)
-    if values.dtype == torch.bool:  # index_add_ does not add booleans
-        values = values.to(torch.long)
     return segment_sum(values, ix.group, ix.n_groups)
 
 
