@@ -5,8 +5,10 @@ Each measurement is a whole process; wall time and peak RSS come from `os.wait4`
     python benchmarks/analyze_bench.py                       # 20M and 100M rows, RSS check at 200M
     python benchmarks/analyze_bench.py --sizes 20 --rss-sizes ""   # quick: 20M only
 
-Logs are made with `dvao simulate --no-text` (3 objectives, groups of 16) into --workdir and
-reused on later runs. Prints a Markdown table for docs/performance.md.
+Logs are made with `dvao simulate --no-text` (3 binary objectives, groups of 16) into --workdir
+and reused on later runs. `--continuous-sizes` adds logs with a fourth, continuous objective
+(rm_score): those take the advantage engine's path instead of the pattern counts. Prints a
+Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -22,18 +24,20 @@ from pathlib import Path
 GROUPS = 1000
 GROUP_SIZE = 16
 OBJECTIVES = "accuracy,format,length"
-COLUMNS = ["step", "group_id", "accuracy", "format", "length"]
+CONTINUOUS = "accuracy,format,length,rm_score"  # rm_score is continuous: the engine's path
 
-FLOOR_READ = f"""
+# argv: LOG COLUMN,COLUMN,...
+FLOOR_READ = """
 import polars as pl, sys
-df = pl.read_parquet(sys.argv[1], columns={COLUMNS!r})
+df = pl.read_parquet(sys.argv[1], columns=sys.argv[2].split(","))
 print(df.height)
 """
 
-FLOOR_STREAM = f"""
+FLOOR_STREAM = """
 import polars as pl, sys
 n = 0
-for batch in pl.scan_parquet(sys.argv[1]).select({COLUMNS!r}).collect_batches(chunk_size=1_000_000):
+lazy = pl.scan_parquet(sys.argv[1]).select(sys.argv[2].split(","))
+for batch in lazy.collect_batches(chunk_size=1_000_000):
     n += batch.height
 print(n)
 """
@@ -82,8 +86,9 @@ def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, i
     return wall, usage.ru_maxrss / 1024.0, code
 
 
-def make_log(workdir: Path, millions: int) -> Path:
-    path = workdir / f"sim-{millions}M.parquet"
+def make_log(workdir: Path, millions: int, objectives: str = OBJECTIVES) -> Path:
+    suffix = "" if objectives == OBJECTIVES else "-" + objectives.split(",")[-1]
+    path = workdir / f"sim-{millions}M{suffix}.parquet"
     if path.exists():
         return path
     steps = millions * 1_000_000 // (GROUPS * GROUP_SIZE)
@@ -99,7 +104,7 @@ def make_log(workdir: Path, millions: int) -> Path:
         "--group-size",
         str(GROUP_SIZE),
         "--objectives",
-        OBJECTIVES,
+        objectives,
         "--seed",
         "0",
     ]
@@ -114,6 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,100", help="log sizes in millions of rows")
     parser.add_argument("--rss-sizes", default="200", help="extra sizes: analyze only, for RSS")
+    parser.add_argument(
+        "--continuous-sizes", default="20", help="sizes also run with a continuous objective"
+    )
     parser.add_argument("--pandas-max", type=int, default=20, help="largest size run with pandas")
     parser.add_argument("--workdir", default="benchmarks/data", type=Path)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
@@ -124,18 +132,22 @@ def main() -> None:
     rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
 
     py = sys.executable
+    plan = [(m, OBJECTIVES, m in sizes) for m in sizes + rss_sizes]
+    plan += [(int(m), CONTINUOUS, True) for m in args.continuous_sizes.split(",") if m]
     rows = []
-    for millions in sizes + rss_sizes:
-        log = make_log(args.workdir, millions)
+    for millions, objectives, with_floor in plan:
+        log = make_log(args.workdir, millions, objectives)
+        columns = ",".join(["step", "group_id", objectives])
+        label = f"{millions}M" + ("" if objectives == OBJECTIVES else " (+rm_score)")
         runs: dict[str, tuple[float, float]] = {}
         plans = {"analyze": [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]}
-        if millions in sizes:
+        if with_floor:
             plans = {
-                "read (floor)": [py, "-c", FLOOR_READ, str(log)],
-                "stream read": [py, "-c", FLOOR_STREAM, str(log)],
+                "read (floor)": [py, "-c", FLOOR_READ, str(log), columns],
+                "stream read": [py, "-c", FLOOR_STREAM, str(log), columns],
                 **plans,
             }
-            if millions <= args.pandas_max:
+            if millions <= args.pandas_max and objectives == OBJECTIVES:
                 plans["pandas"] = [py, "-c", PANDAS, str(log)]
         for name, argv in plans.items():
             best = None
@@ -145,20 +157,20 @@ def main() -> None:
                     best = (wall, rss)
             if best is not None:
                 runs[name] = best
-                print(f"{millions}M {name}: {best[0]:.2f} s, {best[1]:.0f} MiB", file=sys.stderr)
-        rows.append((millions, runs))
+                print(f"{label} {name}: {best[0]:.2f} s, {best[1]:.0f} MiB", file=sys.stderr)
+        rows.append((label, runs))
 
     print("| rows | measurement | wall (s) | peak RSS (MiB) | vs floor |")
     print("|---:|---|---:|---:|---:|")
-    for millions, runs in rows:
+    for label, runs in rows:
         floor = runs.get("read (floor)", (None, None))[0]
         for name, (wall, rss) in runs.items():
             ratio = f"{wall / floor:.2f}x" if floor else ""
-            print(f"| {millions}M | {name} | {wall:.2f} | {rss:.0f} | {ratio} |")
-    for millions, runs in rows:
+            print(f"| {label} | {name} | {wall:.2f} | {rss:.0f} | {ratio} |")
+    for label, runs in rows:
         if "pandas" in runs and "analyze" in runs:
             speedup = runs["pandas"][0] / runs["analyze"][0]
-            print(f"\n{millions}M: dvao analyze is {speedup:.1f}x faster than pandas")
+            print(f"\n{label}: dvao analyze is {speedup:.1f}x faster than pandas")
     if args.clean:
         shutil.rmtree(args.workdir)
 

@@ -13,9 +13,10 @@ to every std that divides):
 
 Zero variance never yields NaN or inf: a normaliser that is 0 gives advantage 0. An objective
 whose values are all equal inside a group has sigma_k = 0 exactly (tested with min == max, not
-with a rounded std), contributes nothing and gets DVAO weight 0. When eps = 0, a combined std
-(RC's std s, GDPO's step std) below 64 ulps of the magnitude of the terms it came from is
-rounding noise (e.g. anti-correlated objectives whose weighted sum is constant) and counts as 0.
+with a rounded std), contributes nothing and gets DVAO weight 0. A combined std (RC's std s,
+GDPO's step std) below 64 ulps of the magnitude of the terms it came from is rounding noise
+(e.g. anti-correlated objectives whose weighted sum is constant): the deviations it would
+divide are noise as well, and the advantage is 0, whatever eps.
 
 Layout and speed: the work loops over the K objectives (K is small), never over groups. Each
 objective's column is copied once into a contiguous (N,) buffer; groups are reduced either by a
@@ -27,7 +28,7 @@ are accumulated in (N,) buffers, so no (N, K) temporary is ever materialised.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,11 +36,10 @@ import torch
 from torch import Tensor
 
 from dvao_cli.errors import InputError, UsageError
+from dvao_cli.options import SCHEMES, check_schemes
+from dvao_cli.sums import NOISE_ULPS as _NOISE_ULPS
 
-SCHEMES: tuple[str, ...] = ("grpo", "rc", "ac", "gdpo", "dvao")
 NAN_POLICIES = ("error", "drop", "ignore")
-# A combined std (RC, GDPO whitening) below this many ulps of its terms' magnitude is noise.
-_NOISE_ULPS = 64.0
 
 __all__ = [
     "SCHEMES",
@@ -198,24 +198,6 @@ def _check_weights(weights: Any, k: int) -> list[float]:
     return values
 
 
-def check_schemes(schemes: Iterable[str]) -> tuple[str, ...]:
-    """Scheme names, validated and de-duplicated in the order given."""
-    if isinstance(schemes, str):
-        schemes = (schemes,)
-    chosen: list[str] = []
-    for scheme in schemes:
-        name = str(getattr(scheme, "value", scheme))
-        if name not in SCHEMES:
-            import difflib
-
-            close = difflib.get_close_matches(name, SCHEMES, n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"unknown scheme '{name}'{hint}; choose from {', '.join(SCHEMES)}")
-        if name not in chosen:
-            chosen.append(name)
-    return tuple(chosen)
-
-
 def _check_common(ddof: int, eps: float, nan: Any) -> str:
     if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
         raise UsageError(f"ddof must be an integer >= 0, got {ddof!r}")
@@ -358,11 +340,18 @@ def _whiten(
     n_parent: int,
     ddof: int,
     eps: float,
+    scale: Tensor | None = None,
 ) -> Tensor:
     """(x - mean) / (std + eps) over parents of segments (e.g. steps made of groups).
 
     xl: values in seg's layout. parent (seg.n,) maps each segment to a parent 0..n_parent-1;
     None whitens every segment on its own. Returns a new tensor in seg's layout.
+
+    A std below 64 ulps of `scale` (seg.n,), the magnitude of the terms each segment's values
+    were summed from, is rounding noise: the centred values are noise too and come out 0, with
+    any eps (AC identically 0 by cancellation must not be whitened into advantages of size 1).
+    Without `scale`, the values' own magnitude is used, and a parent whose values are all equal
+    gives 0.
     """
     dtype, device = xl.dtype, xl.device
 
@@ -380,7 +369,14 @@ def _whiten(
     dof = count - ddof
     var = torch.where(dof > 0, up(seg.sumsq(out)) / dof.clamp(min=1), torch.zeros_like(count))
     std = var.sqrt()
-    if eps == 0:
+    tol = _NOISE_ULPS * torch.finfo(dtype).eps
+    if scale is not None:
+        if parent is not None:
+            scale = torch.zeros(n_parent, dtype=dtype, device=device).scatter_reduce_(
+                0, parent, scale, "amax"
+            )
+        noise = std <= tol * scale
+    else:
         lo, hi = seg.minmax(xl, xl)
         if parent is not None:
             lo = torch.full((n_parent,), math.inf, dtype=dtype, device=device).scatter_reduce_(
@@ -389,11 +385,10 @@ def _whiten(
             hi = torch.full((n_parent,), -math.inf, dtype=dtype, device=device).scatter_reduce_(
                 0, parent, hi, "amax"
             )
-        scale = torch.maximum(lo.abs(), hi.abs())
-        tol = _NOISE_ULPS * torch.finfo(dtype).eps
-        std = torch.where((std <= tol * scale) | (hi == lo), torch.zeros_like(std), std)
-    denom = std + eps
-    inv = torch.where(denom > 0, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)  # (n_parent,)
+        noise = (std <= tol * torch.maximum(lo.abs(), hi.abs())) | (hi == lo)
+    denom = torch.where(noise, torch.zeros_like(std), std) + eps
+    # a noise std means the centred values are noise too: 0, whatever eps
+    inv = torch.where((denom > 0) & ~noise, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)
     out.mul_(seg.expand(down(inv)))
     return out
 
@@ -467,6 +462,7 @@ def _engine(
     means, stds, counts, scales = [], [], [], []  # K x (n,)
     num = None  # sum_k w_k [sigma_k>0] (r_k - mu_k), layout: DVAO's numerator, RC's s - mean s
     ac = None  # sum_k w_k (r_k - mu_k) / (sigma_k + eps), layout
+    ac_scale = None  # (n,) sum_k |w_k| max|r_k - mu_k| / (sigma_k + eps): GDPO's noise floor
     grpo = None
     s_sum = None  # nan="ignore": s = sum_k w_k r_k with missing rewards adding nothing
     present = None  # nan="ignore": rows with at least one reward (layout, bool)
@@ -512,16 +508,20 @@ def _engine(
         if need_ac:
             coef = seg.expand(inv * w_k)
             ac = cen_l * coef if ac is None else ac.addcmul_(cen_l, coef)
+            if "gdpo" in want:  # the size of this objective's terms in AC
+                spread = torch.maximum(hi - mean, mean - lo)  # (n,) max |r_k - mu_k|
+                size_k = torch.where(varies, spread * inv * abs(w_k), 0.0)
+                ac_scale = size_k if ac_scale is None else ac_scale.add_(size_k)
         if k == primary and "grpo" in want:
             grpo = cen_l * seg.expand(inv)
         means.append(mean)
         stds.append(std)
         counts.append(count)
-        if eps == 0:  # magnitude of the objective's values, for RC's noise floor
-            if ignore:
-                lo = torch.where(ok_any := count > 0, lo, 0.0)
-                hi = torch.where(ok_any, hi, 0.0)
-            scales.append(torch.maximum(lo.abs_(), hi.abs_()))
+        # magnitude of the objective's values, for RC's noise floor
+        if ignore:
+            lo = torch.where(ok_any := count > 0, lo, 0.0)
+            hi = torch.where(ok_any, hi, 0.0)
+        scales.append(torch.maximum(lo.abs_(), hi.abs_()))
 
     mean_nk = torch.stack(means, dim=1)  # (n, K)
     finite = torch.isfinite(mean_nk).all(0)  # (K,)
@@ -544,17 +544,18 @@ def _engine(
     else:
         dev = num  # sum_k w_k [sigma_k > 0] (r_k - mu_k) = s - mean s (shared with DVAO)
     rc_std = seg.sumsq(dev).mul_(full_inv_dof).sqrt_()  # (n,)
-    if eps == 0:  # a std below the rounding noise of s's terms is 0 (s constant by cancellation)
-        scale_s = torch.stack(scales, dim=1) @ w_t  # (n,) magnitude of s's terms
-        tol = _NOISE_ULPS * torch.finfo(dtype).eps
-        rc_std = torch.where(rc_std > scale_s.mul_(tol), rc_std, zeros_n)
+    # A std below the rounding noise of s's terms: s is constant by cancellation, so its
+    # deviations are noise too and RC's advantage is 0 (whatever eps).
+    scale_s = torch.stack(scales, dim=1) @ w_t.abs()  # (n,) magnitude of s's terms
+    rc_noise = rc_std <= scale_s.mul_(_NOISE_ULPS * torch.finfo(dtype).eps)
+    rc_std = torch.where(rc_noise, zeros_n, rc_std)
 
     def inverse(denom: Tensor) -> Tensor:  # (n,) 1 / denom, 0 where denom is 0
         return torch.where(denom > 0, denom, 1.0).reciprocal_().mul_(denom > 0)
 
     adv: dict[str, Tensor] = {}
     if "rc" in want:
-        inv = seg.expand(inverse(rc_std + eps))
+        inv = seg.expand(inverse(rc_std + eps).masked_fill_(rc_noise, 0.0))
         adv["rc"] = dev.mul_(inv) if ignore else dev * inv
     if "dvao" in want:
         adv["dvao"] = num.mul_(seg.expand(inverse(wsig + eps)))  # num is not used after this
@@ -562,7 +563,7 @@ def _engine(
         adv["ac"] = ac  # _whiten below returns a new tensor
     if "gdpo" in want:
         parent, n_steps = step_parent
-        adv["gdpo"] = _whiten(ac, seg, parent, n_steps, ddof, eps)
+        adv["gdpo"] = _whiten(ac, seg, parent, n_steps, ddof, eps, scale=ac_scale)
     if grpo is not None:
         adv["grpo"] = grpo
     if ignore and present is not None:

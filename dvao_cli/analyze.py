@@ -1,8 +1,12 @@
-"""`dvao analyze`'s core: stream a log through the advantage engine and the diagnostics.
+"""`dvao analyze`'s core: stream a log through the diagnostics.
 
-The log is read in chunks of whole steps (see `schema.iter_chunks`); each chunk's per-step sums
-are kept (a few numbers per step), so memory does not grow with the number of rows. With an
-output folder, each chunk's advantages are appended to `advantages.parquet` as they come.
+The log is read in frames of whole steps (see `schema.iter_frames`) on a reader thread; worker
+threads prepare each one and compute its per-step sums (a few numbers per step), so memory does
+not grow with the number of rows. A chunk whose objectives are all binary is summarised from its
+per-group reward-pattern counts (`patterns`, numpy); any other goes through the advantage
+engine and `diagnostics` (torch, imported only then). With an output folder, or a
+`logged_advantage` column to compare with, the engine also computes every response's
+advantages; they are appended to `advantages.parquet` chunk by chunk.
 """
 
 from __future__ import annotations
@@ -14,19 +18,17 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import torch
 
-from dvao_cli import diagnostics as dg
-from dvao_cli import gate
-from dvao_cli.advantages import check_schemes, compute_advantages, resolve_device
+from dvao_cli import gate, patterns
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.io import atomic_path, dumps_json
-from dvao_cli.options import SCHEMES, resolve_weights
+from dvao_cli.options import SCHEMES, check_schemes, resolve_weights
 from dvao_cli.schema import (
     DEFAULT_CHUNK_ROWS,
     GROUP,
@@ -35,10 +37,17 @@ from dvao_cli.schema import (
     STEP,
     Chunk,
     LogSpec,
-    iter_chunks,
+    iter_frames,
     non_finite_error,
     open_log,
+    prepare_chunk,
 )
+from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
+
+if TYPE_CHECKING:
+    import torch
+
+    from dvao_cli.advantages import AdvantageResult
 
 
 @dataclass
@@ -86,37 +95,47 @@ class _Accumulator:
         self.corr_sum = np.zeros((k, k))
         self.corr_count = np.zeros((k, k))
         self.binary = np.ones(k, dtype=bool)
-        self.agreement: dict[str, list[dg.AgreementSums]] = {s: [] for s in schemes}
+        self.agreement: dict[str, list[AgreementSums]] = {s: [] for s in schemes}
         self.rows = 0
         self.groups = 0
         self.skipped_groups = 0
         self.skipped_rows = 0
         self.dropped_rows = 0
+        self.device: str | None = None  # where the engine ran, if any chunk needed it
 
     def add(self, res: _ChunkResult) -> None:
         chunk = res.chunk
         self.skipped_groups += chunk.skipped_groups
         self.skipped_rows += chunk.skipped_rows
         self.dropped_rows += chunk.dropped_rows
-        if res.ix is None or res.obj is None or res.pairs is None:
+        self.device = res.device or self.device
+        if not res.parts:
             return  # nothing left in this chunk
         self.rows += chunk.rows
         self.groups += chunk.n_groups
-        # Kept as Python lists, not small tensors: Python's allocator keeps them apart from the
-        # large per-chunk temporaries, so the heap does not fragment and memory stays flat.
-        self.step_values.append(res.ix.steps.cpu().tolist())
-        self.obj.append(_as_lists(res.obj))
-        for name, sums in res.sch.items():
-            self.sch[name].append(_as_lists(sums))
-        self.corr_sum += np.asarray(res.pairs.corr_sum.cpu().tolist())
-        self.corr_count += np.asarray(res.pairs.count.cpu().tolist())
-        self.binary &= np.asarray(res.obj.binary.cpu().tolist(), dtype=bool)
-        for name, agr in res.agreement.items():
-            self.agreement[name].append(agr)
+        for part in res.parts:
+            # Kept as Python lists, not small arrays: Python's allocator keeps them apart from
+            # the large per-chunk temporaries, so the heap does not fragment.
+            self.step_values.append(part.steps)
+            self.obj.append(_as_lists(part.obj))
+            for name, sums in part.sch.items():
+                self.sch[name].append(_as_lists(sums))
+            self.corr_sum += np.asarray(_to_list(part.pairs.corr_sum))
+            self.corr_count += np.asarray(_to_list(part.pairs.count))
+            self.binary &= np.asarray(_to_list(part.obj.binary), dtype=bool)
+        for name, agreement in res.agreement.items():
+            self.agreement[name] += agreement
+
+
+def _to_list(values: Any) -> list[Any]:
+    """A numpy array or a tensor (on any device) as nested Python lists."""
+    if isinstance(values, np.ndarray):
+        return values.tolist()
+    return values.detach().cpu().tolist()
 
 
 def _as_lists(sums: Any) -> dict[str, list[Any]]:
-    return {k: v.detach().cpu().tolist() for k, v in vars(sums).items() if k != "binary"}
+    return {k: _to_list(v) for k, v in vars(sums).items() if k != "binary"}
 
 
 def _cat(parts: list[dict[str, list[Any]]], name: str) -> np.ndarray:
@@ -142,7 +161,9 @@ def analyze(
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
     `workers` chunks are computed at once on threads (the command line uses one per core, with
-    one torch thread each); results are combined in input order either way.
+    one torch thread each); results are combined in input order either way. `device` is where
+    the advantage engine runs when a chunk needs it (binary chunks without per-response output
+    are summarised on the CPU from their pattern counts, the fastest place for them).
 
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
@@ -156,8 +177,11 @@ def analyze(
     names = list(spec.objectives)
     weight_list = resolve_weights(names, dict(weights or {}))
     gate.check_names(conditions, names, list(schemes))
-    dev = resolve_device(device)
-    dtype = torch.float64  # analysis is memory-bound; exact sums matter more than speed here
+    device_name = str(getattr(device, "value", device))
+    if device_name not in ("auto", "cpu"):  # asked for: check it now (imports torch)
+        from dvao_cli.advantages import resolve_device
+
+        resolve_device(device_name)
     total_rows = _count_rows(spec)
     acc = _Accumulator(names, list(schemes), spec.has_logged_advantage)
 
@@ -168,16 +192,23 @@ def analyze(
             adv_writer = _AdvantageWriter(tmp)
             stack.callback(adv_writer.close)
         cfg = _Settings(
-            names, weight_list, list(schemes), ddof, eps, nan, dev, dtype,
-            spec.has_logged_advantage, out_dir is not None, spec,
+            names, weight_list, list(schemes), ddof, eps, nan, device_name,
+            spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
-        chunks = prefetch(iter_chunks(spec, nan=nan, chunk_rows=chunk_rows, check_finite=False))
-        for res in _in_order(lambda c: _analyze_chunk(c, cfg), chunks, workers):
+        frames = prefetch(
+            iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=out_dir is not None)
+        )
+
+        def work(frame: pl.DataFrame) -> _ChunkResult:
+            return _analyze_chunk(prepare_chunk(frame, spec, nan, check_finite=False), cfg)
+
+        for res in _in_order(work, frames, workers):
             chunk = res.chunk
             acc.add(res)
-            if adv_writer is not None and res.advantages is not None:
-                adv_writer.write(res.advantages)
+            if adv_writer is not None:
+                for piece in res.advantages:
+                    adv_writer.write(piece)
             done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
             if on_progress is not None:
                 on_progress(done_rows, total_rows)
@@ -186,7 +217,8 @@ def analyze(
                 "the log has no rows to analyze (empty, or every group has one response)",
                 path=spec.label,
             )
-        analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, str(dev))
+        device_used = acc.device or "cpu"
+        analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
         if conditions:
             analysis.trips = gate.evaluate(conditions, analysis.summary)
             analysis.summary["gate"] = {
@@ -199,9 +231,9 @@ def analyze(
     return analysis
 
 
-def prefetch(items: Iterator[Chunk], depth: int = 1) -> Iterator[Chunk]:
-    """Produce the items in a background thread (polars reads and prepares the next chunks
-    while torch works on this one; both release the GIL). Errors surface in the consumer."""
+def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+    """Produce the items in a background thread (pyarrow reads the next frames while the
+    workers compute; both release the GIL). Errors surface in the consumer."""
     done = object()
     box: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -278,48 +310,98 @@ class _Settings:
     ddof: int
     eps: float
     nan: str
-    device: torch.device
-    dtype: torch.dtype
+    device_name: str  # auto, cpu, cuda, ...: resolved on the first chunk that needs the engine
     has_logged: bool
     write_advantages: bool
     spec: LogSpec
+    chunk_rows: int  # the engine works on pieces of whole steps of about this many rows
+
+    @cached_property
+    def device(self) -> torch.device:
+        from dvao_cli.advantages import resolve_device
+
+        return resolve_device(self.device_name)
+
+
+@dataclass
+class _Part:
+    """The per-step sums of some whole steps of a chunk."""
+
+    steps: list[int]  # (S,) the step values, in order
+    obj: ObjectiveSums
+    sch: dict[str, SchemeSums]
+    pairs: PairSums
 
 
 @dataclass
 class _ChunkResult:
     chunk: Chunk
-    ix: dg.ChunkIndex | None = None
-    obj: dg.ObjectiveSums | None = None
-    sch: dict[str, dg.SchemeSums] = field(default_factory=dict)
-    pairs: dg.PairSums | None = None
-    agreement: dict[str, dg.AgreementSums] = field(default_factory=dict)
-    advantages: pl.DataFrame | None = None
+    parts: list[_Part] = field(default_factory=list)  # in step order
+    agreement: dict[str, list[AgreementSums]] = field(default_factory=dict)
+    advantages: list[pl.DataFrame] = field(default_factory=list)  # rows in chunk order
+    device: str | None = None  # where the engine ran; None when it was not needed
+
+
+def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
+    """Everything about one chunk; pure (chunks may run on several threads at once)."""
+    out = _ChunkResult(chunk)
+    if chunk.rows == 0:
+        return out
+    frame = chunk.frame
+    code = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
+    per_response = cfg.has_logged or cfg.write_advantages
+    # the engine holds several (N,) buffers per row: it gets pieces of about chunk_rows rows
+    pieces = chunk.split(cfg.chunk_rows) if code is None or per_response else []
+    if code is None:  # some reward is not 0 or 1 (or is missing): the engine's way
+        for piece in pieces:
+            result, rewards = _run_engine(piece, cfg)
+            out.parts.append(_engine_sums(piece, cfg, result, rewards))
+            _per_response(out, piece, cfg, result)
+        out.device = str(cfg.device)
+        return out
+    steps, group_step = chunk.group_steps()
+    counts = patterns.pattern_counts(
+        code,
+        len(cfg.names),
+        chunk.n_groups,
+        group_size=chunk.uniform,
+        group=None if chunk.uniform else chunk.group,
+    )
+    obj, sch, pairs = patterns.pattern_sums(
+        counts, group_step, steps.shape[0], cfg.weights, cfg.schemes, cfg.ddof, cfg.eps
+    )
+    out.parts.append(_Part(steps.tolist(), obj, sch, pairs))
+    for piece in pieces:  # advantages only for the rows, not for the sums
+        _per_response(out, piece, cfg, _run_engine(piece, cfg)[0])
+        out.device = str(cfg.device)
+    return out
 
 
 def _tensor(series: pl.Series) -> torch.Tensor:
     """A read-only view of a polars column as a tensor, without copying (nothing writes to it)."""
+    import torch
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(series.to_numpy())
 
 
-def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
-    """Everything about one chunk; pure (chunks may run on several threads at once)."""
-    if chunk.rows == 0:
-        return _ChunkResult(chunk)
-    frame, dev, dtype = chunk.frame, cfg.device, cfg.dtype
+def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[AdvantageResult, torch.Tensor]:
+    """The advantage engine over one chunk: (its result, the rewards (N, K) it read)."""
+    import torch
+
+    from dvao_cli.advantages import compute_advantages
+
+    frame, dev, dtype = chunk.frame, cfg.device, torch.float64
     # (N, K) column-major: every per-objective pass reads one contiguous column
     rewards = torch.from_numpy(frame.select(cfg.names).to_numpy(order="fortran", writable=True)).to(
         dev, dtype
     )
-    group = torch.from_numpy(chunk.group).to(dev)  # (N,)
-    sizes = torch.from_numpy(chunk.sizes).to(dev)  # (G,)
-    step = _tensor(frame.get_column(STEP)).to(dev)  # (N,)
     try:
         result = compute_advantages(
             rewards,
-            group,
-            step,
+            torch.from_numpy(chunk.group).to(dev),  # (N,)
+            _tensor(frame.get_column(STEP)).to(dev),  # (N,)
             torch.tensor(cfg.weights, dtype=dtype, device=dev),
             schemes=cfg.schemes,
             ddof=cfg.ddof,
@@ -332,27 +414,39 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         # the reader left the NaN check to the engine (it sees it in the group means): say
         # which column, how many and where, as the reader would have
         raise non_finite_error(cfg.spec, frame) from None
+    return result, rewards
+
+
+def _engine_sums(
+    chunk: Chunk, cfg: _Settings, result: AdvantageResult, rewards: torch.Tensor
+) -> _Part:
+    """The per-step sums of a chunk from the engine's advantages (any reward, missing too)."""
+    import torch
+
+    from dvao_cli import diagnostics as dg
+
+    dev = rewards.device
+    steps, group_step = chunk.group_steps()
+    ix = dg.ChunkIndex(
+        group=torch.from_numpy(chunk.group).to(dev),
+        sizes=torch.from_numpy(chunk.sizes).to(dev),
+        group_step=torch.from_numpy(group_step).to(dev),
+        steps=torch.from_numpy(steps).to(dev),
+        uniform=chunk.uniform,
+    )
     stats = result.stats
-    ix = dg.chunk_index(step, group, sizes)
     missing = cfg.nan == "ignore"  # only then can a reward be NaN here
     obj = dg.objective_sums(stats, ix, cfg.ddof)
-    known: dict[str, torch.Tensor] = {}
-    if not missing and bool(obj.binary.all()) and len(cfg.names) <= dg.MAX_PATTERN_OBJECTIVES:
-        distinct_rewards, known = dg.binary_distinct(rewards, stats, ix, result.weights, cfg.eps)
-    else:
-        keys = dg.reward_vector_keys(rewards, missing)
-        distinct_rewards = dg.distinct_per_group(keys, ix)  # (G,)
+    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
     distinct = dg.distinct_advantages(
         result.advantages,
         ix,
         exact_shortcuts=not missing,
         stats=stats,
         primary_binary=bool(obj.binary[0]),  # grpo's primary objective is the first
-        known=known,
     )
-    out = _ChunkResult(
-        chunk,
-        ix=ix,
+    return _Part(
+        steps=steps.tolist(),
         obj=obj,
         sch={
             name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
@@ -360,13 +454,20 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         },
         pairs=dg.correlation_sums(rewards, stats, ix, missing),
     )
+
+
+def _per_response(out: _ChunkResult, chunk: Chunk, cfg: _Settings, result: AdvantageResult) -> None:
+    """Agreement with logged_advantage, and the rows of advantages.parquet, from the engine."""
+    from dvao_cli import diagnostics as dg
+
+    frame = chunk.frame
     if cfg.has_logged:
-        logged = _tensor(frame.get_column(LOGGED)).to(dev, dtype)
-        out.agreement = {
-            name: dg.agreement_sums(result.advantages[name], logged) for name in cfg.schemes
-        }
+        logged = _tensor(frame.get_column(LOGGED)).to(cfg.device, result.weights.dtype)
+        for name in cfg.schemes:
+            agreement = dg.agreement_sums(result.advantages[name], logged)
+            out.agreement.setdefault(name, []).append(agreement)
     if cfg.write_advantages:
-        weights_per_row = stats.dvao_weight[group].cpu().numpy()  # (N, K)
+        weights_per_row = result.stats.dvao_weight.cpu().numpy()[chunk.group]  # (N, K)
         columns: dict[str, Any] = {
             ROW: frame.get_column(ROW).cast(pl.Int64),
             STEP: frame.get_column(STEP),
@@ -376,8 +477,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
             columns[f"adv_{name}"] = result.advantages[name].cpu().numpy().astype(np.float64)
         for k, name in enumerate(cfg.names):
             columns[f"w_{name}"] = weights_per_row[:, k].astype(np.float64)
-        out.advantages = pl.DataFrame(columns)
-    return out
+        out.advantages.append(pl.DataFrame(columns))
 
 
 def _in_order(
@@ -558,7 +658,7 @@ def _finish(
     return Analysis(steps=steps_df, schemes=schemes_df, summary=summary, files=spec.files)
 
 
-def _agreement(parts: list[dg.AgreementSums]) -> dict[str, Any]:
+def _agreement(parts: list[AgreementSums]) -> dict[str, Any]:
     n = sum(p.n for p in parts)
     if n == 0:
         return {"logged_max_diff": None, "logged_corr": None}

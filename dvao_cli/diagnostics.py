@@ -13,13 +13,18 @@ from dataclasses import dataclass
 import torch
 
 from dvao_cli.advantages import GroupStats
+from dvao_cli.sums import (
+    DISTINCT_SCALE,
+    ZERO_TOL,
+    AgreementSums,
+    ObjectiveSums,
+    PairSums,
+    SchemeSums,
+)
 
-# Two advantages closer than 1e-8 count as one value when counting distinct values: the same
-# advantage reached by different arithmetic differs in the last bits. Keys are int32 (sorting
-# them is about twice as fast as float64); past |A| = 20 the resolution coarsens to fit.
-DISTINCT_SCALE = 1e8
+# Keys are int32 (sorting them is about twice as fast as float64); past |A| = 20 the 1e-8
+# resolution (DISTINCT_SCALE) coarsens to fit.
 _KEY_RANGE = 2.0e9
-ZERO_TOL = 1e-12
 
 
 @dataclass
@@ -39,18 +44,6 @@ class ChunkIndex:
     @property
     def n_steps(self) -> int:
         return int(self.steps.shape[0])
-
-
-def chunk_index(step: torch.Tensor, group: torch.Tensor, sizes: torch.Tensor) -> ChunkIndex:
-    """Build the index from the per-row step values and contiguous group codes."""
-    n_groups = int(sizes.shape[0])
-    starts = torch.zeros(n_groups, dtype=torch.long, device=group.device)
-    if n_groups > 1:
-        starts[1:] = torch.cumsum(sizes, 0)[:-1]
-    step_of_group = step[starts]  # (G,) step value at each group's first row
-    steps, group_step = torch.unique_consecutive(step_of_group, return_inverse=True)
-    uniform = int(sizes[0]) if n_groups and bool((sizes == sizes[0]).all()) else 0
-    return ChunkIndex(group, sizes, group_step, steps, uniform)
 
 
 def segment_sum(values: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
@@ -135,22 +128,6 @@ def reward_vector_keys(rewards: torch.Tensor, missing: bool = True) -> torch.Ten
     return (torch.nan_to_num(rewards, nan=-7.0) if missing else rewards) @ w
 
 
-@dataclass
-class ObjectiveSums:
-    """Per step (S,) or per step and objective (S, K): sums and counts, never means."""
-
-    rows: torch.Tensor  # (S,) responses
-    groups: torch.Tensor  # (S,) groups
-    valid: torch.Tensor  # (S, K) non-missing rewards
-    reward_sum: torch.Tensor  # (S, K)
-    std_sum: torch.Tensor  # (S, K) sum over groups of the within-group std
-    saturated: torch.Tensor  # (S, K) groups with zero within-group variance
-    all_pass: torch.Tensor  # (S, K) groups where every reward is 1
-    all_fail: torch.Tensor  # (S, K) groups where every reward is 0
-    weight_sum: torch.Tensor  # (S, K) sum over groups of the DVAO weight
-    binary: torch.Tensor  # (K,) every reward in {0, 1} (missing ones skipped)
-
-
 def binary_objectives(stats: GroupStats, ddof: int) -> torch.Tensor:
     """(K,) whether every reward of an objective is 0 or 1, from the group statistics alone.
 
@@ -192,17 +169,6 @@ def objective_sums(stats: GroupStats, ix: ChunkIndex, ddof: int) -> ObjectiveSum
     )
 
 
-@dataclass
-class SchemeSums:
-    """One scheme's per-step sums (S,)."""
-
-    square_sum: torch.Tensor
-    max_abs: torch.Tensor
-    zeros: torch.Tensor
-    distinct_adv: torch.Tensor  # sum over groups of distinct advantage values
-    distinct_rew: torch.Tensor  # sum over groups of distinct reward vectors
-
-
 def scheme_sums(
     adv: torch.Tensor,
     distinct_adv: torch.Tensor,
@@ -232,7 +198,6 @@ def distinct_advantages(
     exact_shortcuts: bool,
     stats: GroupStats | None = None,
     primary_binary: bool = False,
-    known: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Distinct advantage values per group (G,) for each scheme.
 
@@ -241,10 +206,9 @@ def distinct_advantages(
     responses, so their counts are shared instead of sorted again. GRPO is increasing in the
     primary reward, so with a binary primary objective it has 2 values where that objective
     varies and 1 where it does not. All of this holds when no reward is missing
-    (`exact_shortcuts`); with missing rewards every scheme is counted on its own. `known` holds
-    counts found another way (`binary_distinct`).
+    (`exact_shortcuts`); with missing rewards every scheme is counted on its own.
     """
-    counts = {name: c for name, c in (known or {}).items() if name in advantages}
+    counts: dict[str, torch.Tensor] = {}
     if exact_shortcuts and primary_binary and stats is not None and "grpo" in advantages:
         counts["grpo"] = 1 + (stats.std[:, 0] > 0).to(torch.long)
     for name, adv in advantages.items():
@@ -258,57 +222,6 @@ def distinct_advantages(
         if name not in counts:
             counts[name] = counts[{"dvao": "rc", "gdpo": "ac"}[name]]
     return counts
-
-
-MAX_PATTERN_OBJECTIVES = 6  # 2^6 = 64 reward patterns per group at most
-
-
-def binary_distinct(
-    rewards: torch.Tensor,
-    stats: GroupStats,
-    ix: ChunkIndex,
-    weights: torch.Tensor,
-    eps: float,
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Distinct reward vectors, and distinct RC and AC advantages, per group (G,), without
-    sorting the rows: for binary objectives (no missing reward) a response's reward vector is one
-    of 2^K patterns, so each group is a set of present patterns.
-
-    RC's advantage is increasing in s = w . r, the same function of the pattern in every group:
-    its distinct values are the distinct s among the present patterns. AC's is c_g . r plus a
-    constant, with c_gk = w_k / (sigma_gk + eps) (0 for a constant objective): distinct c_g . p
-    among the present patterns. Values are compared at the same 1e-8 resolution as
-    `advantage_keys`, so analytically equal values reached by different sums count once.
-    """
-    n_groups, k = ix.n_groups, rewards.shape[1]
-    n_patterns = 1 << k
-    dtype, device = rewards.dtype, rewards.device
-    powers = torch.tensor([float(1 << j) for j in range(k)], dtype=dtype, device=device)
-    code = (rewards @ powers).to(torch.long)  # (N,) pattern of each response
-    present = torch.zeros(n_groups * n_patterns, dtype=torch.bool, device=device)
-    present[ix.group * n_patterns + code] = True
-    present = present.view(n_groups, n_patterns)  # (G, P)
-    distinct_rewards = torch.count_nonzero(present, dim=1)
-    bits = torch.arange(n_patterns, device=device)[:, None] >> torch.arange(k, device=device)
-    patterns = (bits & 1).to(dtype)  # (P, K)
-
-    def count(values: torch.Tensor) -> torch.Tensor:  # (G, P) -> distinct present values (G,)
-        keyed = torch.where(present, torch.round(values * DISTINCT_SCALE), torch.inf)
-        ordered = keyed.sort(dim=1).values
-        new = (ordered[:, 1:] != ordered[:, :-1]) & torch.isfinite(ordered[:, 1:])
-        return 1 + torch.count_nonzero(new, dim=1)
-
-    s_values = (patterns @ weights).expand(n_groups, n_patterns)  # (G, P)
-    coeff = torch.where(stats.std > 0, weights / (stats.std + eps), 0.0)  # (G, K)
-    return distinct_rewards, {"rc": count(s_values), "ac": count(coeff @ patterns.T)}
-
-
-@dataclass
-class PairSums:
-    """Within-group Pearson correlation sums over groups where both objectives vary."""
-
-    corr_sum: torch.Tensor  # (K, K)
-    count: torch.Tensor  # (K, K)
 
 
 def correlation_sums(
@@ -351,19 +264,6 @@ def correlation_sums(
     rho = torch.where(both & (denom > 0), co / torch.where(denom > 0, denom, 1.0), 0.0)
     rho = rho.clamp(-1.0, 1.0)
     return PairSums(rho.sum(dim=0), both.to(dtype).sum(dim=0))
-
-
-@dataclass
-class AgreementSums:
-    """Agreement of one scheme with `logged_advantage` over rows where it is finite."""
-
-    n: float
-    max_diff: float
-    sx: float
-    sy: float
-    sxx: float
-    syy: float
-    sxy: float
 
 
 def agreement_sums(adv: torch.Tensor, logged: torch.Tensor) -> AgreementSums:

@@ -12,17 +12,23 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
 
 def tune_for_streaming(torch_threads: int | None = None) -> None:
-    """One torch thread (or DVAO_TORCH_THREADS) and an allocator that keeps freed memory."""
-    import torch
+    """One torch thread (or DVAO_TORCH_THREADS) and an allocator that keeps freed memory.
 
-    threads = torch_threads or int(os.environ.get("DVAO_TORCH_THREADS", "1"))
-    torch.set_num_threads(max(1, threads))
+    Torch is not imported for this: a run that never needs the engine never pays for it. When
+    it is not loaded yet, OMP_NUM_THREADS tells it (and numpy's BLAS) how many threads to use.
+    """
+    threads = max(1, torch_threads or int(os.environ.get("DVAO_TORCH_THREADS", "1")))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)  # keep up to 256 MiB of freed heap

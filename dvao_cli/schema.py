@@ -16,6 +16,7 @@ import glob
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -129,35 +130,26 @@ class LogSpec:
         )
         return lf if columns is None else lf.select([ROW, *columns])
 
-    def batches(self, columns: Sequence[str], batch_rows: int) -> Iterator[pl.DataFrame]:
-        """The log's rows in input order, `batch_rows` at a time, with `row` first.
-
-        One file and one row group at a time (pyarrow), so memory stays bounded by the batch
-        whatever the log's length (polars' own batch reader reads ahead without bound).
-        Hive partition columns come from the folder names.
-        """
+    def read(
+        self, path: Path, offset: int, length: int, columns: Sequence[str], row: int | None
+    ) -> pl.DataFrame:
+        """Rows offset..offset+length of one file, `columns` only (polars decodes just the
+        pages those rows are in). Hive partition columns come from the folder names; `row`
+        (the log position of the first row) adds the `row` column first, None leaves it out."""
         import polars as pl
-        import pyarrow.parquet as pq
 
-        offset = 0
-        for path in self.files:
-            partitions = _hive_values(path) if self.hive else {}
-            in_file = [c for c in columns if c not in partitions]
-            parquet = pq.ParquetFile(path)
-            for record_batch in parquet.iter_batches(batch_size=batch_rows, columns=in_file):
-                frame = pl.from_arrow(record_batch)
-                assert isinstance(frame, pl.DataFrame)
-                height = frame.height
-                frame = frame.with_columns(
-                    pl.int_range(offset, offset + height, dtype=pl.Int64).alias(ROW),
-                    *[
-                        pl.lit(partitions[c]).cast(self.columns[c]).alias(c)
-                        for c in columns
-                        if c in partitions
-                    ],
-                )
-                offset += height
-                yield frame.select([ROW, *columns])
+        partitions = _hive_values(path) if self.hive else {}
+        in_file = [c for c in columns if c not in partitions]
+        lazy = pl.scan_parquet(str(path), hive_partitioning=False).select(in_file)
+        frame = lazy.slice(offset, length).collect()
+        added = [
+            pl.lit(partitions[c]).cast(self.columns[c]).alias(c) for c in columns if c in partitions
+        ]
+        if row is not None:
+            added.append(pl.int_range(row, row + frame.height, dtype=pl.Int64).alias(ROW))
+        if added:
+            frame = frame.with_columns(added)
+        return frame.select([ROW, *columns] if row is not None else columns)
 
 
 def _hive_values(path: Path) -> dict[str, str]:
@@ -372,17 +364,17 @@ def _long_objectives(
 class Chunk:
     """Whole steps of a log, ready for the advantage engine.
 
-    Rows are sorted by (step, group) and each group's rows are contiguous; `group` codes the
-    groups 0..n_groups-1 in that order. Groups of size 1 and (with --nan drop) rows with a
+    Rows are sorted by (step, group) and each group's rows are contiguous; the groups are
+    numbered 0..n_groups-1 in that order. Groups of size 1 and (with --nan drop) rows with a
     non-finite reward are already removed.
     """
 
-    frame: pl.DataFrame  # row, step, group_id, [logged_advantage], objectives (Float64)
-    group: np.ndarray  # (N,) int64 dense codes, non-decreasing
+    frame: pl.DataFrame  # [row], step, group_id, [logged_advantage], objectives (Float64)
     sizes: np.ndarray  # (n_groups,) int64
     skipped_groups: int = 0
     skipped_rows: int = 0
     dropped_rows: int = 0
+    uniform: int = 0  # the common group size when every group has it, else 0
 
     @property
     def rows(self) -> int:
@@ -391,6 +383,51 @@ class Chunk:
     @property
     def n_groups(self) -> int:
         return int(self.sizes.shape[0])
+
+    @cached_property
+    def group(self) -> np.ndarray:
+        """(N,) int64 group code of each row, non-decreasing (made on first use)."""
+        import numpy as np
+
+        return np.repeat(np.arange(self.n_groups, dtype=np.int64), self.sizes)
+
+    def split(self, max_rows: int) -> list[Chunk]:
+        """This chunk in pieces of whole steps of about `max_rows` rows (a step is never cut,
+        so a piece can be larger); the skipped and dropped counts stay with the first."""
+        import numpy as np
+
+        if self.rows <= max_rows:
+            return [self]
+        _, group_step = self.group_steps()
+        ends = np.cumsum(self.sizes)  # (G,) the row after each group
+        last = np.flatnonzero(np.diff(group_step, append=group_step[-1] + 1))  # (S,) last group
+        piece = (ends[last] - 1) // max_rows  # (S,) which piece each step falls in
+        cut = last[np.flatnonzero(np.diff(piece))]  # the last group before each cut
+        bounds = [0, *(cut + 1).tolist(), self.n_groups]  # in groups
+        pieces = []
+        for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+            row = int(ends[first - 1]) if first else 0
+            sizes = self.sizes[first:stop]
+            pieces.append(
+                Chunk(self.frame.slice(row, int(sizes.sum())), sizes, uniform=self.uniform)
+            )
+        pieces[0].skipped_groups = self.skipped_groups
+        pieces[0].skipped_rows = self.skipped_rows
+        pieces[0].dropped_rows = self.dropped_rows
+        return pieces
+
+    def group_steps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(S,) the step values, in order, and (G,) each group's step code 0..S-1."""
+        import numpy as np
+
+        step = self.frame.get_column(STEP).to_numpy()
+        if self.uniform:
+            first = step[:: self.uniform]  # (G,) the step of each group's first row
+        else:
+            first = step[np.cumsum(self.sizes) - self.sizes]
+        change = first[1:] != first[:-1]
+        group_step = np.concatenate([[0], np.cumsum(change)]).astype(np.int64)
+        return first[np.concatenate([[True], change])], group_step
 
 
 def _finite_problem_counts(frame: pl.DataFrame, objectives: Sequence[str]) -> dict[str, int]:
@@ -451,6 +488,26 @@ def _in_engine_order(frame: pl.DataFrame, keys: tuple[np.ndarray, np.ndarray] | 
     return bool(ordered.fill_null(True).all())
 
 
+def _uniform_size(keys: tuple[np.ndarray, np.ndarray]) -> int:
+    """The group size m >= 2 when the rows are in engine order in groups of m rows each (the
+    usual log: checked with two (G, m) comparisons instead of the general passes), else 0."""
+    import numpy as np
+
+    s, g = keys
+    rows = s.shape[0]
+    probe = min(rows, 4096)
+    differs = np.flatnonzero((s[:probe] != s[0]) | (g[:probe] != g[0]))
+    size = int(differs[0]) if differs.size else 0
+    if size < 2 or rows % size:
+        return 0
+    s2, g2 = s.reshape(-1, size), g.reshape(-1, size)  # (G, m)
+    if not ((s2 == s2[:, :1]).all() and (g2 == g2[:, :1]).all()):
+        return 0
+    sf, gf = s2[:, 0], g2[:, 0]  # (G,) group keys: strictly increasing in (step, group)
+    increasing = (sf[1:] > sf[:-1]) | ((sf[1:] == sf[:-1]) & (gf[1:] > gf[:-1]))
+    return size if bool(increasing.all()) else 0
+
+
 def _group_starts(frame: pl.DataFrame, keys: tuple[np.ndarray, np.ndarray] | None) -> np.ndarray:
     """(N,) bool: the row starts a group (rows in engine order)."""
     import numpy as np
@@ -466,20 +523,32 @@ def _group_starts(frame: pl.DataFrame, keys: tuple[np.ndarray, np.ndarray] | Non
     return ((step != step.shift(1)) | (gid != gid.shift(1))).fill_null(True).to_numpy()
 
 
-def _prepare(
-    frame: pl.DataFrame,
-    spec: LogSpec,
-    objectives: Sequence[str],
-    nan: str,
-    check_finite: bool = True,
+def prepare_chunk(
+    frame: pl.DataFrame, spec: LogSpec, nan: str = "error", check_finite: bool = True
 ) -> Chunk:
-    """Validate one chunk of whole steps and put it in engine order.
+    """Validate one frame of whole steps (from `iter_frames`) and put it in engine order.
 
     `check_finite=False` (with nan="error") leaves the NaN check to a caller that finds
     non-finite rewards anyway, as the advantage engine does from the group means.
     """
+    try:
+        return _prepare(frame, spec, nan, check_finite)
+    except InputError:
+        raise
+    except Exception as err:
+        raise _read_error(spec, err) from None
+
+
+def _read_error(spec: LogSpec, err: Exception) -> InputError:
+    reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return InputError(f"cannot read the log ({reason[:200]})", path=spec.label)
+
+
+def _prepare(frame: pl.DataFrame, spec: LogSpec, nan: str, check_finite: bool) -> Chunk:
     import numpy as np
     import polars as pl
+
+    objectives = spec.objectives
 
     for name in (STEP, GROUP):
         nulls = frame.get_column(name).null_count()
@@ -513,9 +582,12 @@ def _prepare(
 
     # engine order: sorted by (step, group); most logs already are, so check before sorting
     if frame.height == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Chunk(frame, empty, empty, dropped_rows=dropped)
+        return Chunk(frame, np.zeros(0, dtype=np.int64), dropped_rows=dropped)
     keys = _key_arrays(frame)
+    uniform = _uniform_size(keys) if keys is not None else 0
+    if uniform:
+        sizes = np.full(frame.height // uniform, uniform, dtype=np.int64)
+        return Chunk(frame, sizes, dropped_rows=dropped, uniform=uniform)
     if not _in_engine_order(frame, keys):
         frame = frame.sort([STEP, GROUP], maintain_order=True)
         keys = _key_arrays(frame)
@@ -527,14 +599,14 @@ def _prepare(
     if skipped_groups:
         frame = frame.filter(pl.Series(np.repeat(sizes > 1, sizes)))
         sizes = sizes[sizes > 1]
-    group = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)  # (N,) run codes
+    sizes = sizes.astype(np.int64)
     return Chunk(
         frame,
-        group,
-        sizes.astype(np.int64),
+        sizes,
         skipped_groups=skipped_groups,
         skipped_rows=skipped_rows,
         dropped_rows=dropped,
+        uniform=int(sizes[0]) if sizes.size and bool((sizes == sizes[0]).all()) else 0,
     )
 
 
@@ -592,9 +664,10 @@ def _read_long(spec: LogSpec, extra_columns: Sequence[str]) -> pl.DataFrame:
     return wide.select(keep)
 
 
-def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray]:
-    """From the Parquet footers: where each row group ends (global row count) and the smallest
-    step in that row group or any later one (+inf where unknown is treated as -inf: no promise).
+def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """From the Parquet footers: where each row group ends (global row count), the smallest
+    step in that row group or any later one (+inf where unknown is treated as -inf: no promise),
+    and the rows of each file.
 
     Once the rows before a row group are read, every step below its floor is complete, whatever
     the order of the log: that is what lets unsorted logs stream correctly.
@@ -606,6 +679,7 @@ def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray]:
 
     ends: list[int] = []
     mins: list[float] = []
+    file_rows: list[int] = []
     total = 0
     for path in spec.files:
         hive_step = None
@@ -615,6 +689,7 @@ def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray]:
                 if match:
                     hive_step = float(match.group(1))
         meta = pq.ParquetFile(path).metadata
+        file_rows.append(meta.num_rows)
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         col = names.index(STEP) if STEP in names else None
         for i in range(meta.num_row_groups):
@@ -630,25 +705,24 @@ def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray]:
                     low = float(stats.min)
             mins.append(low)
     floors = np.minimum.accumulate(np.array(mins[::-1] or [math.inf]))[::-1]
-    return np.array(ends, dtype=np.int64), np.append(floors, math.inf)
+    return np.array(ends, dtype=np.int64), np.append(floors, math.inf), file_rows
 
 
-def iter_chunks(
+def iter_frames(
     spec: LogSpec,
     *,
     nan: str = "error",
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     extra_columns: Sequence[str] = (),
-    check_finite: bool = True,
-) -> Iterator[Chunk]:
-    """Stream the log as chunks of whole steps (about `chunk_rows` rows each).
-
-    `check_finite=False` skips the per-row NaN check under nan="error" for a caller that
-    detects non-finite rewards itself (see `_prepare`).
+    row_index: bool = True,
+) -> Iterator[pl.DataFrame]:
+    """Stream the log as frames of whole steps (about `chunk_rows` rows each), as read: each
+    goes through `prepare_chunk` next (a separate step, so that it can run on a worker).
 
     Any row order is correct: a step is handed on only once the footers promise that no later
     row belongs to it. A log written step after step streams in bounded memory; one whose steps
-    are spread over the whole file is held until they are complete (with a warning).
+    are spread over the whole file is held until they are complete (with a warning). Frames
+    hold `row` (the position in the log) first unless `row_index` is False.
     """
     import numpy as np
     import polars as pl
@@ -657,20 +731,27 @@ def iter_chunks(
 
     if nan not in NAN_POLICIES:
         raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{nan}'")
-    objectives = spec.objectives
     if spec.long:
-        yield _prepare(_read_long(spec, extra_columns), spec, objectives, nan, check_finite)
+        yield _read_long(spec, extra_columns)
         return
-    columns = [*_columns_for(spec, extra_columns), *objectives]
-    ends, floors = _step_floors(spec)
+    columns = [*_columns_for(spec, extra_columns), *spec.objectives]
+    ends, floors, file_rows = _step_floors(spec)
+    batch_rows = min(chunk_rows, 1_000_000)
 
     pending: list[pl.DataFrame] = []
     pending_rows = 0
-    consumed = 0
+    file, offset, start = 0, 0, 0  # reading position: file index, row in it, its first row
     warned = False
     try:
-        for batch in spec.batches(columns, min(chunk_rows, 1_000_000)):
-            consumed += batch.height
+        while file < len(spec.files):
+            if offset >= file_rows[file]:
+                file, offset, start = file + 1, 0, start + file_rows[file]
+                continue
+            length = _read_length(ends, start + offset, batch_rows, start + file_rows[file])
+            batch = spec.read(
+                spec.files[file], offset, length, columns, start + offset if row_index else None
+            )
+            offset += length
             if batch.height == 0:
                 continue
             pending.append(batch)
@@ -678,8 +759,8 @@ def iter_chunks(
             if pending_rows < chunk_rows:
                 continue
             # every later row has a step >= floor: the steps below it are complete
-            floor = floors[int(np.searchsorted(ends, consumed, side="right"))]
-            frame = pl.concat(pending, rechunk=False, how="vertical_relaxed")
+            floor = floors[int(np.searchsorted(ends, start + offset, side="right"))]
+            frame = pending[0] if len(pending) == 1 else pl.concat(pending, how="vertical_relaxed")
             steps = frame.get_column(STEP)
             # compare as integers: an Int64 column against a float casts every row
             is_done = steps < int(floor) if math.isfinite(floor) else steps.is_not_null()
@@ -696,19 +777,50 @@ def iter_chunks(
                 continue
             if bool(is_done.slice(0, cut).all()):  # the usual case: a prefix, no copy
                 done, rest = frame.slice(0, cut), frame.slice(cut)
+                if rest.height <= batch.height // 2:
+                    # the rest is the end of the last batch: read it again with the next rows,
+                    # so that every frame is one contiguous piece (no copies downstream)
+                    offset -= rest.height
+                    rest = rest.clear()
             else:
                 done, rest = frame.filter(is_done), frame.filter(~is_done)
-            pending, pending_rows = [rest], rest.height
-            yield _prepare(done, spec, objectives, nan, check_finite)
+            pending, pending_rows = ([rest], rest.height) if rest.height else ([], 0)
+            yield done
     except InputError:
         raise
     except Exception as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"cannot read the log ({reason[:200]})", path=spec.label) from None
+        raise _read_error(spec, err) from None
     if pending_rows:
-        yield _prepare(
-            pl.concat(pending, how="vertical_relaxed"), spec, objectives, nan, check_finite
-        )
+        yield pl.concat(pending, how="vertical_relaxed")
+
+
+def _read_length(ends: np.ndarray, position: int, batch_rows: int, file_end: int) -> int:
+    """Rows to read from `position` (in the log): about `batch_rows`, rounded up to the end of a
+    row group when that is not far, so that frames end where the footers' step floors apply
+    (they are per row group) and hold one contiguous piece."""
+    import numpy as np
+
+    wanted = min(position + batch_rows, file_end)
+    group_end = int(ends[min(int(np.searchsorted(ends, wanted)), len(ends) - 1)])
+    if wanted < group_end <= min(position + 4 * batch_rows, file_end):
+        return group_end - position
+    return wanted - position
+
+
+def iter_chunks(
+    spec: LogSpec,
+    *,
+    nan: str = "error",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    extra_columns: Sequence[str] = (),
+    check_finite: bool = True,
+    row_index: bool = True,
+) -> Iterator[Chunk]:
+    """`iter_frames`, each frame validated and put in engine order by `prepare_chunk`."""
+    for frame in iter_frames(
+        spec, nan=nan, chunk_rows=chunk_rows, extra_columns=extra_columns, row_index=row_index
+    ):
+        yield prepare_chunk(frame, spec, nan, check_finite)
 
 
 # --------------------------------------------------------------------------------------------

@@ -256,6 +256,25 @@ def test_constant_sum_of_anticorrelated_objectives_is_zero_not_noise():
     assert as_list(res.advantages["dvao"]) == approx([0.0] * 4, abs=1e-12)
 
 
+def test_noise_is_zero_with_eps_too():
+    # with eps > 0, the normaliser is eps: rounding noise / eps must not become an advantage
+    rewards = [[0.7, 0.2], [0.2, 0.7]] * 2
+    res = compute_advantages(rewards, [0] * 4, weights=[0.3, 0.3], eps=1e-9)
+    assert as_list(res.advantages["rc"]) == [0.0] * 4
+
+
+def test_gdpo_of_a_step_whose_ac_cancels_is_zero_not_whitened_noise():
+    # format = 1 - accuracy in both groups (10 responses: the means are not exact in binary):
+    # AC is rounding noise (1e-17); whitened over the step it used to become +-1.9
+    accuracy = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0] + [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+    rewards = [[a, 1 - a] for a in accuracy]
+    group = [0] * 10 + [1] * 10
+    for eps in (0.0, 1e-4):
+        res = compute_advantages(rewards, group, [0] * 20, eps=eps)
+        assert as_list(res.advantages["ac"]) == approx([0.0] * 20, abs=1e-15)
+        assert as_list(res.advantages["gdpo"]) == [0.0] * 20, eps
+
+
 # --------------------------------------------------------------------------------------------
 # Paths: contiguous, permuted blocks, ragged; numpy input; empty input
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from dvao_cli.errors import InputError
-from dvao_cli.schema import iter_chunks, open_log, read_log
+from dvao_cli.schema import _read_length, iter_chunks, iter_frames, open_log, read_log
 
 
 def small_log(steps: int = 2, groups: int = 2, size: int = 4, seed: int = 0) -> pl.DataFrame:
@@ -140,6 +140,35 @@ def test_streaming_in_small_chunks_keeps_steps_whole(tmp_path: Path) -> None:
         seen += steps
     assert sorted(seen) == list(range(10))
     assert sum(c.rows for c in chunks) == 150
+
+
+@pytest.mark.parametrize("row_group_size", [7, 40, 64, 1000])
+@pytest.mark.parametrize("chunk_rows", [20, 50, 120])
+def test_frames_hold_every_row_once_in_order(
+    tmp_path: Path, row_group_size: int, chunk_rows: int
+) -> None:
+    """Frames are read in pieces of about chunk_rows rounded to row groups, and the rows after
+    the last complete step are read again with the next piece: nothing lost or repeated."""
+    frame = small_log(steps=12, groups=3, size=5).with_row_index("original")
+    paths = [tmp_path / "a.parquet", tmp_path / "b.parquet"]  # two files: offsets carry over
+    frame.slice(0, 95).write_parquet(paths[0], row_group_size=row_group_size)
+    frame.slice(95).write_parquet(paths[1], row_group_size=row_group_size)
+    spec = open_log([str(p) for p in paths])
+    frames = list(iter_frames(spec, chunk_rows=chunk_rows, extra_columns=["original"]))
+    joined = pl.concat(frames)
+    assert joined["row"].to_list() == list(range(180))
+    assert joined["original"].to_list() == list(range(180))
+    for i, part in enumerate(frames[:-1]):  # whole steps: no step continues in the next frame
+        assert part["step"].max() < frames[i + 1]["step"].min()
+    assert max(f.height for f in frames) <= max(4 * chunk_rows, 2 * row_group_size) + 15
+
+
+def test_read_length_rounds_up_to_a_row_group_end() -> None:
+    ends = np.array([100, 200, 300, 1000])
+    assert _read_length(ends, 0, 60, 1000) == 100  # to the end of the row group
+    assert _read_length(ends, 150, 60, 1000) == 150  # 210 -> 300: at most 4x the batch
+    assert _read_length(ends, 300, 60, 1000) == 60  # 1000 is too far: a plain batch
+    assert _read_length(ends, 990, 60, 1000) == 10  # the end of the file
 
 
 def test_interleaved_steps_are_held_until_complete(tmp_path: Path) -> None:
@@ -385,3 +414,16 @@ def test_objectives_recorded_in_the_file_metadata_are_the_default(tmp_path: Path
     plain = tmp_path / "plain.parquet"
     pq.write_table(table, plain)
     assert read_log(plain).objectives == ["accuracy", "format", "tokens"]
+
+
+def test_a_chunk_splits_into_whole_steps(tmp_path: Path) -> None:
+    frame = small_log(steps=6, groups=3, size=4)  # 12 rows per step
+    path = tmp_path / "log.parquet"
+    frame.write_parquet(path)
+    (chunk,) = iter_chunks(open_log(path), chunk_rows=1000)
+    pieces = chunk.split(30)  # steps end at rows 12, 24, 36, ...: cuts after 24 and 60
+    assert [p.rows for p in pieces] == [24, 36, 12]
+    assert [p.frame["step"].unique().sort().to_list() for p in pieces] == [[0, 1], [2, 3, 4], [5]]
+    assert pl.concat([p.frame for p in pieces])["row"].to_list() == list(range(72))
+    assert [p.sizes.tolist() for p in pieces] == [[4] * 6, [4] * 9, [4] * 3]
+    assert chunk.split(1000) == [chunk]

@@ -87,16 +87,17 @@ def command(
         ),
     ] = 1_000_000,
 ) -> None:
+    from dvao_cli.runtime import stream_workers, tune_for_streaming
+
+    tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     from dvao_cli.analyze import analyze
     from dvao_cli.console import get_console, info, progress
     from dvao_cli.errors import GateFailure
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
     from dvao_cli.report import render
-    from dvao_cli.runtime import stream_workers, tune_for_streaming
     from dvao_cli.schema import warn_skipped
 
-    tune_for_streaming()
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
     with progress("analyze", total=None) as bar:

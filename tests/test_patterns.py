@@ -1,0 +1,214 @@
+"""Binary objectives: the pattern-count path gives the engine path's numbers, exactly where they
+are counts and to rounding elsewhere."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dvao_cli import analyze as analyze_module
+from dvao_cli import patterns
+from dvao_cli.analyze import Analysis, analyze
+
+
+def binary_log(
+    path: Path,
+    seed: int,
+    k: int,
+    *,
+    ragged: bool = False,
+    steps: int = 3,
+    groups: int = 6,
+    size: int = 8,
+    anti: bool = False,
+    row_group_size: int | None = None,
+) -> Path:
+    """Random 0/1 rewards with saturated objectives in some groups; with `anti`, objective 1 is
+    1 - objective 0 (AC, RC and GDPO then cancel to rounding noise)."""
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[Any]] = {"step": [], "group_id": []}
+    names = [f"o{j}" for j in range(k)]
+    for name in names:
+        rows[name] = []
+    for step in range(steps):
+        for group in range(groups):
+            n = int(rng.integers(2, 2 * size)) if ragged else size
+            p = rng.choice([0.0, 0.1, 0.5, 0.8, 1.0], size=k)
+            rewards = (rng.random((n, k)) < p).astype(np.float64)
+            if anti and k >= 2:
+                rewards[:, 1] = 1.0 - rewards[:, 0]
+            rows["step"] += [step] * n
+            rows["group_id"] += [group] * n
+            for j, name in enumerate(names):
+                rows[name] += rewards[:, j].tolist()
+    pl.DataFrame(rows).write_parquet(path, row_group_size=row_group_size)
+    return path
+
+
+def engine_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Send every chunk through the advantage engine, as if no reward were binary."""
+    monkeypatch.setattr(analyze_module.patterns, "pattern_codes", lambda columns: None)
+
+
+def both_paths(path: Path, **options: Any) -> tuple[Analysis, Analysis]:
+    fast = analyze(path, **options)
+    with pytest.MonkeyPatch.context() as m:
+        engine_only(m)
+        slow = analyze(path, **options)
+    return fast, slow
+
+
+def assert_same(fast: Any, slow: Any, where: str = "summary") -> None:
+    if isinstance(fast, dict):
+        assert fast.keys() == slow.keys(), where
+        for key in fast:
+            assert_same(fast[key], slow[key], f"{where}.{key}")
+    elif isinstance(fast, list):
+        assert len(fast) == len(slow), where
+        for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    elif isinstance(fast, float) and isinstance(slow, float):
+        assert math.isclose(fast, slow, rel_tol=1e-9, abs_tol=1e-12), (where, fast, slow)
+    else:
+        assert fast == slow, (where, fast, slow)
+
+
+def assert_same_analysis(fast: Analysis, slow: Analysis) -> None:
+    assert_same(fast.summary, slow.summary)
+    for table in ("steps", "schemes"):
+        a, b = getattr(fast, table), getattr(slow, table)
+        assert_same(a.to_dict(as_series=False), b.to_dict(as_series=False), table)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 6])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_pattern_path_equals_engine_path(tmp_path: Path, k: int, ragged: bool) -> None:
+    path = binary_log(tmp_path / "log.parquet", seed=k, k=k, ragged=ragged)
+    assert_same_analysis(*both_paths(path))
+
+
+@pytest.mark.parametrize("ddof, eps", [(0, 0.0), (1, 0.0), (0, 1e-4), (1, 1e-4)])
+def test_pattern_path_follows_ddof_and_eps(tmp_path: Path, ddof: int, eps: float) -> None:
+    path = binary_log(tmp_path / "log.parquet", seed=7, k=3, ragged=True)
+    weights = {"o0": 0.5, "o1": 0.3, "o2": 0.2}
+    assert_same_analysis(*both_paths(path, ddof=ddof, eps=eps, weights=weights))
+
+
+def test_anti_correlated_objectives_cancel_to_zero_on_both_paths(tmp_path: Path) -> None:
+    # o1 = 1 - o0 in every group: with equal weights RC, DVAO, AC and GDPO are 0 up to rounding
+    path = binary_log(tmp_path / "log.parquet", seed=3, k=2, size=10, anti=True)
+    fast, slow = both_paths(path, weights={"o0": 1.0, "o1": 1.0})
+    assert_same_analysis(fast, slow)
+    for scheme in ("rc", "ac", "gdpo", "dvao"):
+        assert fast.summary["schemes"][scheme]["max_abs"] < 1e-12, scheme
+    assert fast.summary["schemes"]["grpo"]["max_abs"] > 0.5
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    k=st.integers(1, 5),
+    ragged=st.booleans(),
+    ddof=st.sampled_from([0, 1]),
+    eps=st.sampled_from([0.0, 1e-6, 0.1]),
+    equal_weights=st.booleans(),
+    size=st.integers(2, 12),
+)
+def test_pattern_path_equals_engine_path_on_random_logs(
+    tmp_path: Path,
+    seed: int,
+    k: int,
+    ragged: bool,
+    ddof: int,
+    eps: float,
+    equal_weights: bool,
+    size: int,
+) -> None:
+    path = binary_log(tmp_path / f"log-{seed}.parquet", seed, k, ragged=ragged, size=size)
+    rng = np.random.default_rng(seed)
+    weights = None if equal_weights else {f"o{j}": float(rng.integers(1, 5)) for j in range(k)}
+    assert_same_analysis(*both_paths(path, ddof=ddof, eps=eps, weights=weights))
+
+
+def test_chunks_of_both_kinds_combine(tmp_path: Path) -> None:
+    """A log binary in some steps only: those go the pattern way, the rest the engine's."""
+    path = binary_log(tmp_path / "log.parquet", seed=1, k=2, steps=4)
+    frame = pl.read_parquet(path)
+    frame = frame.with_columns(
+        pl.when(pl.col("step") >= 2).then(pl.col("o1") * 0.5).otherwise(pl.col("o1")).alias("o1")
+    )
+    frame.write_parquet(path)
+    fast = analyze(path, chunk_rows=1000)  # 1000 is below one step here: one step per chunk
+    with pytest.MonkeyPatch.context() as m:
+        engine_only(m)
+        slow = analyze(path, chunk_rows=1000)
+    assert_same_analysis(fast, slow)
+    assert fast.summary["objectives"]["o1"]["binary"] is False
+
+
+def test_pattern_codes() -> None:
+    a = np.array([0.0, 1.0, 1.0, -0.0])
+    b = np.array([1.0, 1.0, 0.0, 0.0])
+    assert patterns.pattern_codes([a, b]).tolist() == [2, 3, 1, 0]
+    for bad in (0.5, 2.0, -1.0, math.nan, math.inf):
+        assert patterns.pattern_codes([a, np.array([1.0, 0.0, bad, 1.0])]) is None, bad
+    assert patterns.pattern_codes([a] * (patterns.MAX_OBJECTIVES + 1)) is None
+
+
+def test_pattern_counts_uniform_and_ragged_agree() -> None:
+    code = np.array([0, 3, 3, 1, 2, 2, 2, 0], dtype=np.uint8)
+    uniform = patterns.pattern_counts(code, 2, n_groups=2, group_size=4)
+    ragged = patterns.pattern_counts(code, 2, n_groups=2, group=np.repeat([0, 1], 4))
+    assert uniform.tolist() == ragged.tolist() == [[1, 1], [1, 0], [0, 3], [2, 0]]
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_sorting_network_sorts_every_input(n: int) -> None:
+    """The 0-1 principle: a comparator network that sorts every 0/1 input sorts every input."""
+    inputs = np.array(list(itertools.product([0.0, 1.0], repeat=n))).T  # (n, 2^n)
+    rows = list(inputs.copy())
+    for i, j in patterns._comparators(n):
+        low = np.minimum(rows[i], rows[j])
+        rows[j] = np.maximum(rows[i], rows[j])
+        rows[i] = low
+    assert np.array_equal(np.stack(rows), np.sort(inputs, axis=0))
+
+
+def test_binary_log_never_imports_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = binary_log(tmp_path / "log.parquet", seed=2, k=3)
+    code = (
+        "import sys; from dvao_cli.analyze import analyze; "
+        f"s = analyze({str(path)!r}).summary; "
+        "assert 'torch' not in sys.modules, 'torch was imported'; print(s['settings']['device'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "cpu"
+
+
+def test_engine_pieces_give_the_same_advantages(tmp_path: Path) -> None:
+    """The engine works on pieces of whole steps of about chunk_rows rows: same rows out."""
+    # row groups of 60 rows: the reader rounds its 20-row reads up to them, the engine splits
+    path = binary_log(
+        tmp_path / "log.parquet", seed=5, k=3, ragged=True, steps=5, row_group_size=60
+    )
+    whole = analyze(path, out_dir=tmp_path / "whole")
+    pieces = analyze(path, out_dir=tmp_path / "pieces", chunk_rows=20)
+    assert_same_analysis(whole, pieces)
+    a = pl.read_parquet(tmp_path / "whole" / "advantages.parquet")
+    b = pl.read_parquet(tmp_path / "pieces" / "advantages.parquet")
+    assert a["row"].to_list() == b["row"].to_list() == list(range(a.height))
+    assert_same(a.to_dict(as_series=False), b.to_dict(as_series=False), "advantages")
