@@ -36,6 +36,8 @@ from dvao_cli.sums import (
     ObjectiveSums,
     PairSums,
     SchemeSums,
+    StepIndex,
+    pair_sums,
 )
 
 MAX_OBJECTIVES = 6  # 2^6 = 64 patterns; past that the (P, G) tables outgrow the rows
@@ -81,26 +83,6 @@ def pattern_counts(
         index += group
     counts = np.bincount(index.reshape(-1), minlength=n_patterns * n_groups)
     return counts.reshape(n_patterns, n_groups)
-
-
-class _Steps:
-    """Per-group values (..., G) to per-step ones (..., S); groups are sorted by step."""
-
-    def __init__(self, group_step: np.ndarray, n_steps: int) -> None:
-        self.group_step = group_step  # (G,) step code of each group, non-decreasing
-        self.starts = np.searchsorted(group_step, np.arange(n_steps))  # (S,) first group
-
-    def sum(self, values: np.ndarray) -> np.ndarray:
-        return np.add.reduceat(values, self.starts, axis=-1)
-
-    def max(self, values: np.ndarray) -> np.ndarray:
-        return np.maximum.reduceat(values, self.starts, axis=-1)
-
-    def min(self, values: np.ndarray) -> np.ndarray:
-        return np.minimum.reduceat(values, self.starts, axis=-1)
-
-    def expand(self, values: np.ndarray) -> np.ndarray:  # (S,) -> (G,)
-        return values[self.group_step]
 
 
 _TINY = np.finfo(np.float64).tiny
@@ -199,7 +181,7 @@ def pattern_sums(
     k_obj = n_patterns.bit_length() - 1
     bits = _bits(k_obj)  # (P, K)
     w = np.asarray(weights, dtype=np.float64)  # (K,)
-    steps = _Steps(group_step, n_steps)
+    steps = StepIndex(group_step, n_steps)
     n = counts.astype(np.float64)  # (P, G)
     present = counts > 0  # (P, G)
     absent = _absent(present)  # (P, G) inf where a pattern is absent, else 0
@@ -322,29 +304,11 @@ def pattern_sums(
         weight_sum=steps.sum(dvao_weight).T,
         binary=np.ones(k_obj, dtype=bool),
     )
-    return objective, scheme, _pair_sums(bits, n, ones, mean, varies)
-
-
-def _pair_sums(
-    bits: np.ndarray, n: np.ndarray, ones: np.ndarray, mean: np.ndarray, varies: np.ndarray
-) -> PairSums:
-    """Within-group Pearson of each pair over groups where both vary, as `diagnostics`.
-
-    From the centred sums over the group: sum (r_k - mean_k)(r_l - mean_l) = m_kl - m_k m_l / n
-    with m_kl the responses with both rewards 1 (for k = l, m_k (n - m_k) / n).
-    """
-    k_obj = bits.shape[1]
-    centred_sq = ones * (1.0 - mean)  # (K, G)
-    corr_sum = np.zeros((k_obj, k_obj))
-    count = np.zeros((k_obj, k_obj))
-    for k in range(k_obj):
-        count[k, k] = np.count_nonzero(varies[k])
-        corr_sum[k, k] = np.count_nonzero(varies[k] & (centred_sq[k] > 0))
-        for j in range(k + 1, k_obj):
-            both = varies[k] & varies[j]  # (G,)
-            co = (bits[:, k] * bits[:, j]) @ n - ones[k] * mean[j]  # (G,)
-            denom = np.sqrt(centred_sq[k] * centred_sq[j])
-            rho = np.clip(co / np.where(both, denom, np.inf), -1.0, 1.0)  # 0 where not both
-            count[k, j] = count[j, k] = np.count_nonzero(both)
-            corr_sum[k, j] = corr_sum[j, k] = rho.sum()
-    return PairSums(corr_sum, count)
+    # centred sums over the group: sum (r_k - mean_k)(r_l - mean_l) = m_kl - m_k m_l / n, with
+    # m_kl the responses with both rewards 1 (for k = l: m_k (n - m_k) / n)
+    pairs = pair_sums(
+        ones * (1.0 - mean),
+        lambda k, j: (bits[:, k] * bits[:, j]) @ n - ones[k] * mean[j],
+        varies,
+    )
+    return objective, scheme, pairs

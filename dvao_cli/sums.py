@@ -8,8 +8,11 @@ reward-pattern counts when every objective is binary). Arrays are torch tensors 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 Array = Any  # torch.Tensor or np.ndarray
 
@@ -22,6 +25,26 @@ NOISE_ULPS = 64.0
 DISTINCT_SCALE = 1e8
 # an advantage with |A| <= 1e-12 counts as zero.
 ZERO_TOL = 1e-12
+
+
+class StepIndex:
+    """Per-group values to per-step sums and maxima; the groups are sorted by step."""
+
+    def __init__(self, group_step: np.ndarray, n_steps: int) -> None:
+        self.group_step = group_step  # (G,) step code of each group, non-decreasing
+        self.starts = np.searchsorted(group_step, np.arange(n_steps))  # (S,) first group
+
+    def sum(self, values: np.ndarray, axis: int = -1) -> np.ndarray:  # groups on `axis`
+        return np.add.reduceat(values, self.starts, axis=axis)
+
+    def max(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.maximum.reduceat(values, self.starts, axis=axis)
+
+    def min(self, values: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.minimum.reduceat(values, self.starts, axis=axis)
+
+    def expand(self, values: np.ndarray) -> np.ndarray:  # (S,) -> (G,)
+        return values[self.group_step]
 
 
 @dataclass
@@ -57,6 +80,31 @@ class PairSums:
 
     corr_sum: Array  # (K, K)
     count: Array  # (K, K)
+
+
+def pair_sums(
+    centred_sq: np.ndarray, cross: Callable[[int, int], np.ndarray], varies: np.ndarray
+) -> PairSums:
+    """Sums of the within-group Pearson correlation of every pair of objectives, over the
+    groups where both vary.
+
+    centred_sq (K, G): sum over each group of (r_k - mean_k)^2; cross(k, l) -> (G,): sum of
+    (r_k - mean_k)(r_l - mean_l), asked for k < l only; varies (K, G) bool.
+    Pearson = cross / sqrt(centred_sq_k centred_sq_l): the degrees of freedom cancel.
+    """
+    k_obj = varies.shape[0]
+    corr_sum = np.zeros((k_obj, k_obj))
+    count = np.zeros((k_obj, k_obj))
+    for k in range(k_obj):
+        count[k, k] = np.count_nonzero(varies[k])
+        corr_sum[k, k] = np.count_nonzero(varies[k] & (centred_sq[k] > 0))  # rho_kk = 1
+        for j in range(k + 1, k_obj):
+            both = varies[k] & varies[j]  # (G,)
+            denom = np.sqrt(centred_sq[k] * centred_sq[j])
+            rho = np.divide(cross(k, j), denom, out=np.zeros_like(denom), where=both & (denom > 0))
+            count[k, j] = count[j, k] = np.count_nonzero(both)
+            corr_sum[k, j] = corr_sum[j, k] = np.clip(rho, -1.0, 1.0).sum()
+    return PairSums(corr_sum, count)
 
 
 @dataclass
