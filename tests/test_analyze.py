@@ -370,9 +370,16 @@ def test_ragged_groups_give_the_same_diagnostics_as_a_loop(tmp_path: Path) -> No
 
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
-    log = hand_log(tmp_path)
+    # a continuous objective sends every chunk through the engine, here on the GPU
+    log = tmp_path / "continuous.parquet"
+    pl.read_parquet(hand_log(tmp_path)).with_columns(
+        (pl.col("format") * 0.7 + pl.col("accuracy") * 0.1 + pl.int_range(pl.len()) * 0.01).alias(
+            "format"
+        )
+    ).write_parquet(log)
     cpu = analyze(log, device="cpu").summary
     gpu = analyze(log, device="cuda").summary
+    assert gpu["settings"]["device"].startswith("cuda")
     for name in cpu["schemes"]:
         for key in ("mean_square", "max_abs", "zero_share", "resolution"):
             assert gpu["schemes"][name][key] == pytest.approx(cpu["schemes"][name][key], rel=1e-6)
@@ -381,3 +388,8 @@ def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
             assert gpu["objectives"][name][key] == pytest.approx(
                 cpu["objectives"][name][key], rel=1e-6
             )
+    # binary rewards: the sums come from the pattern counts, the written advantages from the GPU
+    analyze(hand_log(tmp_path), device="cuda", out_dir=tmp_path / "out")
+    adv = pl.read_parquet(tmp_path / "out" / "advantages.parquet")
+    for name, expected in EXPECTED.items():
+        assert adv[f"adv_{name}"].to_list() == pytest.approx(expected, abs=1e-6)

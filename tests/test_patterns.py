@@ -212,3 +212,11 @@ def test_engine_pieces_give_the_same_advantages(tmp_path: Path) -> None:
     b = pl.read_parquet(tmp_path / "pieces" / "advantages.parquet")
     assert a["row"].to_list() == b["row"].to_list() == list(range(a.height))
     assert_same(a.to_dict(as_series=False), b.to_dict(as_series=False), "advantages")
+
+
+@pytest.mark.parametrize("schemes", [["gdpo"], ["dvao"], ["grpo", "rc"], ["ac", "dvao", "grpo"]])
+def test_any_subset_of_schemes(tmp_path: Path, schemes: list[str]) -> None:
+    path = binary_log(tmp_path / "log.parquet", seed=11, k=3, ragged=True)
+    fast, slow = both_paths(path, schemes=schemes)
+    assert_same_analysis(fast, slow)
+    assert list(fast.summary["schemes"]) == schemes

@@ -11,7 +11,6 @@ import typer
 from dvao_cli.options import (
     DdofOpt,
     Device,
-    DeviceOpt,
     EpsOpt,
     NanOpt,
     NanPolicy,
@@ -76,7 +75,15 @@ def command(
             show_default=False,
         ),
     ] = None,
-    device: DeviceOpt = Device.auto,
+    device: Annotated[
+        Device,
+        typer.Option(
+            "--device",
+            help="Where the advantage engine runs (auto: CUDA when present). Chunks whose "
+            "rewards are all 0 or 1 are summarised on the CPU from reward-pattern counts and "
+            "need the engine only for --out and logged_advantage.",
+        ),
+    ] = Device.auto,
     chunk_rows: Annotated[
         int,
         typer.Option(
