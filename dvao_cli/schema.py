@@ -664,17 +664,21 @@ def _read_long(spec: LogSpec, extra_columns: Sequence[str]) -> pl.DataFrame:
     return wide.select(keep)
 
 
-def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """From the Parquet footers: where each row group ends (global row count), the smallest
-    step in that row group or any later one (+inf where unknown is treated as -inf: no promise),
-    and the rows of each file.
+def _step_floors(spec: LogSpec, batch_rows: int) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Where each block of rows ends (global row count), the smallest step in that block or any
+    later one, and the rows of each file.
 
-    Once the rows before a row group are read, every step below its floor is complete, whatever
-    the order of the log: that is what lets unsorted logs stream correctly.
+    Once the rows before a block are read, every step below its floor is complete, whatever the
+    order of the log: that is what lets unsorted logs stream correctly. Blocks are the row
+    groups, with their minimum step from the footers. A file whose footers cannot promise that
+    at a useful grain (no statistics, or row groups of more than 4 x batch_rows rows, which
+    would have to be held whole) gets blocks of batch_rows rows instead, from one extra read of
+    its step column alone, so that it streams in bounded memory too.
     """
     import re
 
     import numpy as np
+    import polars as pl
     import pyarrow.parquet as pq
 
     ends: list[int] = []
@@ -692,17 +696,31 @@ def _step_floors(spec: LogSpec) -> tuple[np.ndarray, np.ndarray, list[int]]:
         file_rows.append(meta.num_rows)
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         col = names.index(STEP) if STEP in names else None
+        blocks: list[tuple[int, float]] = []  # (rows, smallest step)
         for i in range(meta.num_row_groups):
             group = meta.row_group(i)
-            total += group.num_rows
-            ends.append(total)
-            low = -math.inf
+            low = None
             if hive_step is not None:
                 low = hive_step
             elif col is not None:
                 stats = group.column(col).statistics
-                if stats is not None and stats.has_min_max:
+                if stats is not None and stats.has_min_max and group.num_rows <= 4 * batch_rows:
                     low = float(stats.min)
+            if low is None:
+                blocks = []
+                break
+            blocks.append((group.num_rows, low))
+        if not blocks and col is not None and meta.num_rows:  # read the step column once
+            steps = pl.scan_parquet(str(path), hive_partitioning=False).select(STEP)
+            for offset in range(0, meta.num_rows, batch_rows):
+                rows = min(batch_rows, meta.num_rows - offset)
+                low = steps.slice(offset, rows).select(pl.col(STEP).min()).collect().item()
+                blocks.append((rows, -math.inf if low is None else float(low)))
+        if not blocks and meta.num_rows:  # no promise about this file's steps
+            blocks = [(meta.num_rows, -math.inf)]
+        for rows, low in blocks:
+            total += rows
+            ends.append(total)
             mins.append(low)
     floors = np.minimum.accumulate(np.array(mins[::-1] or [math.inf]))[::-1]
     return np.array(ends, dtype=np.int64), np.append(floors, math.inf), file_rows
@@ -735,8 +753,8 @@ def iter_frames(
         yield _read_long(spec, extra_columns)
         return
     columns = [*_columns_for(spec, extra_columns), *spec.objectives]
-    ends, floors, file_rows = _step_floors(spec)
     batch_rows = min(chunk_rows, 1_000_000)
+    ends, floors, file_rows = _step_floors(spec, batch_rows)
 
     pending: list[pl.DataFrame] = []
     pending_rows = 0

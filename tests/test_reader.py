@@ -427,3 +427,15 @@ def test_a_chunk_splits_into_whole_steps(tmp_path: Path) -> None:
     assert pl.concat([p.frame for p in pieces])["row"].to_list() == list(range(72))
     assert [p.sizes.tolist() for p in pieces] == [[4] * 6, [4] * 9, [4] * 3]
     assert chunk.split(1000) == [chunk]
+
+
+@pytest.mark.parametrize("statistics", [True, False])
+def test_a_log_in_one_big_row_group_still_streams(tmp_path: Path, statistics: bool) -> None:
+    """Without statistics, or with one row group far larger than a chunk, the floors come from
+    one read of the step column: frames stay about chunk_rows, not the whole log."""
+    frame = small_log(steps=40, groups=3, size=5)  # 600 rows, 15 per step
+    path = tmp_path / "log.parquet"
+    frame.write_parquet(path, row_group_size=600, statistics=statistics)
+    frames = list(iter_frames(open_log(path), chunk_rows=50))
+    assert max(f.height for f in frames) <= 50 + 15
+    assert pl.concat(frames)["row"].to_list() == list(range(600))
