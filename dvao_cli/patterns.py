@@ -18,8 +18,8 @@ objective k is b_pk; m_k = sum_p n_p b_pk responses with reward 1. Then
 and a scheme that is linear in the centred rewards with per-group coefficients c (K,) gives
 pattern p the advantage c . (b_p - mean). The conventions are the engine's: ddof and eps as
 given, sigma_k = 0 exactly when the objective is constant in the group (0 < m_k < n decides),
-a normaliser of 0 gives advantage 0, and with eps = 0 a combined std below 64 ulps of its terms
-is rounding noise.
+a normaliser of 0 gives advantage 0, and a combined std (RC's, GDPO's) below 64 ulps of its
+terms is rounding noise: the advantage is then 0, whatever eps.
 """
 
 from __future__ import annotations
