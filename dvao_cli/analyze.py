@@ -2,11 +2,11 @@
 
 The log is read in frames of whole steps (see `schema.iter_frames`) on a reader thread; worker
 threads prepare each one and compute its per-step sums (a few numbers per step), so memory does
-not grow with the number of rows. A chunk whose objectives are all binary is summarised from its
-per-group reward-pattern counts (`patterns`, numpy); any other goes through the advantage
-engine and `diagnostics` (torch, imported only then). With an output folder, or a
-`logged_advantage` column to compare with, the engine also computes every response's
-advantages; they are appended to `advantages.parquet` chunk by chunk.
+not grow with the number of rows. A chunk whose objectives take few distinct rewards (pass/fail,
+partial credit) is summarised from its per-group reward-pattern counts (`patterns`, numpy); any
+other goes through the advantage engine and `diagnostics` (torch, imported only then). With an
+output folder, or a `logged_advantage` column to compare with, the engine also computes every
+response's advantages; they are appended to `advantages.parquet` chunk by chunk.
 """
 
 from __future__ import annotations
@@ -348,11 +348,11 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     if chunk.rows == 0:
         return out
     frame = chunk.frame
-    code = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
+    found = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
     per_response = cfg.has_logged or cfg.write_advantages
     # the engine holds several (N,) buffers per row: it gets pieces of about chunk_rows rows
-    pieces = chunk.split(cfg.chunk_rows) if code is None or per_response else []
-    if code is None:  # some reward is not 0 or 1 (or is missing): the engine's way
+    pieces = chunk.split(cfg.chunk_rows) if found is None or per_response else []
+    if found is None:  # many distinct rewards (or a missing one): the engine's way
         for piece in pieces:
             result, rewards = _run_engine(piece, cfg)
             out.parts.append(_engine_sums(piece, cfg, result, rewards))
@@ -361,14 +361,21 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         return out
     steps, group_step = chunk.group_steps()
     counts = patterns.pattern_counts(
-        code,
-        len(cfg.names),
+        found.code,
+        found.n_patterns,
         chunk.n_groups,
         group_size=chunk.uniform,
         group=None if chunk.uniform else chunk.group,
     )
     obj, sch, pairs = patterns.pattern_sums(
-        counts, group_step, steps.shape[0], cfg.weights, cfg.schemes, cfg.ddof, cfg.eps
+        counts,
+        found.levels,
+        group_step,
+        steps.shape[0],
+        cfg.weights,
+        cfg.schemes,
+        cfg.ddof,
+        cfg.eps,
     )
     out.parts.append(_Part(steps.tolist(), obj, sch, pairs))
     for piece in pieces:  # advantages only for the rows, not for the sums

@@ -16,7 +16,7 @@ import torch
 
 from dvao_cli.advantages import GroupStats, row_dot
 from dvao_cli.sums import (
-    DISTINCT_SCALE,
+    DISTINCT_TOL,
     ZERO_TOL,
     AgreementSums,
     ObjectiveSums,
@@ -25,10 +25,6 @@ from dvao_cli.sums import (
     StepIndex,
     pair_sums,
 )
-
-# Keys are int32 (sorting them is about twice as fast as float64); past |A| = 20 the 1e-8
-# resolution (DISTINCT_SCALE) coarsens to fit.
-_KEY_RANGE = 2.0e9
 
 
 @dataclass
@@ -101,29 +97,22 @@ def step_max(group_values: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
     return segment_amax(group_values, ix.group_step, ix.n_steps)
 
 
-def distinct_per_group(keys: torch.Tensor, ix: ChunkIndex) -> torch.Tensor:
-    """Number of distinct values of `keys` (N,) in each group, shape (G,)."""
+def distinct_per_group(values: torch.Tensor, ix: ChunkIndex, tol: float = 0.0) -> torch.Tensor:
+    """Number of distinct values of `values` (N,) in each group, shape (G,): sorted, a value
+    more than `tol` above the previous one is a new one."""
     if ix.uniform:
-        grouped = keys.view(ix.n_groups, ix.uniform)  # (G, size)
+        grouped = values.view(ix.n_groups, ix.uniform)  # (G, size)
         if grouped.device.type == "cpu":  # numpy sorts short rows 7x faster (SIMD; measured)
             ordered = torch.from_numpy(np.sort(grouped.numpy(), axis=1))
         else:
             ordered = grouped.sort(dim=1).values
-        return 1 + torch.count_nonzero(ordered[:, 1:] != ordered[:, :-1], dim=1)
-    order = torch.argsort(keys, stable=True)
+        return 1 + torch.count_nonzero(ordered[:, 1:] - ordered[:, :-1] > tol, dim=1)
+    order = torch.argsort(values, stable=True)
     order = order[torch.argsort(ix.group[order], stable=True)]  # by group, then value
-    sorted_keys, sorted_group = keys[order], ix.group[order]
-    new_value = torch.ones_like(sorted_keys, dtype=torch.bool)
-    new_value[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_group[1:] != sorted_group[:-1])
+    ordered, sorted_group = values[order], ix.group[order]
+    new_value = torch.ones_like(ordered, dtype=torch.bool)
+    new_value[1:] = (ordered[1:] - ordered[:-1] > tol) | (sorted_group[1:] != sorted_group[:-1])
     return segment_sum(new_value.to(torch.long), sorted_group, ix.n_groups)
-
-
-def advantage_keys(adv: torch.Tensor) -> torch.Tensor:
-    """Advantages rounded to 1e-8 (coarser only when |A| > 20), as int32 sort keys (N,)."""
-    lo, hi = torch.aminmax(adv) if adv.numel() else (adv.new_zeros(()), adv.new_zeros(()))
-    largest = max(-float(lo), float(hi))
-    scale = min(DISTINCT_SCALE, _KEY_RANGE / largest) if largest > 0 else DISTINCT_SCALE
-    return (adv * scale).round_().to(torch.int32)
 
 
 def _primes(n: int) -> list[int]:
@@ -239,7 +228,7 @@ def distinct_advantages(
         twin = {"dvao": "rc", "gdpo": "ac"}.get(name)
         if exact_shortcuts and twin in advantages:
             continue
-        counts[name] = distinct_per_group(advantage_keys(adv), ix)
+        counts[name] = distinct_per_group(adv, ix, DISTINCT_TOL)
     for name in advantages:
         if name not in counts:
             counts[name] = counts[{"dvao": "rc", "gdpo": "ac"}[name]]

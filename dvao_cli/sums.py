@@ -20,9 +20,10 @@ Array = Any  # torch.Tensor or np.ndarray
 # a combined std (RC's std of s, GDPO's step std) below this many ulps of its terms' magnitude
 # is rounding noise (anti-correlated objectives whose weighted sum is constant) and counts as 0;
 NOISE_ULPS = 64.0
-# two advantages closer than 1e-8 count as one value when counting distinct values (the same
-# advantage reached by different arithmetic differs in the last bits);
-DISTINCT_SCALE = 1e8
+# sorted advantages less than 1e-8 apart count as one value when counting distinct values (the
+# same advantage reached by different arithmetic differs in the last bits; a gap, not a grid:
+# rounding to a grid of 1e-8 splits two such values that straddle a grid boundary);
+DISTINCT_TOL = 1e-8
 # an advantage with |A| <= 1e-12 counts as zero.
 ZERO_TOL = 1e-12
 
@@ -93,6 +94,7 @@ def pair_sums(
     Pearson = cross / sqrt(centred_sq_k centred_sq_l): the degrees of freedom cancel.
     """
     k_obj = varies.shape[0]
+    centred_sq = np.maximum(centred_sq, 0.0)  # a sum of squares: never below 0 but by rounding
     corr_sum = np.zeros((k_obj, k_obj))
     count = np.zeros((k_obj, k_obj))
     for k in range(k_obj):

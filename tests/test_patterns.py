@@ -1,5 +1,5 @@
-"""Binary objectives: the pattern-count path gives the engine path's numbers, exactly where they
-are counts and to rounding elsewhere."""
+"""Rewards with few values: the pattern-count path gives the engine path's numbers, exactly
+where they are counts and to rounding elsewhere."""
 
 from __future__ import annotations
 
@@ -30,9 +30,11 @@ def binary_log(
     size: int = 8,
     anti: bool = False,
     row_group_size: int | None = None,
+    levels: tuple[float, ...] = (0.0, 1.0),
 ) -> Path:
-    """Random 0/1 rewards with saturated objectives in some groups; with `anti`, objective 1 is
-    1 - objective 0 (AC, RC and GDPO then cancel to rounding noise)."""
+    """Random rewards with saturated objectives in some groups; with `anti`, objective 1 is
+    1 - objective 0 (AC, RC and GDPO then cancel to rounding noise). Binary by default; with
+    `levels`, every objective takes those values (the lowest and highest as the 0 and 1)."""
     rng = np.random.default_rng(seed)
     rows: dict[str, list[Any]] = {"step": [], "group_id": []}
     names = [f"o{j}" for j in range(k)]
@@ -45,6 +47,9 @@ def binary_log(
             rewards = (rng.random((n, k)) < p).astype(np.float64)
             if anti and k >= 2:
                 rewards[:, 1] = 1.0 - rewards[:, 0]
+            if len(levels) != 2 or levels != (0.0, 1.0):  # spread the 1s over the other levels
+                pick = rng.integers(1, len(levels), size=(n, k))
+                rewards = np.where(rewards > 0, np.asarray(levels)[pick], levels[0])
             rows["step"] += [step] * n
             rows["group_id"] += [group] * n
             for j, name in enumerate(names):
@@ -95,6 +100,19 @@ def test_pattern_path_equals_engine_path(tmp_path: Path, k: int, ragged: bool) -
     assert_same_analysis(*both_paths(path))
 
 
+@pytest.mark.parametrize(
+    "levels", [(0.0, 0.5, 1.0), (-1.0, 1.0), (0.1, 0.2, 0.7), (-2.0, 0.0, 0.25, 3.0)]
+)
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_few_valued_rewards_take_the_pattern_path(
+    tmp_path: Path, levels: tuple[float, ...], k: int
+) -> None:
+    path = binary_log(tmp_path / "log.parquet", seed=k, k=k, ragged=True, levels=levels)
+    fast, slow = both_paths(path)
+    assert_same_analysis(fast, slow)
+    assert fast.summary["settings"]["device"] == "cpu"
+
+
 @pytest.mark.parametrize("ddof, eps", [(0, 0.0), (1, 0.0), (0, 1e-4), (1, 1e-4)])
 def test_pattern_path_follows_ddof_and_eps(tmp_path: Path, ddof: int, eps: float) -> None:
     path = binary_log(tmp_path / "log.parquet", seed=7, k=3, ragged=True)
@@ -123,6 +141,7 @@ def test_anti_correlated_objectives_cancel_to_zero_on_both_paths(tmp_path: Path)
     eps=st.sampled_from([0.0, 1e-6, 0.1]),
     equal_weights=st.booleans(),
     size=st.integers(2, 12),
+    levels=st.sampled_from([(0.0, 1.0), (0.0, 1.0), (0.0, 0.5, 1.0), (-1.0, 1.0), (0.1, 0.3)]),
 )
 def test_pattern_path_equals_engine_path_on_random_logs(
     tmp_path: Path,
@@ -133,8 +152,11 @@ def test_pattern_path_equals_engine_path_on_random_logs(
     eps: float,
     equal_weights: bool,
     size: int,
+    levels: tuple[float, ...],
 ) -> None:
-    path = binary_log(tmp_path / f"log-{seed}.parquet", seed, k, ragged=ragged, size=size)
+    path = binary_log(
+        tmp_path / f"log-{seed}.parquet", seed, k, ragged=ragged, size=size, levels=levels
+    )
     rng = np.random.default_rng(seed)
     weights = None if equal_weights else {f"o{j}": float(rng.integers(1, 5)) for j in range(k)}
     assert_same_analysis(*both_paths(path, ddof=ddof, eps=eps, weights=weights))
@@ -159,16 +181,31 @@ def test_chunks_of_both_kinds_combine(tmp_path: Path) -> None:
 def test_pattern_codes() -> None:
     a = np.array([0.0, 1.0, 1.0, -0.0])
     b = np.array([1.0, 1.0, 0.0, 0.0])
-    assert patterns.pattern_codes([a, b]).tolist() == [2, 3, 1, 0]
-    for bad in (0.5, 2.0, -1.0, math.nan, math.inf):
+    found = patterns.pattern_codes([a, b])
+    assert found is not None
+    assert found.code.tolist() == [2, 3, 1, 0]
+    assert [lv.tolist() for lv in found.levels] == [[0.0, 1.0], [0.0, 1.0]]
+    # three values, the first row not the smallest; objective 0 is the lowest digit
+    c = np.array([0.5, -1.0, 2.0, 0.5])
+    found = patterns.pattern_codes([a, c])
+    assert found is not None
+    assert found.levels[1].tolist() == [-1.0, 0.5, 2.0]
+    assert found.code.tolist() == [0 + 2 * 1, 1 + 2 * 0, 1 + 2 * 2, 0 + 2 * 1]
+    assert found.values().tolist() == [[0, -1], [1, -1], [0, 0.5], [1, 0.5], [0, 2], [1, 2]]
+    constant = patterns.pattern_codes([np.full(4, 0.3)])
+    assert constant is not None and constant.code.tolist() == [0] * 4
+    for bad in (math.nan, math.inf):
         assert patterns.pattern_codes([a, np.array([1.0, 0.0, bad, 1.0])]) is None, bad
-    assert patterns.pattern_codes([a] * (patterns.MAX_OBJECTIVES + 1)) is None
+        assert patterns.pattern_codes([np.array([bad, 0.0, 1.0, 1.0])]) is None, bad
+    many = np.arange(patterns.MAX_VALUES + 1, dtype=np.float64)
+    assert patterns.pattern_codes([many]) is None
+    assert patterns.pattern_codes([a] * 7) is None  # 128 patterns
 
 
 def test_pattern_counts_uniform_and_ragged_agree() -> None:
     code = np.array([0, 3, 3, 1, 2, 2, 2, 0], dtype=np.uint8)
-    uniform = patterns.pattern_counts(code, 2, n_groups=2, group_size=4)
-    ragged = patterns.pattern_counts(code, 2, n_groups=2, group=np.repeat([0, 1], 4))
+    uniform = patterns.pattern_counts(code, 4, n_groups=2, group_size=4)
+    ragged = patterns.pattern_counts(code, 4, n_groups=2, group=np.repeat([0, 1], 4))
     assert uniform.tolist() == ragged.tolist() == [[1, 1], [1, 0], [0, 3], [2, 0]]
 
 

@@ -80,8 +80,9 @@ def command(
         typer.Option(
             "--device",
             help="Where the advantage engine runs (auto: CUDA when present). Chunks whose "
-            "rewards are all 0 or 1 are summarised on the CPU from reward-pattern counts and "
-            "need the engine only for --out and logged_advantage.",
+            "objectives take few distinct rewards (pass/fail, partial credit) are summarised on "
+            "the CPU from reward-pattern counts and need the engine only for --out and "
+            "logged_advantage.",
         ),
     ] = Device.auto,
     chunk_rows: Annotated[
