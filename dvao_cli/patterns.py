@@ -56,17 +56,19 @@ class Patterns:
     def n_patterns(self) -> int:
         return math.prod(len(values) for values in self.levels)
 
-    def digits(self) -> np.ndarray:
-        """(P, K) int: the index of pattern p's reward among objective k's levels (objective 0
-        is the lowest digit of the code)."""
-        sizes = [len(values) for values in self.levels]
-        place = np.cumprod([1, *sizes[:-1]])  # (K,)
-        return (np.arange(self.n_patterns)[:, None] // place) % np.array(sizes)
 
-    def values(self) -> np.ndarray:
-        """(P, K) float: v_pk, the reward of objective k in pattern p."""
-        digits = self.digits()
-        return np.stack([lv[digits[:, k]] for k, lv in enumerate(self.levels)], axis=1)
+def pattern_digits(levels: Sequence[np.ndarray]) -> np.ndarray:
+    """(P, K) int: the index of pattern p's reward among objective k's levels (objective 0 is
+    the lowest digit of the code)."""
+    sizes = [len(values) for values in levels]
+    place = np.cumprod([1, *sizes[:-1]])  # (K,)
+    return (np.arange(math.prod(sizes))[:, None] // place) % np.array(sizes)
+
+
+def pattern_values(levels: Sequence[np.ndarray]) -> np.ndarray:
+    """(P, K) float: v_pk, the reward of objective k in pattern p."""
+    digits = pattern_digits(levels)
+    return np.stack([values[digits[:, k]] for k, values in enumerate(levels)], axis=1)
 
 
 def _levels(column: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -237,8 +239,7 @@ def pattern_sums(
     Every scheme is linear in the centred rewards inside a group: A = c . (r - mean) with
     per-group coefficients c (K, G), so the advantage of pattern p is c . v_p - c . mean.
     """
-    shape = Patterns(np.zeros(0, dtype=np.uint8), list(levels))
-    digits, values = shape.digits(), shape.values()  # (P, K) each
+    digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
     n_patterns, n_groups = counts.shape
     k_obj = values.shape[1]
     w = np.asarray(weights, dtype=np.float64)  # (K,)

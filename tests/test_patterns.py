@@ -191,7 +191,8 @@ def test_pattern_codes() -> None:
     assert found is not None
     assert found.levels[1].tolist() == [-1.0, 0.5, 2.0]
     assert found.code.tolist() == [0 + 2 * 1, 1 + 2 * 0, 1 + 2 * 2, 0 + 2 * 1]
-    assert found.values().tolist() == [[0, -1], [1, -1], [0, 0.5], [1, 0.5], [0, 2], [1, 2]]
+    values = patterns.pattern_values(found.levels)
+    assert values.tolist() == [[0, -1], [1, -1], [0, 0.5], [1, 0.5], [0, 2], [1, 2]]
     constant = patterns.pattern_codes([np.full(4, 0.3)])
     assert constant is not None and constant.code.tolist() == [0] * 4
     for bad in (math.nan, math.inf):
