@@ -162,8 +162,9 @@ def analyze(
 
     `workers` chunks are computed at once on threads (the command line uses one per core, with
     one torch thread each); results are combined in input order either way. `device` is where
-    the advantage engine runs when a chunk needs it (binary chunks without per-response output
-    are summarised on the CPU from their pattern counts, the fastest place for them).
+    the advantage engine runs when a chunk needs it (chunks with few distinct rewards are
+    summarised on the CPU from their pattern counts, the fastest place for them; the engine
+    runs there only for per-response output).
 
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
@@ -232,7 +233,7 @@ def analyze(
 
 
 def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
-    """Produce the items in a background thread (pyarrow reads the next frames while the
+    """Produce the items in a background thread (polars reads the next frames while the
     workers compute; both release the GIL). Errors surface in the consumer."""
     done = object()
     box: queue.Queue[Any] = queue.Queue(maxsize=depth)
@@ -273,16 +274,14 @@ class _Failure:
 
 
 def _count_rows(spec: LogSpec) -> int:
-    import pyarrow.parquet as pq
-
     try:
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in spec.files)
+        return sum(meta.num_rows for meta in spec.footers)
     except Exception:
         return 0
 
 
 class _AdvantageWriter:
-    """Appends one row group per chunk to advantages.parquet (a temp path until the end)."""
+    """Appends one row group per piece to advantages.parquet (a temp path until the end)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -380,6 +379,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     out.parts.append(_Part(steps.tolist(), obj, sch, pairs))
     for piece in pieces:  # advantages only for the rows, not for the sums
         _per_response(out, piece, cfg, _run_engine(piece, cfg)[0])
+    if pieces:
         out.device = str(cfg.device)
     return out
 

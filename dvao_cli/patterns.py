@@ -92,17 +92,18 @@ def _levels(column: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
             np.logical_and(remaining, ~same, out=remaining)
         found.append(value)
         masks.append(same)
+    levels = np.sort(np.array(found, dtype=np.float64))
     if not masks:
-        return np.array(found, dtype=np.float64), None
+        return levels, None
     if len(masks) == 1:  # two values: the rows of the larger one
         digit = masks[0] if found[1] > found[0] else ~masks[0]
-        return np.sort(np.array(found, dtype=np.float64)), digit.view(np.uint8)
+        return levels, digit.view(np.uint8)
     rank = np.empty(len(found), dtype=np.uint8)  # each found value's place in ascending order
     rank[np.argsort(found)] = np.arange(len(found))
     digit = np.full(column.shape[0], rank[0], dtype=np.uint8)  # rows of the first value
     for mask, place in zip(masks, rank[1:], strict=True):
         digit[mask] = place
-    return np.sort(np.array(found, dtype=np.float64)), digit
+    return levels, digit
 
 
 def pattern_codes(columns: Sequence[np.ndarray]) -> Patterns | None:
@@ -252,6 +253,7 @@ def pattern_sums(
     total = values.T @ n  # (K, G) sum of each objective's rewards
     mean = total / size  # (K, G)
     inv_dof = _inverse(size - ddof)  # (G,)
+    binary = np.array([set(lv.tolist()) <= {0.0, 1.0} for lv in levels])  # (K,) rewards 0 / 1
     # per objective, the responses holding each of its values: (V_k, G)
     level_n = [
         (digits[:, k][None, :] == np.arange(len(lv))[:, None]).astype(np.float64) @ n
@@ -286,7 +288,7 @@ def pattern_sums(
     if "grpo" in want:  # the primary (first) objective alone: a table over its values
         adv = (levels[0][:, None] - mean[0]) * inv_std[0]  # (V_0, G)
         magnitude = np.abs(adv)
-        if set(levels[0].tolist()) <= {0.0, 1.0}:  # increasing in a binary reward: 2 or 1
+        if binary[0]:  # increasing in a binary reward: 2 values or 1
             distinct = 1 + varies[0]
         else:
             distinct = _distinct_present(adv, level_absent[0], np.count_nonzero(level_n[0], 0))
@@ -390,7 +392,7 @@ def pattern_sums(
         all_pass=steps.sum((saturated & (mean == 1.0)).astype(np.float64)).T,
         all_fail=steps.sum((saturated & (mean == 0.0)).astype(np.float64)).T,
         weight_sum=steps.sum(dvao_weight).T,
-        binary=np.array([set(lv.tolist()) <= {0.0, 1.0} for lv in levels]),
+        binary=binary,
     )
     # centred cross sums over the group: sum (r_k - mean_k)(r_l - mean_l) = sum r_k r_l - n
     # mean_k mean_l (the engine's formula too)

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.options import did_you_mean
@@ -119,6 +119,13 @@ class LogSpec:
     def label(self) -> str:
         """The file named in messages about the log as a whole."""
         return str(self.files[0]) if len(self.files) == 1 else f"{self.files[0]} (and others)"
+
+    @cached_property
+    def footers(self) -> list[Any]:
+        """Each file's Parquet metadata (pyarrow FileMetaData), read once."""
+        import pyarrow.parquet as pq
+
+        return [pq.ParquetFile(path).metadata for path in self.files]
 
     def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
         import polars as pl
@@ -387,9 +394,7 @@ class Chunk:
     @cached_property
     def group(self) -> np.ndarray:
         """(N,) int64 group code of each row, non-decreasing (made on first use)."""
-        import numpy as np
-
-        return np.repeat(np.arange(self.n_groups, dtype=np.int64), self.sizes)
+        return group_codes(self.sizes)
 
     def split(self, max_rows: int) -> list[Chunk]:
         """This chunk in pieces of whole steps of about `max_rows` rows (a step is never cut,
@@ -428,6 +433,13 @@ class Chunk:
         change = first[1:] != first[:-1]
         group_step = np.concatenate([[0], np.cumsum(change)]).astype(np.int64)
         return first[np.concatenate([[True], change])], group_step
+
+
+def group_codes(sizes: np.ndarray) -> np.ndarray:
+    """Group sizes (G,) of contiguous groups -> (N,) int64 group code of each row."""
+    import numpy as np
+
+    return np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
 
 
 def _finite_problem_counts(frame: pl.DataFrame, objectives: Sequence[str]) -> dict[str, int]:
@@ -679,20 +691,18 @@ def _step_floors(spec: LogSpec, batch_rows: int) -> tuple[np.ndarray, np.ndarray
 
     import numpy as np
     import polars as pl
-    import pyarrow.parquet as pq
 
     ends: list[int] = []
     mins: list[float] = []
     file_rows: list[int] = []
     total = 0
-    for path in spec.files:
+    for path, meta in zip(spec.files, spec.footers, strict=True):
         hive_step = None
         if spec.hive:
             for part in path.parts:
                 match = re.fullmatch(rf"{STEP}=(-?\d+)", part)
                 if match:
                     hive_step = float(match.group(1))
-        meta = pq.ParquetFile(path).metadata
         file_rows.append(meta.num_rows)
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         col = names.index(STEP) if STEP in names else None
@@ -884,12 +894,11 @@ def read_log(
         raise InputError("the log has no rows (after skipping groups of size 1)", path=spec.label)
     frame = pl.concat(frames) if len(frames) > 1 else frames[0]
     sizes = np.concatenate([c.sizes for c in chunks])
-    group = np.repeat(np.arange(sizes.shape[0], dtype=np.int64), sizes)
     data = LogData(
         frame=frame,
         objectives=list(spec.objectives),
         files=spec.files,
-        group=group,
+        group=group_codes(sizes),
         sizes=sizes,
         skipped_groups=sum(c.skipped_groups for c in chunks),
         skipped_rows=sum(c.skipped_rows for c in chunks),

@@ -3,7 +3,8 @@
 Chunks hold whole steps, so the per-step sums of every chunk are concatenated and the whole-log
 figures are ratios of sums: the summary is the same whatever the chunk size. Two producers fill
 these: `diagnostics` (torch, over the engine's advantages) and `patterns` (numpy, over per-group
-reward-pattern counts when every objective is binary). Arrays are torch tensors or numpy arrays.
+reward-pattern counts when every objective takes few distinct rewards). Arrays are torch
+tensors or numpy arrays.
 """
 
 from __future__ import annotations
