@@ -11,7 +11,6 @@ response's advantages; they are appended to `advantages.parquet` chunk by chunk.
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import warnings
@@ -42,6 +41,7 @@ from dvao_cli.schema import (
     open_log,
     prepare_chunk,
 )
+from dvao_cli.summary import Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 
 if TYPE_CHECKING:
@@ -56,14 +56,14 @@ class Analysis:
 
     steps: pl.DataFrame  # one row per (step, objective)
     schemes: pl.DataFrame  # one row per (step, scheme)
-    summary: dict[str, Any]
+    summary: Summary  # summary.json is summary.to_json()
     files: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     trips: list[gate.Trip] = field(default_factory=list)
 
     @property
     def objectives(self) -> list[str]:
-        return list(self.summary["objective_order"])
+        return list(self.summary.objective_order)
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write steps.parquet, schemes.parquet and summary.json (atomically each)."""
@@ -73,7 +73,7 @@ class Analysis:
             for name, writer in (
                 ("steps.parquet", lambda p: self.steps.write_parquet(p)),
                 ("schemes.parquet", lambda p: self.schemes.write_parquet(p)),
-                ("summary.json", lambda p: p.write_text(dumps_json(self.summary) + "\n")),
+                ("summary.json", lambda p: p.write_text(dumps_json(self.summary.to_json()) + "\n")),
             ):
                 tmp = stack.enter_context(atomic_path(out / name))
                 writer(tmp)
@@ -138,10 +138,6 @@ def _as_lists(sums: Any) -> dict[str, list[Any]]:
     return {k: _to_list(v) for k, v in vars(sums).items() if k != "binary"}
 
 
-def _cat(parts: list[dict[str, list[Any]]], name: str) -> np.ndarray:
-    return np.concatenate([np.asarray(p[name], dtype=np.float64) for p in parts])
-
-
 def analyze(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -167,7 +163,7 @@ def analyze(
     runs there only for per-response output).
 
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
-    end into `Analysis.trips` (and `summary["gate"]`). `on_progress(rows_done, rows_total)` is
+    end into `Analysis.trips` (and `summary.gate`). `on_progress(rows_done, rows_total)` is
     called after each chunk.
     """
     schemes = check_schemes(schemes)
@@ -177,7 +173,7 @@ def analyze(
     spec = open_log(paths, objectives)
     names = list(spec.objectives)
     weight_list = resolve_weights(names, dict(weights or {}))
-    gate.check_names(conditions, names, list(schemes))
+    gate.check_names(conditions, names, list(schemes), spec.has_logged_advantage)
     device_name = str(getattr(device, "value", device))
     if device_name not in ("auto", "cpu"):  # asked for: check it now (imports torch)
         from dvao_cli.advantages import resolve_device
@@ -219,13 +215,13 @@ def analyze(
                 path=spec.label,
             )
         device_used = acc.device or "cpu"
-        analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
+        summary, steps_table, schemes_table = build_summary(
+            acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used
+        )
+        trips = gate.evaluate(conditions, summary)  # a UsageError for a gate it cannot check
         if conditions:
-            analysis.trips = gate.evaluate(conditions, analysis.summary)
-            analysis.summary["gate"] = {
-                "conditions": [c.text for c in conditions],
-                "tripped": [t.message() for t in analysis.trips],
-            }
+            summary = summary.with_gate([c.text for c in conditions], [t.message() for t in trips])
+        analysis = Analysis(steps_table, schemes_table, summary, spec.files, trips=trips)
         if out_dir is not None:  # the stack closes the writer, then renames advantages.parquet
             analysis.written = [Path(out_dir) / "advantages.parquet"]
             analysis.written += analysis.write(out_dir)
@@ -507,211 +503,3 @@ def _in_order(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-
-
-def _fnum(x: Any) -> float | None:
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _finish(
-    acc: _Accumulator,
-    spec: LogSpec,
-    weight_list: list[float],
-    schemes: list[str],
-    ddof: int,
-    eps: float,
-    nan: str,
-    device: str,
-) -> Analysis:
-    names = acc.objectives
-    k = len(names)
-    steps = np.concatenate([np.asarray(v, dtype=np.int64) for v in acc.step_values])  # (S,)
-    order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
-    steps = steps[order]
-    o = {
-        f: _cat(acc.obj, f)[order]
-        for f in (
-            "rows",
-            "groups",
-            "valid",
-            "reward_sum",
-            "std_sum",
-            "saturated",
-            "all_pass",
-            "all_fail",
-            "weight_sum",
-        )
-    }
-    groups = o["groups"][:, None]  # (S, 1)
-    binary = acc.binary
-    step_tables = {
-        "mean": _safe_div(o["reward_sum"], o["valid"]),
-        "within_group_std": o["std_sum"] / groups,
-        "saturation": o["saturated"] / groups,
-        "saturation_pass": np.where(binary, o["all_pass"] / groups, np.nan),
-        "saturation_fail": np.where(binary, o["all_fail"] / groups, np.nan),
-        "dvao_weight": o["weight_sum"] / groups,
-    }
-    n_steps = steps.shape[0]
-    steps_df = pl.DataFrame(
-        {
-            STEP: np.repeat(steps, k).astype(np.int64),
-            "objective": np.tile(np.array(names, dtype=object), n_steps).tolist(),
-            **{name: table.reshape(-1) for name, table in step_tables.items()},
-            "groups": np.repeat(o["groups"], k).astype(np.int64),
-        }
-    ).with_columns(pl.col(c).fill_nan(None) for c in ("saturation_pass", "saturation_fail"))
-
-    scheme_rows = []
-    scheme_summary: dict[str, dict[str, Any]] = {}
-    rows_per_step = o["rows"]
-    for name in schemes:
-        parts = acc.sch[name]
-        sq = _cat(parts, "square_sum")[order]
-        mx = _cat(parts, "max_abs")[order]
-        zeros = _cat(parts, "zeros")[order]
-        d_adv = _cat(parts, "distinct_adv")[order]
-        d_rew = _cat(parts, "distinct_rew")[order]
-        scheme_rows.append(
-            pl.DataFrame(
-                {
-                    STEP: steps.astype(np.int64),
-                    "scheme": [name] * n_steps,
-                    "mean_square": sq / rows_per_step,
-                    "max_abs": mx,
-                    "zero_share": zeros / rows_per_step,
-                    "resolution": d_adv / d_rew,
-                }
-            )
-        )
-        entry: dict[str, Any] = {
-            "mean_square": _fnum(sq.sum() / rows_per_step.sum()),
-            "max_abs": _fnum(mx.max()),
-            "zero_share": _fnum(zeros.sum() / rows_per_step.sum()),
-            "resolution": _fnum(d_adv.sum() / d_rew.sum()),
-            "distinct_advantages_per_group": _fnum(d_adv.sum() / o["groups"].sum()),
-            "distinct_rewards_per_group": _fnum(d_rew.sum() / o["groups"].sum()),
-        }
-        if acc.has_logged:
-            entry.update(_agreement(acc.agreement[name]))
-        scheme_summary[name] = entry
-    schemes_df = pl.concat(scheme_rows)
-
-    total_groups = o["groups"].sum()
-    tenth = max(1, math.ceil(n_steps / 10))
-    objectives: dict[str, dict[str, Any]] = {}
-    for j, name in enumerate(names):
-        w_step = step_tables["dvao_weight"][:, j]
-        objectives[name] = {
-            "mean": _fnum(o["reward_sum"][:, j].sum() / max(o["valid"][:, j].sum(), 1)),
-            "within_group_std": _fnum(o["std_sum"][:, j].sum() / total_groups),
-            "saturation": _fnum(o["saturated"][:, j].sum() / total_groups),
-            "saturation_pass": _fnum(o["all_pass"][:, j].sum() / total_groups)
-            if binary[j]
-            else None,
-            "saturation_fail": _fnum(o["all_fail"][:, j].sum() / total_groups)
-            if binary[j]
-            else None,
-            "binary": bool(binary[j]),
-            "dvao_weight": _fnum(o["weight_sum"][:, j].sum() / total_groups),
-            "dvao_weight_first": _fnum(w_step[:tenth].mean()),
-            "dvao_weight_last": _fnum(w_step[-tenth:].mean()),
-            "preference_weight": weight_list[j],
-            "missing_rewards": int(o["rows"].sum() - o["valid"][:, j].sum()),
-        }
-        objectives[name].update(_saturation_onset(steps, o, j, binary[j]))
-
-    with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.where(acc.corr_count > 0, acc.corr_sum / np.maximum(acc.corr_count, 1), np.nan)
-    correlation = {
-        a: {b: _fnum(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
-    }
-    correlation_groups = {
-        a: {b: int(acc.corr_count[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
-    }
-
-    summary: dict[str, Any] = {
-        "rows": acc.rows,
-        "steps": int(n_steps),
-        "groups": acc.groups,
-        "skipped_groups": acc.skipped_groups,
-        "skipped_rows": acc.skipped_rows,
-        "dropped_rows": acc.dropped_rows,
-        "objectives": objectives,
-        "schemes": scheme_summary,
-        "correlation": correlation,
-        "correlation_groups": correlation_groups,
-        "weights": dict(zip(names, weight_list, strict=True)),
-        "objective_order": names,
-        "first_step": int(steps[0]),
-        "last_step": int(steps[-1]),
-        "has_logged_advantage": acc.has_logged,
-        "best_matching_scheme": _best_match(scheme_summary) if acc.has_logged else None,
-        "settings": {
-            "schemes": schemes,
-            "ddof": ddof,
-            "eps": eps,
-            "nan": nan,
-            "device": device,
-        },
-        "files": [str(f) for f in spec.files],
-    }
-    return Analysis(steps=steps_df, schemes=schemes_df, summary=summary, files=spec.files)
-
-
-def _agreement(parts: list[AgreementSums]) -> dict[str, Any]:
-    n = sum(p.n for p in parts)
-    if n == 0:
-        return {"logged_max_diff": None, "logged_corr": None}
-    sx, sy = sum(p.sx for p in parts), sum(p.sy for p in parts)
-    sxx, syy, sxy = sum(p.sxx for p in parts), sum(p.syy for p in parts), sum(p.sxy for p in parts)
-    cov = sxy / n - (sx / n) * (sy / n)
-    vx, vy = sxx / n - (sx / n) ** 2, syy / n - (sy / n) ** 2
-    corr = cov / math.sqrt(vx * vy) if vx > 0 and vy > 0 else None
-    return {
-        "logged_max_diff": _fnum(max(p.max_diff for p in parts)),
-        "logged_corr": None if corr is None else _fnum(max(-1.0, min(1.0, corr))),
-    }
-
-
-def _best_match(scheme_summary: dict[str, dict[str, Any]]) -> str | None:
-    scored = [
-        (entry["logged_max_diff"], name)
-        for name, entry in scheme_summary.items()
-        if entry.get("logged_max_diff") is not None
-    ]
-    return min(scored)[1] if scored else None
-
-
-def _saturation_onset(
-    steps: np.ndarray, o: dict[str, np.ndarray], j: int, binary: bool, level: float = 0.9
-) -> dict[str, Any]:
-    """The earliest step from which the objective stays saturated in >= `level` of groups.
-
-    Share is computed over all groups from that step to the end (a suffix), so a late dip
-    moves the onset later rather than hiding it.
-    """
-    groups = o["groups"]
-    sat = o["saturated"][:, j]
-    suffix_groups = np.cumsum(groups[::-1])[::-1]
-    suffix_sat = np.cumsum(sat[::-1])[::-1] / suffix_groups
-    hits = np.nonzero(suffix_sat >= level)[0]
-    if hits.size == 0:
-        return {"saturated_from_step": None, "saturation_after": None, "saturated_kind": None}
-    i = int(hits[0])
-    kind = None
-    if binary:
-        passing = o["all_pass"][i:, j].sum()
-        failing = o["all_fail"][i:, j].sum()
-        kind = "all-pass" if passing >= failing else "all-fail"
-    return {
-        "saturated_from_step": int(steps[i]),
-        "saturation_after": _fnum(suffix_sat[i]),
-        "saturated_kind": kind,
-    }

@@ -10,31 +10,26 @@ import operator
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from dvao_cli.errors import UsageError
-from dvao_cli.options import did_you_mean
+from dvao_cli.options import SCHEMES, did_you_mean
+from dvao_cli.schema import LOGGED
+from dvao_cli.summary import (
+    LoggedAgreement,
+    ObjectiveSummary,
+    SchemeSummary,
+    Summary,
+    binary_only,
+    figure_names,
+)
 
-OBJECTIVE_METRICS = (
-    "mean",
-    "within_group_std",
-    "saturation",
-    "saturation_pass",
-    "saturation_fail",
-    "dvao_weight",
-    "dvao_weight_first",
-    "dvao_weight_last",
-)
-SCHEME_METRICS = (
-    "mean_square",
-    "max_abs",
-    "zero_share",
-    "resolution",
-    "logged_max_diff",
-    "logged_corr",
-)
-GLOBAL_METRICS = ("rows", "steps", "groups", "skipped_groups", "skipped_rows", "dropped_rows")
-PAIR_METRICS = ("correlation",)
+# the metric names are the summary's field names marked as gate metrics (dvao_cli/summary.py)
+OBJECTIVE_METRICS = figure_names(ObjectiveSummary, gate=True)
+LOGGED_METRICS = figure_names(LoggedAgreement, gate=True)  # need a logged_advantage column
+SCHEME_METRICS = figure_names(SchemeSummary, gate=True) + LOGGED_METRICS
+GLOBAL_METRICS = figure_names(Summary, gate=True)
+PAIR_METRICS = figure_names(Summary, gate="pair")
+BINARY_METRICS = binary_only(ObjectiveSummary)  # defined for binary objectives only
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -90,15 +85,31 @@ def parse_condition(text: str) -> Condition:
     return Condition(text, metric, name, match.group("op"), float(match.group("value")))
 
 
-def check_names(conditions: list[Condition], objectives: list[str], schemes: list[str]) -> None:
-    """Names must exist in this analysis (a typo must not make a gate pass silently)."""
+def check_names(
+    conditions: list[Condition],
+    objectives: list[str],
+    schemes: list[str],
+    has_logged: bool = False,
+) -> None:
+    """What can be checked before reading any data: the names exist in this analysis, and the
+    metric can exist in this log (a gate that cannot be evaluated must not pass silently)."""
     for cond in conditions:
         if cond.metric in OBJECTIVE_METRICS:
             _check(cond, cond.name, objectives, "objective")
         elif cond.metric in SCHEME_METRICS:
+            if cond.name in SCHEMES and cond.name not in schemes:
+                raise UsageError(
+                    f"--fail-on '{cond.text}': scheme '{cond.name}' is not computed in this run "
+                    f"(--scheme {' '.join(schemes)}); add --scheme {cond.name}"
+                )
             _check(cond, cond.name, schemes, "analyzed scheme")
+            if cond.metric in LOGGED_METRICS and not has_logged:
+                raise UsageError(
+                    f"--fail-on '{cond.text}': the log has no {LOGGED} column, so "
+                    f"{cond.metric} (a scheme against the logged advantage) is undefined"
+                )
         elif cond.metric in PAIR_METRICS:
-            parts = [p.strip() for p in (cond.name or "").split(",")]
+            parts = _pair(cond)
             if len(parts) != 2:
                 raise UsageError(
                     f"--fail-on '{cond.text}': correlation needs two objectives, "
@@ -106,6 +117,11 @@ def check_names(conditions: list[Condition], objectives: list[str], schemes: lis
                 )
             for part in parts:
                 _check(cond, part, objectives, "objective")
+
+
+def _pair(cond: Condition) -> list[str]:
+    """The objectives named by a pair metric's [A,B]."""
+    return [p.strip() for p in (cond.name or "").split(",")]
 
 
 def _check(cond: Condition, name: str | None, candidates: list[str], kind: str) -> None:
@@ -116,33 +132,65 @@ def _check(cond: Condition, name: str | None, candidates: list[str], kind: str) 
         )
 
 
-def metric_value(cond: Condition, summary: dict[str, Any]) -> float | None:
+def metric_value(cond: Condition, summary: Summary) -> float | None:
+    """The metric's value in the summary; None where it is undefined (n/a)."""
     if cond.metric in GLOBAL_METRICS:
-        return summary.get(cond.metric)
+        return getattr(summary, cond.metric)
     if cond.metric in OBJECTIVE_METRICS:
-        return summary["objectives"][cond.name][cond.metric]
+        return getattr(summary.objectives[cond.name or ""], cond.metric)
+    if cond.metric in LOGGED_METRICS:
+        logged = summary.schemes[cond.name or ""].logged
+        return None if logged is None else getattr(logged, cond.metric)
     if cond.metric in SCHEME_METRICS:
-        return summary["schemes"][cond.name].get(cond.metric)
-    a, b = (p.strip() for p in (cond.name or "").split(","))
-    return summary["correlation"][a][b]
+        return getattr(summary.schemes[cond.name or ""], cond.metric)
+    a, b = _pair(cond)
+    return summary.correlation[a][b]
+
+
+def undefined(cond: Condition, summary: Summary) -> UsageError:
+    """Why the metric of `cond` came out n/a on this log: a gate that cannot be checked."""
+    head = f"--fail-on '{cond.text}': "
+    named = _pair(cond) if cond.metric in PAIR_METRICS else [cond.name or ""]
+    if cond.metric in OBJECTIVE_METRICS or cond.metric in PAIR_METRICS:
+        for name in named:
+            if not summary.has_rewards(name):
+                missing = summary.objectives[name].missing_rewards
+                return UsageError(
+                    f"{head}'{name}' has no valid reward (all {missing:,} are missing), "
+                    f"so {cond.label()} is n/a"
+                )
+    if cond.metric in BINARY_METRICS and not summary.objectives[cond.name or ""].binary:
+        return UsageError(
+            f"{head}{cond.metric} is defined for binary objectives only, and '{cond.name}' has "
+            "rewards other than 0 and 1"
+        )
+    why = {
+        "correlation": "no group where both objectives vary",
+        "logged_max_diff": f"{LOGGED} has no finite value",
+        "logged_corr": f"{LOGGED} or the scheme's advantages are constant",
+    }.get(cond.metric, "undefined for these rewards")
+    return UsageError(f"{head}{cond.label()} is n/a on this log ({why}), so it cannot be checked")
 
 
 @dataclass(frozen=True)
 class Trip:
     condition: Condition
-    value: float | None
+    value: float
 
     def message(self) -> str:
-        shown = "n/a" if self.value is None else f"{self.value:.6g}"
-        return f"{self.condition.label()} = {shown} {self.condition.op} {self.condition.value:g}"
+        cond = self.condition
+        return f"{cond.label()} = {self.value:.6g} {cond.op} {cond.value:g}"
 
 
-def evaluate(conditions: list[Condition], summary: dict[str, Any]) -> list[Trip]:
-    """The conditions that hold (each one is a failure). A metric that is undefined (n/a,
-    e.g. saturation_pass of a non-binary objective) never trips."""
+def evaluate(conditions: list[Condition], summary: Summary) -> list[Trip]:
+    """The conditions that hold (each one is a failure). A metric that came out undefined on
+    this log (n/a, e.g. saturation_pass of a non-binary objective) is a UsageError: a gate that
+    cannot be checked must not pass silently."""
     trips = []
     for cond in conditions:
         value = metric_value(cond, summary)
-        if value is not None and _OPS[cond.op](float(value), cond.value):
+        if value is None:
+            raise undefined(cond, summary)
+        if _OPS[cond.op](float(value), cond.value):
             trips.append(Trip(cond, value))
     return trips

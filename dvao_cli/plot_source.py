@@ -20,25 +20,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dvao_cli import summary as summary_tables
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.options import did_you_mean
+from dvao_cli.schema import STEP
 
 if TYPE_CHECKING:
     import polars as pl
     from matplotlib.figure import Figure
 
 ANALYSIS_FILES = ("summary.json", "steps.parquet", "schemes.parquet")
+# what the figures read from an analysis folder's tables (their columns: dvao_cli/summary.py)
 STEPS_COLUMNS = (
-    "step",
-    "objective",
-    "mean",
-    "within_group_std",
-    "saturation",
-    "saturation_pass",
-    "saturation_fail",
-    "dvao_weight",
+    STEP,
+    summary_tables.OBJECTIVE,
+    *summary_tables.figure_names(summary_tables.ObjectiveSummary, per_step=True),
 )
-SCHEMES_COLUMNS = ("step", "scheme", "mean_square", "max_abs")
+SCHEMES_COLUMNS = summary_tables.columns(
+    summary_tables.SCHEME_COLUMNS, STEP, summary_tables.SCHEME, "mean_square", "max_abs"
+)
 COMPARE_COLUMNS = ("scheme", "seed")
 FORMATS = ("png", "svg", "pdf")
 EXPECTED = (
@@ -59,7 +59,7 @@ class PlotSource:
     weights: dict[str, float]  # preference weight per objective
     steps: pl.DataFrame | None = None
     schemes: pl.DataFrame | None = None
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)  # summary.json's content
     compare: pl.DataFrame | None = None
     config: dict[str, Any] = field(default_factory=dict)
 
@@ -245,16 +245,15 @@ def _from_log(
         on_progress=on_progress,
     )
     summary = analysis.summary
-    names = list(summary["objective_order"])
     return PlotSource(
         kind=kind,
         label=label,
         default_out=default_out,
-        objectives=names,
-        weights={str(k): float(v) for k, v in summary["weights"].items()},
+        objectives=list(summary.objective_order),
+        weights={str(k): float(v) for k, v in summary.weights.items()},
         steps=analysis.steps,
         schemes=analysis.schemes,
-        summary=summary,
+        summary=summary.to_json(),
         config=config or {},
     )
 

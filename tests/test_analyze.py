@@ -79,7 +79,7 @@ def test_advantages_file_holds_the_hand_computed_values(tmp_path: Path) -> None:
 
 
 def test_summary_holds_the_hand_computed_values(tmp_path: Path) -> None:
-    summary = analyze(hand_log(tmp_path)).summary
+    summary = analyze(hand_log(tmp_path)).summary.to_json()
     assert (summary["rows"], summary["steps"], summary["groups"], summary["skipped_groups"]) == (
         12,
         2,
@@ -208,15 +208,15 @@ def test_report_lines(cli, tmp_path: Path) -> None:
 
 def test_scheme_and_weight_options(tmp_path: Path) -> None:
     result = analyze(hand_log(tmp_path), schemes=["dvao"], weights={"accuracy": 1.0, "format": 3.0})
-    assert list(result.summary["schemes"]) == ["dvao"]
-    assert result.summary["weights"] == {"accuracy": 1.0, "format": 3.0}
+    assert list(result.summary.schemes) == ["dvao"]
+    assert result.summary.weights == {"accuracy": 1.0, "format": 3.0}
     # group B: w~ = w sigma / sum w sigma = (0.5, 1.5) / 2
     steps = result.steps.filter(pl.col("step") == 0)
     assert steps["dvao_weight"].to_list() == pytest.approx([(1 + 0.25) / 2, (0 + 0.75) / 2])
 
 
 def test_logged_advantage_identifies_the_scheme(tmp_path: Path) -> None:
-    summary = analyze(hand_log(tmp_path, logged=EXPECTED["rc"])).summary
+    summary = analyze(hand_log(tmp_path, logged=EXPECTED["rc"])).summary.to_json()
     assert summary["best_matching_scheme"] == "rc"
     assert summary["schemes"]["rc"]["logged_max_diff"] == pytest.approx(0.0, abs=1e-12)
     assert summary["schemes"]["rc"]["logged_corr"] == pytest.approx(1.0)
@@ -288,7 +288,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
         assert any(p.name.startswith(".advantages.parquet.") for p in out.iterdir())
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(mod, "_finish", boom)
+    monkeypatch.setattr(mod, "build_summary", boom)
     before = log.read_bytes()
     with pytest.raises(RuntimeError, match="disk on fire"):
         analyze(log, out_dir=out, chunk_rows=4)
@@ -298,8 +298,8 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
 
 def test_same_result_whatever_the_chunk_size(tmp_path: Path) -> None:
     log = hand_log(tmp_path)
-    whole = analyze(log).summary
-    chunked = analyze(log, chunk_rows=4).summary
+    whole = analyze(log).summary.to_json()
+    chunked = analyze(log, chunk_rows=4).summary.to_json()
     assert json.dumps(whole["schemes"], sort_keys=True) == json.dumps(
         chunked["schemes"], sort_keys=True
     )
@@ -344,7 +344,7 @@ def test_ragged_groups_give_the_same_diagnostics_as_a_loop(tmp_path: Path) -> No
     frame = pl.DataFrame(rows, schema=["step", "group_id", "accuracy", "score"], orient="row")
     path = tmp_path / "ragged.parquet"
     frame.write_parquet(path)
-    summary = analyze(path).summary
+    summary = analyze(path).summary.to_json()
     groups = frame.group_by("group_id", maintain_order=True).agg(
         pl.col("accuracy").std(ddof=0).alias("sa"),
         pl.col("score").std(ddof=0).alias("ss"),
@@ -377,8 +377,8 @@ def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
             "format"
         )
     ).write_parquet(log)
-    cpu = analyze(log, device="cpu").summary
-    gpu = analyze(log, device="cuda").summary
+    cpu = analyze(log, device="cpu").summary.to_json()
+    gpu = analyze(log, device="cuda").summary.to_json()
     assert gpu["settings"]["device"].startswith("cuda")
     for name in cpu["schemes"]:
         for key in ("mean_square", "max_abs", "zero_share", "resolution"):

@@ -275,7 +275,7 @@ def test_analyze_reproduces_logged_advantage(
     assert log["ones"].is_nan().sum() > 0  # None rewards made it into the log as NaN
     diff = (joined["logged_advantage"] - joined[f"adv_{scheme}"]).abs().max()
     assert diff == 0.0
-    assert result.summary["best_matching_scheme"] == scheme
+    assert result.summary.best_matching_scheme == scheme
 
 
 def test_same_seed_same_rollouts(cli, tmp_path: Path) -> None:

@@ -126,10 +126,10 @@ def command(
         )
     summary = result.summary
     label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
-    if summary["skipped_groups"]:
-        warn_skipped(label, summary["skipped_groups"])
+    if summary.skipped_groups:
+        warn_skipped(label, summary.skipped_groups)
     if json_out:
-        print(dumps_json(summary))
+        print(dumps_json(summary.to_json()))
     else:
         render(summary, get_console(), label)
     for path in result.written:
