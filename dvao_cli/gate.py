@@ -29,7 +29,8 @@ LOGGED_METRICS = figure_names(LoggedAgreement, gate=True)  # need a logged_advan
 SCHEME_METRICS = figure_names(SchemeSummary, gate=True) + LOGGED_METRICS
 GLOBAL_METRICS = figure_names(Summary, gate=True)
 PAIR_METRICS = figure_names(Summary, gate="pair")
-BINARY_METRICS = binary_only(ObjectiveSummary)  # defined for binary objectives only
+# defined for binary objectives only
+BINARY_METRICS = tuple(m for m in binary_only(ObjectiveSummary) if m in OBJECTIVE_METRICS)
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -105,8 +106,8 @@ def check_names(
             _check(cond, cond.name, schemes, "analyzed scheme")
             if cond.metric in LOGGED_METRICS and not has_logged:
                 raise UsageError(
-                    f"--fail-on '{cond.text}': the log has no {LOGGED} column, so "
-                    f"{cond.metric} (a scheme against the logged advantage) is undefined"
+                    f"--fail-on '{cond.text}': {cond.metric} compares a scheme with the log's "
+                    f"{LOGGED} column, and this log has none"
                 )
         elif cond.metric in PAIR_METRICS:
             parts = _pair(cond)

@@ -177,3 +177,75 @@ def test_table_columns(cli, tmp_path: Path, table: str) -> None:
             "schemes": ["step", "scheme", "mean_square", "max_abs", "zero_share", "resolution"],
         }[table]
     )
+
+
+def no_reward_log(tmp_path: Path) -> Path:
+    """Two steps of one group of four: `b` has no valid reward at step 0, `c` none at all."""
+    nan = float("nan")
+    path = tmp_path / "missing.parquet"
+    pl.DataFrame(
+        {
+            "step": [0] * 4 + [1] * 4,
+            "group_id": [0] * 8,
+            "sample_id": list(range(4)) * 2,
+            "a": [1.0, 0, 1, 0, 1, 1, 0, 1],
+            "b": [nan] * 4 + [0.0, 1, 1, 1],
+            "c": [nan] * 8,
+        }
+    ).write_parquet(path)
+    return path
+
+
+def test_an_objective_without_a_valid_reward_is_null_not_saturated(cli, tmp_path: Path) -> None:
+    log = no_reward_log(tmp_path)
+    result = cli("analyze", log, "--nan", "ignore", "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["objectives"]["c"] == {
+        "mean": None,
+        "within_group_std": None,
+        "saturation": None,
+        "saturation_pass": None,
+        "saturation_fail": None,
+        "binary": False,
+        "dvao_weight": None,
+        "dvao_weight_first": None,
+        "dvao_weight_last": None,
+        "preference_weight": pytest.approx(1 / 3),
+        "missing_rewards": 8,
+        "saturated_from_step": None,
+        "saturation_after": None,
+        "saturated_kind": None,
+    }
+    assert summary["correlation"]["c"] == {"a": None, "b": None, "c": None}
+    assert summary["correlation"]["a"]["c"] is None
+    assert summary["objectives"]["b"]["missing_rewards"] == 4
+    assert summary["objectives"]["b"]["mean"] == 0.75  # step 1's rewards only
+
+
+def test_the_report_says_n_a_and_why(cli, tmp_path: Path) -> None:
+    result = cli("analyze", no_reward_log(tmp_path), "--nan", "ignore")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    rows = [line.split() for line in lines if line.split()[:1] == ["c"]]
+    assert rows[0] == ["c", "n/a", "n/a", "n/a", "n/a", "n/a", "0.333", "n/a", "n/a"]
+    assert rows[1] == ["c", "n/a", "n/a", "n/a"]  # the correlation table
+    assert (
+        "- c has no valid reward: all 8 are missing (skipped under --nan ignore), so its figures "
+        "are n/a."
+    ) in lines
+    assert not any(line.startswith("- c saturated") for line in lines)
+
+
+def test_a_step_without_a_valid_reward_has_no_figures(cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert cli("analyze", no_reward_log(tmp_path), "--nan", "ignore", "--out", out).code == 0
+    steps = pl.read_parquet(out / "steps.parquet")
+    figures = ["mean", "within_group_std", "saturation", "saturation_pass", "saturation_fail"]
+    b0 = steps.filter((pl.col("step") == 0) & (pl.col("objective") == "b"))
+    assert b0.select(figures).row(0) == (None,) * 5
+    assert b0["dvao_weight"].to_list() == [0.0]  # the weight DVAO gave it: none
+    c = steps.filter(pl.col("objective") == "c")
+    assert c.select([*figures, "dvao_weight"]).rows() == [(None,) * 6] * 2
+    b1 = steps.filter((pl.col("step") == 1) & (pl.col("objective") == "b"))
+    assert b1.select(["mean", "saturation", "dvao_weight"]).row(0) == (0.75, 0.0, 0.5)

@@ -1,0 +1,173 @@
+"""`--fail-on` never passes silently: a gate on a metric this log cannot have is exit 2."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import dvao_cli.analyze as analyze_module
+from dvao_cli.analyze import analyze
+from dvao_cli.errors import UsageError
+from dvao_cli.gate import BINARY_METRICS, GLOBAL_METRICS, LOGGED_METRICS, OBJECTIVE_METRICS
+
+NAN = math.nan
+
+
+def gate_log(tmp_path: Path, logged: bool = False) -> Path:
+    """One step, two groups of four: `acc` binary, `score` continuous, `const` never varies,
+    `gone` never has a valid reward (only readable with --nan ignore)."""
+    columns: dict[str, list[float]] = {
+        "acc": [1, 0, 1, 0] + [1, 1, 1, 1],
+        "score": [0.2, 0.5, 0.9, 0.1] + [0.3, 0.3, 0.3, 0.3],
+        "const": [1.0] * 8,
+        "gone": [NAN] * 8,
+    }
+    frame = pl.DataFrame(
+        {
+            "step": [0] * 8,
+            "group_id": [0] * 4 + [1] * 4,
+            "sample_id": list(range(4)) * 2,
+            **{name: [float(x) for x in values] for name, values in columns.items()},
+        }
+    )
+    if logged:  # constant: no correlation with any scheme can be measured
+        frame = frame.with_columns(logged_advantage=pl.lit(0.0))
+    path = tmp_path / ("logged.parquet" if logged else "gate.parquet")
+    frame.write_parquet(path)
+    return path
+
+
+CASES = [
+    # (the log has logged_advantage, extra options, --fail-on, the one line on stderr)
+    (
+        False,
+        [],
+        "logged_max_diff[dvao]<0.01",
+        "--fail-on 'logged_max_diff[dvao]<0.01': logged_max_diff compares a scheme with the "
+        "log's logged_advantage column, and this log has none",
+    ),
+    (
+        False,
+        ["-s", "dvao", "-s", "rc"],
+        "zero_share[ac]>0.5",
+        "--fail-on 'zero_share[ac]>0.5': scheme 'ac' is not computed in this run "
+        "(--scheme dvao rc); add --scheme ac",
+    ),
+    (
+        False,
+        [],
+        "saturation_fail[score]>0.1",
+        "--fail-on 'saturation_fail[score]>0.1': saturation_fail is defined for binary "
+        "objectives only, and 'score' has rewards other than 0 and 1",
+    ),
+    (
+        False,
+        [],
+        "correlation[acc,const]<0",
+        "--fail-on 'correlation[acc,const]<0': correlation[acc,const] is n/a on this log (no "
+        "group where both objectives vary), so it cannot be checked",
+    ),
+    (
+        False,
+        [],
+        "dvao_weight[gone]<0.1",
+        "--fail-on 'dvao_weight[gone]<0.1': 'gone' has no valid reward (all 8 are missing), so "
+        "dvao_weight[gone] is n/a",
+    ),
+    (
+        False,
+        [],
+        "saturation_pass[gone]>0.5",
+        "--fail-on 'saturation_pass[gone]>0.5': 'gone' has no valid reward (all 8 are missing), "
+        "so saturation_pass[gone] is n/a",
+    ),
+    (
+        False,
+        [],
+        "correlation[score,gone]<0",
+        "--fail-on 'correlation[score,gone]<0': 'gone' has no valid reward (all 8 are missing), "
+        "so correlation[score,gone] is n/a",
+    ),
+    (
+        True,
+        [],
+        "logged_corr[rc]<0.9",
+        "--fail-on 'logged_corr[rc]<0.9': logged_corr[rc] is n/a on this log (logged_advantage "
+        "or the scheme's advantages are constant), so it cannot be checked",
+    ),
+]
+
+
+@pytest.mark.parametrize("logged, options, condition, message", CASES)
+def test_a_gate_that_cannot_be_checked_is_a_usage_error(
+    cli, tmp_path: Path, logged: bool, options: list[str], condition: str, message: str
+) -> None:
+    log = gate_log(tmp_path, logged)
+    out = tmp_path / "out"
+    result = cli(
+        "analyze", log, "--nan", "ignore", *options, "--fail-on", condition, "--json", "-o", out
+    )
+    assert (result.code, result.out) == (2, "")
+    assert result.err.splitlines() == [f"error: {message}"]
+    assert not out.exists() or list(out.iterdir()) == []  # nothing written
+
+
+def test_what_the_names_tell_is_checked_before_any_data_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_reading(*args, **kwargs):
+        raise AssertionError("the log was read")
+
+    monkeypatch.setattr(analyze_module, "iter_frames", no_reading)
+    log = gate_log(tmp_path)
+    with pytest.raises(UsageError, match="this log has none"):
+        analyze(log, nan="ignore", fail_on=["logged_corr[rc]>0.5"])
+    with pytest.raises(UsageError, match="scheme 'gdpo' is not computed"):
+        analyze(log, nan="ignore", schemes=["rc"], fail_on=["max_abs[gdpo]>1"])
+
+
+def test_gates_that_can_be_checked_still_trip(cli, tmp_path: Path) -> None:
+    log = gate_log(tmp_path, logged=True)
+    result = cli(
+        "analyze",
+        log,
+        "--nan",
+        "ignore",
+        "--fail-on",
+        "saturation_pass[const]>=1",
+        "--fail-on",
+        "logged_max_diff[grpo]>0.5",
+        "--fail-on",
+        "saturation_pass[acc]>0.9",  # 0.5: holds no more
+        "--json",
+    )
+    assert result.code == 3, result.err
+    assert result.err.splitlines() == [
+        "gate tripped: saturation_pass[const] = 1 >= 1",
+        "gate tripped: logged_max_diff[grpo] = 1 > 0.5",
+        "error: 2 --fail-on conditions tripped",
+    ]
+
+
+def test_every_metric_is_defined_on_an_ordinary_log(tmp_path: Path) -> None:
+    """On a log where every objective varies and is binary, every gate can be checked."""
+    path = tmp_path / "plain.parquet"
+    pl.DataFrame(
+        {
+            "step": [0] * 8,
+            "group_id": [0] * 4 + [1] * 4,
+            "sample_id": list(range(4)) * 2,
+            "a": [1.0, 0, 1, 0, 1, 1, 0, 0],
+            "b": [0.0, 1, 1, 0, 1, 0, 1, 1],
+            "logged_advantage": [0.5, -0.5, 0.5, -0.5, 1.0, 1.0, -1.0, -1.0],
+        }
+    ).write_parquet(path)
+    metrics = [f"{m}[a]>=-1e9" for m in OBJECTIVE_METRICS]
+    metrics += [f"{m}[dvao]>=-1e9" for m in ("mean_square", "max_abs", *LOGGED_METRICS)]
+    metrics += [f"{m}>=0" for m in GLOBAL_METRICS] + ["correlation[a,b]>=-1"]
+    result = analyze(path, fail_on=metrics)
+    assert len(result.trips) == len(metrics)
+    assert set(BINARY_METRICS) == {"saturation_pass", "saturation_fail"}
