@@ -215,13 +215,12 @@ def analyze(
                 path=spec.label,
             )
         device_used = acc.device or "cpu"
-        summary, steps_table, schemes_table = build_summary(
-            acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used
-        )
-        trips = gate.evaluate(conditions, summary)  # a UsageError for a gate it cannot check
-        if conditions:
-            summary = summary.with_gate([c.text for c in conditions], [t.message() for t in trips])
-        analysis = Analysis(steps_table, schemes_table, summary, spec.files, trips=trips)
+        analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
+        if conditions:  # a gate that cannot be checked on this log is a UsageError here
+            analysis.trips = gate.evaluate(conditions, analysis.summary)
+            analysis.summary = analysis.summary.with_gate(
+                [c.text for c in conditions], [t.message() for t in analysis.trips]
+            )
         if out_dir is not None:  # the stack closes the writer, then renames advantages.parquet
             analysis.written = [Path(out_dir) / "advantages.parquet"]
             analysis.written += analysis.write(out_dir)
@@ -503,3 +502,20 @@ def _in_order(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _finish(
+    acc: _Accumulator,
+    spec: LogSpec,
+    weight_list: list[float],
+    schemes: list[str],
+    ddof: int,
+    eps: float,
+    nan: str,
+    device: str,
+) -> Analysis:
+    """The analysis from the accumulated sums (the summary and tables: `summary.py`)."""
+    summary, steps, schemes_table = build_summary(
+        acc, spec, weight_list, schemes, ddof, eps, nan, device
+    )
+    return Analysis(steps=steps, schemes=schemes_table, summary=summary, files=spec.files)

@@ -288,7 +288,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
         assert any(p.name.startswith(".advantages.parquet.") for p in out.iterdir())
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(mod, "build_summary", boom)
+    monkeypatch.setattr(mod, "_finish", boom)
     before = log.read_bytes()
     with pytest.raises(RuntimeError, match="disk on fire"):
         analyze(log, out_dir=out, chunk_rows=4)
