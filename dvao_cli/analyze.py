@@ -41,7 +41,7 @@ from dvao_cli.schema import (
     open_log,
     prepare_chunk,
 )
-from dvao_cli.summary import Summary, build_summary
+from dvao_cli.summary import RunSettings, Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 
 if TYPE_CHECKING:
@@ -515,7 +515,6 @@ def _finish(
     device: str,
 ) -> Analysis:
     """The analysis from the accumulated sums (the summary and tables: `summary.py`)."""
-    summary, steps, schemes_table = build_summary(
-        acc, spec, weight_list, schemes, ddof, eps, nan, device
-    )
+    settings = RunSettings(tuple(schemes), ddof, eps, nan, device)
+    summary, steps, schemes_table = build_summary(acc, spec.files, weight_list, settings)
     return Analysis(steps=steps, schemes=schemes_table, summary=summary, files=spec.files)

@@ -19,7 +19,9 @@ a valid reward has no reward figures in steps.parquet, and DVAO weight 0 (the we
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,7 +32,6 @@ from dvao_cli.sums import AgreementSums
 
 if TYPE_CHECKING:
     from dvao_cli.analyze import _Accumulator
-    from dvao_cli.schema import LogSpec
 
 OBJECTIVE = "objective"  # the steps table's objective column
 SCHEME = "scheme"  # the schemes table's scheme column
@@ -228,17 +229,11 @@ _OBJECTIVE_SUMS = (
 
 
 def build_summary(
-    acc: _Accumulator,
-    spec: LogSpec,
-    weight_list: list[float],
-    schemes: list[str],
-    ddof: int,
-    eps: float,
-    nan: str,
-    device: str,
+    acc: _Accumulator, files: Sequence[Path], weight_list: list[float], settings: RunSettings
 ) -> tuple[Summary, pl.DataFrame, pl.DataFrame]:
     """The summary, the steps table (one row per step and objective) and the schemes table
     (one row per step and scheme), from the sums of every chunk (at least one row)."""
+    schemes = settings.schemes
     names = acc.objectives
     k = len(names)
     steps = np.concatenate([np.asarray(v, dtype=np.int64) for v in acc.step_values])  # (S,)
@@ -360,8 +355,8 @@ def build_summary(
         last_step=int(steps[-1]),
         has_logged_advantage=acc.has_logged,
         best_matching_scheme=_best_match(scheme_summary) if acc.has_logged else None,
-        settings=RunSettings(tuple(schemes), ddof, eps, nan, device),
-        files=tuple(str(f) for f in spec.files),
+        settings=settings,
+        files=tuple(str(f) for f in files),
     )
     return summary, steps_df, schemes_df
 
