@@ -214,20 +214,6 @@ def _fnum(x: Any) -> float | None:
     return x if math.isfinite(x) else None
 
 
-# the accumulator's per-step objective sums, each (S,) or (S, K) (see sums.ObjectiveSums)
-_OBJECTIVE_SUMS = (
-    "rows",
-    "groups",
-    "valid",
-    "reward_sum",
-    "std_sum",
-    "saturated",
-    "all_pass",
-    "all_fail",
-    "weight_sum",
-)
-
-
 def build_summary(
     acc: _Accumulator, files: Sequence[Path], weight_list: list[float], settings: RunSettings
 ) -> tuple[Summary, pl.DataFrame, pl.DataFrame]:
@@ -239,7 +225,8 @@ def build_summary(
     steps = np.concatenate([np.asarray(v, dtype=np.int64) for v in acc.step_values])  # (S,)
     order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
     steps = steps[order]
-    o = {f: _cat(acc.obj, f)[order] for f in _OBJECTIVE_SUMS}
+    # the per-step objective sums (sums.ObjectiveSums but binary), each (S,) or (S, K)
+    o = {name: _cat(acc.obj, name)[order] for name in acc.obj[0]}
     groups = o["groups"][:, None]  # (S, 1)
     has_valid = o["valid"] > 0  # (S, K)
     total_valid = o["valid"].sum(axis=0)  # (K,)
