@@ -101,7 +101,7 @@ def check_names(
             if cond.name in SCHEMES and cond.name not in schemes:
                 raise UsageError(
                     f"--fail-on '{cond.text}': scheme '{cond.name}' is not computed in this run "
-                    f"(--scheme {' '.join(schemes)}); add --scheme {cond.name}"
+                    f"(it computes {', '.join(schemes)}); add --scheme {cond.name}"
                 )
             _check(cond, cond.name, schemes, "analyzed scheme")
             if cond.metric in LOGGED_METRICS and not has_logged:

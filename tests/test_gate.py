@@ -54,7 +54,7 @@ CASES = [
         ["-s", "dvao", "-s", "rc"],
         "zero_share[ac]>0.5",
         "--fail-on 'zero_share[ac]>0.5': scheme 'ac' is not computed in this run "
-        "(--scheme dvao rc); add --scheme ac",
+        "(it computes dvao, rc); add --scheme ac",
     ),
     (
         False,
