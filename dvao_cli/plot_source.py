@@ -30,14 +30,17 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 ANALYSIS_FILES = ("summary.json", "steps.parquet", "schemes.parquet")
-# what the figures read from an analysis folder's tables (their columns: dvao_cli/summary.py)
+# what the figures read from an analysis folder (names: dvao_cli/summary.py)
 STEPS_COLUMNS = (
     STEP,
     summary_tables.OBJECTIVE,
     *summary_tables.figure_names(summary_tables.ObjectiveSummary, per_step=True),
 )
-SCHEMES_COLUMNS = summary_tables.columns(
+SCHEMES_COLUMNS = summary_tables.checked(
     summary_tables.SCHEME_COLUMNS, STEP, summary_tables.SCHEME, "mean_square", "max_abs"
+)
+ORDER_KEY, WEIGHTS_KEY = summary_tables.checked(
+    summary_tables.figure_names(summary_tables.Summary), "objective_order", "weights"
 )
 COMPARE_COLUMNS = ("scheme", "seed")
 FORMATS = ("png", "svg", "pdf")
@@ -264,7 +267,7 @@ def _from_analysis(
     summary = _read_json(path / "summary.json")
     steps = _read_parquet(path / "steps.parquet", STEPS_COLUMNS)
     schemes = _read_parquet(path / "schemes.parquet", SCHEMES_COLUMNS)
-    order = summary.get("objective_order")
+    order = summary.get(ORDER_KEY)
     in_steps = list(dict.fromkeys(steps.get_column("objective").cast(str).to_list()))
     names = [str(n) for n in order] if isinstance(order, list) and order else in_steps
     for name in in_steps:
@@ -273,9 +276,11 @@ def _from_analysis(
                 f"objective '{name}' is in steps.parquet but not in summary.json's objective_order",
                 path=path / "summary.json",
             )
-    stored = summary.get("weights") or {}
+    stored = summary.get(WEIGHTS_KEY) or {}
     if not isinstance(stored, dict):
-        raise InputError('"weights" must be an object {name: weight}', path=path / "summary.json")
+        raise InputError(
+            f'"{WEIGHTS_KEY}" must be an object {{name: weight}}', path=path / "summary.json"
+        )
     weights = {name: float(stored.get(name, 1.0 / len(names))) for name in names}
     for name, value in override.items():
         if name not in names:

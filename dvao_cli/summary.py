@@ -187,13 +187,13 @@ STEP_COLUMNS = (STEP, OBJECTIVE, *figure_names(ObjectiveSummary, per_step=True),
 SCHEME_COLUMNS = (STEP, SCHEME, *figure_names(SchemeSummary, per_step=True))
 
 
-def columns(table: tuple[str, ...], *names: str) -> tuple[str, ...]:
-    """Some columns of a per-step table, checked against it (a name out of step fails at import
-    of the module that asks, not when a file is read)."""
-    unknown = [name for name in names if name not in table]
+def checked(available: tuple[str, ...], *names: str) -> tuple[str, ...]:
+    """`names`, each checked to be one of `available` (columns of a table, fields of a class):
+    a name out of step fails when the module that asks is imported, not when a file is read."""
+    unknown = [name for name in names if name not in available]
     if unknown:
-        raise ValueError(f"not a column of the table: {unknown}")
-    return tuple(names)
+        raise ValueError(f"not among {available}: {unknown}")
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
