@@ -165,11 +165,15 @@ def undefined(cond: Condition, summary: Summary) -> UsageError:
             f"{head}{cond.metric} is defined for binary objectives only, and '{cond.name}' has "
             "rewards other than 0 and 1"
         )
-    why = {
-        "correlation": "no group where both objectives vary",
-        "logged_max_diff": f"{LOGGED} has no finite value",
-        "logged_corr": f"{LOGGED} or the scheme's advantages are constant",
-    }.get(cond.metric, "undefined for these rewards")
+    no_logged = f"{LOGGED} has no finite value"
+    if cond.metric in LOGGED_METRICS:
+        logged = summary.schemes[cond.name or ""].logged
+        constant = logged is not None and logged.logged_max_diff is not None
+        why = f"{LOGGED} or the scheme's advantages are constant" if constant else no_logged
+    else:
+        why = {"correlation": "no group where both objectives vary"}.get(
+            cond.metric, "undefined for these rewards"
+        )
     return UsageError(f"{head}{cond.label()} is n/a on this log ({why}), so it cannot be checked")
 
 

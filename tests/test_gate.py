@@ -15,7 +15,7 @@ from dvao_cli.gate import BINARY_METRICS, GLOBAL_METRICS, LOGGED_METRICS, OBJECT
 NAN = math.nan
 
 
-def gate_log(tmp_path: Path, logged: bool = False) -> Path:
+def gate_log(tmp_path: Path, logged: float | None = None) -> Path:
     """One step, two groups of four: `acc` binary, `score` continuous, `const` never varies,
     `gone` never has a valid reward (only readable with --nan ignore)."""
     columns: dict[str, list[float]] = {
@@ -32,77 +32,91 @@ def gate_log(tmp_path: Path, logged: bool = False) -> Path:
             **{name: [float(x) for x in values] for name, values in columns.items()},
         }
     )
-    if logged:  # constant: no correlation with any scheme can be measured
-        frame = frame.with_columns(logged_advantage=pl.lit(0.0))
-    path = tmp_path / ("logged.parquet" if logged else "gate.parquet")
+    if logged is not None:  # constant: no correlation with any scheme can be measured
+        frame = frame.with_columns(logged_advantage=pl.lit(logged, dtype=pl.Float64))
+    path = tmp_path / ("gate.parquet" if logged is None else "logged.parquet")
     frame.write_parquet(path)
     return path
 
 
 CASES = [
-    # (the log has logged_advantage, extra options, --fail-on, the one line on stderr)
+    # (the log's constant logged_advantage if any, extra options, --fail-on, the one line)
     (
-        False,
+        None,
         [],
         "logged_max_diff[dvao]<0.01",
         "--fail-on 'logged_max_diff[dvao]<0.01': logged_max_diff compares a scheme with the "
         "log's logged_advantage column, and this log has none",
     ),
     (
-        False,
+        None,
         ["-s", "dvao", "-s", "rc"],
         "zero_share[ac]>0.5",
         "--fail-on 'zero_share[ac]>0.5': scheme 'ac' is not computed in this run "
         "(it computes dvao, rc); add --scheme ac",
     ),
     (
-        False,
+        None,
         [],
         "saturation_fail[score]>0.1",
         "--fail-on 'saturation_fail[score]>0.1': saturation_fail is defined for binary "
         "objectives only, and 'score' has rewards other than 0 and 1",
     ),
     (
-        False,
+        None,
         [],
         "correlation[acc,const]<0",
         "--fail-on 'correlation[acc,const]<0': correlation[acc,const] is n/a on this log (no "
         "group where both objectives vary), so it cannot be checked",
     ),
     (
-        False,
+        None,
         [],
         "dvao_weight[gone]<0.1",
         "--fail-on 'dvao_weight[gone]<0.1': 'gone' has no valid reward (all 8 are missing), so "
         "dvao_weight[gone] is n/a",
     ),
     (
-        False,
+        None,
         [],
         "saturation_pass[gone]>0.5",
         "--fail-on 'saturation_pass[gone]>0.5': 'gone' has no valid reward (all 8 are missing), "
         "so saturation_pass[gone] is n/a",
     ),
     (
-        False,
+        None,
         [],
         "correlation[score,gone]<0",
         "--fail-on 'correlation[score,gone]<0': 'gone' has no valid reward (all 8 are missing), "
         "so correlation[score,gone] is n/a",
     ),
     (
-        True,
+        0.0,
         [],
         "logged_corr[rc]<0.9",
         "--fail-on 'logged_corr[rc]<0.9': logged_corr[rc] is n/a on this log (logged_advantage "
         "or the scheme's advantages are constant), so it cannot be checked",
+    ),
+    (
+        NAN,
+        [],
+        "logged_corr[rc]<0.9",
+        "--fail-on 'logged_corr[rc]<0.9': logged_corr[rc] is n/a on this log (logged_advantage "
+        "has no finite value), so it cannot be checked",
+    ),
+    (
+        NAN,
+        [],
+        "logged_max_diff[ac]>0.1",
+        "--fail-on 'logged_max_diff[ac]>0.1': logged_max_diff[ac] is n/a on this log "
+        "(logged_advantage has no finite value), so it cannot be checked",
     ),
 ]
 
 
 @pytest.mark.parametrize("logged, options, condition, message", CASES)
 def test_a_gate_that_cannot_be_checked_is_a_usage_error(
-    cli, tmp_path: Path, logged: bool, options: list[str], condition: str, message: str
+    cli, tmp_path: Path, logged: float | None, options: list[str], condition: str, message: str
 ) -> None:
     log = gate_log(tmp_path, logged)
     out = tmp_path / "out"
@@ -126,7 +140,7 @@ def test_what_the_names_tell_is_checked_before_any_data_is_read(tmp_path: Path) 
 
 
 def test_gates_that_can_be_checked_still_trip(cli, tmp_path: Path) -> None:
-    log = gate_log(tmp_path, logged=True)
+    log = gate_log(tmp_path, logged=0.0)
     result = cli(
         "analyze",
         log,
