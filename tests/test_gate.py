@@ -7,10 +7,22 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dvao_cli.analyze import analyze
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.gate import BINARY_METRICS, GLOBAL_METRICS, LOGGED_METRICS, OBJECTIVE_METRICS
+from dvao_cli.gate import (
+    BINARY_METRICS,
+    GLOBAL_METRICS,
+    LOGGED_METRICS,
+    OBJECTIVE_METRICS,
+    PAIR_METRICS,
+    SCHEME_METRICS,
+    metric_value,
+    parse_condition,
+)
+from dvao_cli.options import SCHEMES
 
 NAN = math.nan
 
@@ -181,3 +193,78 @@ def test_every_metric_is_defined_on_an_ordinary_log(tmp_path: Path) -> None:
     result = analyze(path, fail_on=metrics)
     assert len(result.trips) == len(metrics)
     assert set(BINARY_METRICS) == {"saturation_pass", "saturation_fail"}
+
+
+KINDS = ("binary", "continuous", "constant", "missing", "partly missing")
+
+
+def random_log(path: Path, data: st.DataObject) -> tuple[list[str], bool]:
+    """A small log of random objective kinds, maybe with a logged_advantage column."""
+    steps = data.draw(st.integers(1, 2))
+    groups = data.draw(st.integers(1, 3))
+    size = data.draw(st.integers(2, 4))
+    n = steps * groups * size
+    kinds = data.draw(st.lists(st.sampled_from(KINDS), min_size=1, max_size=3))
+    names = [f"o{k}" for k in range(len(kinds))]
+    bits = st.lists(st.sampled_from([0.0, 1.0]), min_size=n, max_size=n)
+    floats = st.lists(st.floats(0, 1), min_size=n, max_size=n)
+    columns: dict[str, list[float]] = {}
+    for name, kind in zip(names, kinds, strict=True):
+        if kind == "binary":
+            columns[name] = data.draw(bits)
+        elif kind == "continuous":
+            columns[name] = data.draw(floats)
+        elif kind == "constant":
+            columns[name] = [0.5] * n
+        elif kind == "missing":
+            columns[name] = [NAN] * n
+        else:
+            columns[name] = [NAN if i < size else x for i, x in enumerate(data.draw(bits))]
+    logged = data.draw(st.sampled_from(["none", "constant", "random", "missing"]))
+    if logged != "none":
+        columns["logged_advantage"] = {
+            "constant": [0.0] * n,
+            "random": data.draw(floats),
+            "missing": [NAN] * n,
+        }[logged]
+    pl.DataFrame(
+        {
+            "step": [i // (groups * size) for i in range(n)],
+            "group_id": [(i // size) % groups for i in range(n)],
+            "sample_id": [i % size for i in range(n)],
+            **columns,
+        }
+    ).write_parquet(path)
+    return names, logged != "none"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_gate_passes_on_a_metric_that_is_not_there(tmp_path: Path, data: st.DataObject) -> None:
+    """On any log, a gate either is refused (UsageError) or compares a defined value."""
+    names, _ = random_log(tmp_path / "log.parquet", data)
+    schemes = data.draw(st.lists(st.sampled_from(SCHEMES), min_size=1, max_size=3, unique=True))
+    metric = data.draw(
+        st.sampled_from(OBJECTIVE_METRICS + SCHEME_METRICS + PAIR_METRICS + GLOBAL_METRICS)
+    )
+    if metric in GLOBAL_METRICS:
+        label = metric
+    elif metric in PAIR_METRICS:
+        label = f"{metric}[{data.draw(st.sampled_from(names))},{data.draw(st.sampled_from(names))}]"
+    elif metric in SCHEME_METRICS:
+        label = f"{metric}[{data.draw(st.sampled_from(SCHEMES))}]"
+    else:
+        label = f"{metric}[{data.draw(st.sampled_from(names))}]"
+    condition = f"{label}>0.5"
+    try:
+        result = analyze(
+            tmp_path / "log.parquet", nan="ignore", schemes=schemes, fail_on=[condition]
+        )
+    except UsageError as err:
+        assert str(err).startswith(f"--fail-on '{condition}': ") and "\n" not in str(err)
+        return
+    value = metric_value(parse_condition(condition), result.summary)
+    assert value is not None and math.isfinite(value)
+    assert (len(result.trips) == 1) == (value > 0.5)
