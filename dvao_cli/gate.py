@@ -165,15 +165,16 @@ def undefined(cond: Condition, summary: Summary) -> UsageError:
             f"{head}{cond.metric} is defined for binary objectives only, and '{cond.name}' has "
             "rewards other than 0 and 1"
         )
-    no_logged = f"{LOGGED} has no finite value"
     if cond.metric in LOGGED_METRICS:
         logged = summary.schemes[cond.name or ""].logged
-        constant = logged is not None and logged.logged_max_diff is not None
-        why = f"{LOGGED} or the scheme's advantages are constant" if constant else no_logged
+        measured = logged is not None and logged.logged_max_diff is not None
+        why = f"{LOGGED} has no finite value"
+        if measured:  # some finite rows, yet no correlation
+            why = f"{LOGGED} or the scheme's advantages are constant"
+    elif cond.metric in PAIR_METRICS:
+        why = "no group where both objectives vary"
     else:
-        why = {"correlation": "no group where both objectives vary"}.get(
-            cond.metric, "undefined for these rewards"
-        )
+        why = "undefined for these rewards"
     return UsageError(f"{head}{cond.label()} is n/a on this log ({why}), so it cannot be checked")
 
 
