@@ -141,11 +141,12 @@ class DvaoGRPOTrainer(GRPOTrainer):
         requests of one prompt_id form a group of any size."""
         prompt_ids = gather_object([sample.prompt_id for sample in samples])
         request_ids = gather_object([sample.request_id for sample in samples])
-        last_row = {request: row for row, request in enumerate(request_ids)}  # (R,) in order
+        last_row = {request: row for row, request in enumerate(request_ids)}  # R requests
+        rows = list(last_row.values())
         prompt_code: dict[str, int] = {}
-        group = [prompt_code.setdefault(prompt_ids[row], len(prompt_code)) for row in last_row.values()]
+        group = [prompt_code.setdefault(prompt_ids[row], len(prompt_code)) for row in rows]
         device = rewards_per_func.device
-        unique = rewards_per_func[torch.tensor(list(last_row.values()), device=device)]  # (R, K)
+        unique = rewards_per_func[torch.tensor(rows, device=device)]  # (R, K)
         per_request = self._engine(unique, torch.tensor(group, device=device), mode)  # (R,)
         request_code = {request: code for code, request in enumerate(last_row)}
         return per_request[torch.tensor([request_code[r] for r in request_ids], device=device)]
