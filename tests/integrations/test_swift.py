@@ -257,3 +257,114 @@ def test_megatron_stops_the_plugin(monkeypatch):
     monkeypatch.setitem(sys.modules, "swift.megatron.arguments", ModuleType("megatron_args"))
     with pytest.raises(plugin.PluginError, match="Megatron"):
         plugin.install()
+
+
+REWARD_PLUGIN = """
+from swift.rewards import ORM, orms
+
+
+class accuracy(ORM):  # binary, varies within groups
+    def __call__(self, completions, **kwargs):
+        return [float(ord(c[0]) % 2) if c else 0.0 for c in completions]
+
+
+class format(ORM):  # saturated: every group has zero variance
+    def __call__(self, completions, **kwargs):
+        return [1.0 for _ in completions]
+
+
+class length(ORM):  # None for some completions (NaN, skipped)
+    def __call__(self, completions, **kwargs):
+        return [None if any(ch.isdigit() for ch in c) else len(set(c)) / 6 for c in completions]
+
+
+orms.update(accuracy=accuracy, format=format, length=length)
+"""
+
+
+def tiny_model(path: str) -> None:
+    """A 2-layer Qwen2 with a character tokenizer and swift's qwen chat markers, built offline."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {t: i for i, t in enumerate([*special, "\n", *map(chr, range(32, 127))])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<|endoftext|>"))
+    backend.pre_tokenizer = pre_tokenizers.Split("", "isolated")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=special[1:],
+    )
+    tokenizer.save_pretrained(path)
+    config = Qwen2Config(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=256,
+        eos_token_id=vocab["<|im_end|>"],
+        pad_token_id=vocab["<|endoftext|>"],
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    Qwen2ForCausalLM(config).save_pretrained(path)
+
+
+def test_swift_rlhf_trains_on_the_engine_advantages(tmp_path):
+    """`swift rlhf --rlhf_type grpo --external_plugins <plugin>`: 3 steps on CPU. The advantages
+    in swift's completions.jsonl (those the loss consumed) are the engine's DVAO of the logged
+    rewards, and the dvao/... metrics reach swift's logging.jsonl."""
+    import json
+
+    model = tmp_path / "tiny-qwen2"
+    tiny_model(str(model))
+    data = tmp_path / "data.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"say {i}"}]} for i in range(16)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    rewards_file = tmp_path / "rewards.py"
+    rewards_file.write_text(REWARD_PLUGIN)
+    path = subprocess.run(
+        [sys.executable, "-m", "dvao_cli.integrations.swift"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    out = tmp_path / "run"
+    # fmt: off
+    command = [
+        os.path.join(os.path.dirname(sys.executable), "swift"), "rlhf", "--rlhf_type", "grpo",
+        "--model", str(model), "--model_type", "qwen2", "--template", "qwen",
+        "--dataset", str(data), "--split_dataset_ratio", "0", "--dataset_num_proc", "1",
+        "--external_plugins", str(rewards_file), path,
+        "--reward_funcs", *NAMES, "--reward_weights", *map(str, WEIGHTS),
+        "--num_generations", str(G), "--per_device_train_batch_size", str(2 * G),
+        "--max_completion_length", "6", "--max_steps", "3", "--beta", "0",
+        "--tuner_type", "full", "--torch_dtype", "float32",
+        "--logging_steps", "1", "--log_completions", "true", "--report_to", "none",
+        "--save_strategy", "no", "--eval_strategy", "no", "--dataloader_num_workers", "0",
+        "--check_model", "false", "--output_dir", str(out), "--add_version", "false",
+    ]
+    # fmt: on
+    env = {**os.environ, "DVAO_SCHEME": "dvao", "HF_HUB_OFFLINE": "1"}
+    run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-4000:]
+
+    tables: dict[str, dict] = {}  # step -> table; swift's closing log repeats the last step's
+    for line in (out / "completions.jsonl").read_text().splitlines():
+        table = json.loads(line)
+        tables.setdefault(table["step"][0], table)
+    logs = [json.loads(line) for line in (out / "logging.jsonl").read_text().splitlines()]
+    logs = [entry for entry in logs if "dvao/weight/accuracy" in entry]
+    assert len(tables) == len(logs) == 3
+    for table, logged in zip(tables.values(), logs, strict=True):
+        r = torch.tensor([table[name] for name in NAMES], dtype=torch.float32).T  # (2 G, 3)
+        result = engine(r, torch.arange(r.shape[0]) // G, plugin.Settings())
+        trained = torch.tensor(table["advantages"], dtype=torch.float32)
+        assert_engine_equal(trained, result.advantages["dvao"])
+        expected = objective_metrics(result.stats, NAMES)
+        assert {key: logged[key] for key in expected} == pytest.approx(expected, abs=1e-6)
+        assert logged["dvao/saturation/format"] == 1.0
