@@ -37,7 +37,7 @@ if __name__ == "__main__":
 # swift puts a plugin's folder first on sys.path. This folder also holds trl.py and verl.py
 # (the other integrations), which would then shadow the real `trl` that swift imports.
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or os.curdir) != _HERE]
+sys.path[:] = [entry for entry in sys.path if not entry or os.path.abspath(entry) != _HERE]
 
 import inspect  # noqa: E402
 import math  # noqa: E402

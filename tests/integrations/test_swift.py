@@ -111,7 +111,7 @@ def test_loading_the_plugin_file_remaps_grpo_as_swift_loads_it():
         trainer_cls = trainer_factory.get_trainer_cls(SimpleNamespace(rlhf_type="grpo"))
         assert trainer_cls is module.DvaoGRPOTrainer and issubclass(trainer_cls, swift_grpo)
         # swift put the plugin's folder first on sys.path; its trl.py would shadow trl
-        assert here not in [os.path.abspath(p or os.curdir) for p in sys.path]
+        assert here not in [os.path.abspath(p) for p in sys.path if p]
     finally:
         sys.modules.pop(module.__name__)
 
@@ -145,9 +145,11 @@ def test_advantages_equal_the_engine(scheme):
     settings = plugin.Settings(scheme)
     trainer = make_trainer(settings)
     r = rewards()
+    r[G + 1] = float("nan")  # every reward function returned None for this completion
     got = trainer._compute_advantages([], r, [])
     group = torch.arange(r.shape[0]) // G
     assert_engine_equal(got, engine(r, group, settings).advantages[scheme])
+    assert bool(got.isfinite().all())
 
 
 def test_dvao_ignores_a_saturated_objective_and_is_bounded_by_rc():
