@@ -11,6 +11,9 @@ Run with `./scripts/test trl` (the TRL environment); elsewhere these tests skip.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -115,9 +118,12 @@ def probed(base: type[GRPOTrainer]) -> type[GRPOTrainer]:
 
         def _generate_and_score_completions(self, inputs):
             output = super()._generate_and_score_completions(inputs)
-            n = output["advantages"].shape[0]  # one process: n == N
-            # tag = (generation, row); TRL shuffles and splits every tensor of the dict in unison
-            output["probe_row"] = torch.arange(n) + (len(self.generated) - 1) * n
+            n = output["advantages"].shape[0]  # this process's rows of the N gathered
+            start = (len(self.generated) - 1) * self.generated[-1].shape[0]
+            start += self.accelerator.process_index * n
+            # the row in all generations' gathered rewards; TRL shuffles and splits every tensor
+            # of the dict in unison
+            output["probe_row"] = torch.arange(n) + start
             return output
 
         def _compute_loss(self, model, inputs):
@@ -280,3 +286,16 @@ def test_unexpected_trl_internals_fail_loudly(tmp_path) -> None:
     trainer._calculate_rewards = GRPOTrainer._calculate_rewards.__get__(trainer)
     with pytest.raises(TRLInternalsError, match="called _calculate_rewards 0 times, expected once"):
         trainer.train()
+
+
+def test_each_process_trains_on_its_slice(tmp_path) -> None:
+    # two CPU processes; each prompt's generations straddle them, so the groups only exist in
+    # the gathered rewards
+    script = Path(__file__).with_name("trl_two_processes.py")
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DVAO_INTEGRATION": "trl"}
+    done = subprocess.run(
+        [*launch, str(script), str(tmp_path)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "rank 0: ok" in done.stdout and "rank 1: ok" in done.stdout
