@@ -245,12 +245,19 @@ def test_a_non_dvao_scheme_trains_and_ignores_trl_aggregation(tmp_path) -> None:
     check_metrics(trainer, ddof=1)
 
 
-def test_monitor_logs_metrics_and_leaves_trl_advantages_alone(tmp_path) -> None:
-    trainer = run(tmp_path, base=GRPOTrainer, monitor=True)
+@pytest.mark.parametrize(
+    ("aggregation", "scheme"), [("sum_then_normalize", "rc"), ("normalize_then_sum", "gdpo")]
+)
+def test_monitor_logs_metrics_and_leaves_trl_advantages_alone(
+    tmp_path, aggregation: str, scheme: str
+) -> None:
+    args = config(tmp_path, multi_objective_aggregation=aggregation)
+    trainer = run(tmp_path, base=GRPOTrainer, monitor=True, args=args)
     got, rows = consumed(trainer)
     assert torch.equal(rows, torch.arange(24))
-    # TRL's default: RC of the weighted sum, Bessel std + 1e-4 (float32 in TRL)
-    want = expected(trainer, "rc", 1, 1e-4)
+    # TRL's own advantages: the engine's RC (TRL's default) or GDPO with TRL's conventions,
+    # Bessel std + 1e-4, to float32 rounding (TRL computes in float32)
+    want = expected(trainer, scheme, 1, 1e-4)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
     assert not torch.equal(got, expected(trainer, "dvao", 0, 0.0))
     check_metrics(trainer, ddof=0)
