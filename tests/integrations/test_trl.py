@@ -278,6 +278,9 @@ def test_bad_arguments_fail_at_construction(tmp_path) -> None:
         DVAOGRPOTrainer(**common, ddof=-1)
     with pytest.raises(UsageError, match="ddof must be an integer >= 0"):
         DvaoMonitor(GRPOTrainer(**common), ddof=-1)
+    common["args"] = config(tmp_path, reward_weights=[1.0, -1.0, 1.0])
+    with pytest.raises(UsageError, match="weights must be finite and >= 0, got -1.0"):
+        DVAOGRPOTrainer(**common)
 
 
 def test_unexpected_trl_internals_fail_loudly(tmp_path) -> None:
