@@ -18,7 +18,7 @@ something else.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import trl
@@ -28,6 +28,9 @@ from trl import GRPOTrainer
 from dvao_cli import compute_advantages
 from dvao_cli.integrations.metrics import objective_metrics
 from dvao_cli.options import check_schemes
+
+if TYPE_CHECKING:
+    from dvao_cli import GroupStats
 
 __all__ = ["DVAOGRPOTrainer", "DvaoMonitor", "TRLInternalsError"]
 
@@ -85,7 +88,7 @@ def _check_arguments(trainer: GRPOTrainer, schemes: tuple[str, ...], ddof: int, 
     )
 
 
-def _log_metrics(trainer: GRPOTrainer, stats: Any) -> None:
+def _log_metrics(trainer: GRPOTrainer, stats: GroupStats) -> None:
     """Append the step's `dvao/...` metrics to TRL's metrics, which `log()` averages into
     every report_to, next to TRL's own `rewards/<name>/mean`."""
     metrics = trainer._metrics[_mode(trainer)]
@@ -104,7 +107,7 @@ class _RewardCapture:
         self.rewards = []
 
     def record(self, rewards: torch.Tensor) -> torch.Tensor:
-        self.rewards.append(rewards)
+        self.rewards.append(rewards.clone())  # read after TRL is done with its own copy
         return rewards
 
     def take(self) -> torch.Tensor:

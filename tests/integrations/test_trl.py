@@ -235,13 +235,23 @@ def test_dvao_trainer_trains_on_the_engine_advantages(tmp_path) -> None:
     check_metrics(trainer, ddof=0)
 
 
-def test_a_non_dvao_scheme_trains_and_ignores_trl_aggregation(tmp_path) -> None:
-    args = config(tmp_path, scale_rewards="batch", multi_objective_aggregation="normalize_then_sum")
-    with pytest.warns(UserWarning, match="scale_rewards='batch'.*multi_objective_aggregation"):
-        trainer = run(tmp_path, args=args, scheme="gdpo", ddof=1, eps=1e-4)
+@pytest.mark.parametrize(
+    ("scheme", "trl_setting"),
+    [
+        ("gdpo", {"scale_rewards": "none"}),
+        ("rc", {"multi_objective_aggregation": "normalize_then_sum"}),
+    ],
+)
+def test_other_schemes_train_and_trl_aggregation_is_ignored(
+    tmp_path, scheme: str, trl_setting: dict
+) -> None:
+    args = config(tmp_path, **trl_setting)
+    ((setting, value),) = trl_setting.items()
+    with pytest.warns(UserWarning, match=f"{setting}='{value}' only shapes TRL's own"):
+        trainer = run(tmp_path, args=args, scheme=scheme, ddof=1, eps=1e-4)
     got, rows = consumed(trainer)
     assert torch.equal(rows, torch.arange(24))
-    assert torch.equal(got, expected(trainer, "gdpo", 1, 1e-4))
+    assert torch.equal(got, expected(trainer, scheme, 1, 1e-4))
     check_metrics(trainer, ddof=1)
 
 
