@@ -133,17 +133,23 @@ def probed(base: type[GRPOTrainer]) -> type[GRPOTrainer]:
     return Probe
 
 
-def run(tmp_path, base=DVAOGRPOTrainer, monitor=False, args=None, **kwargs):
+def make(tmp_path, base=DVAOGRPOTrainer, args=None, **kwargs):
+    """A probed `base` on 8 prompts (also the eval set) with the tiny model."""
     tok = tokenizer()
     prompts = Dataset.from_dict({"prompt": ["ab", "cd", "ef", "gh", "ba", "dc", "fe", "hg"]})
-    trainer = probed(base)(
+    return probed(base)(
         model=model(tok),
         reward_funcs=[accuracy, brevity, style],
         args=args or config(tmp_path),
         train_dataset=prompts,
+        eval_dataset=prompts,
         processing_class=tok,
         **kwargs,
     )
+
+
+def run(tmp_path, base=DVAOGRPOTrainer, monitor=False, args=None, **kwargs):
+    trainer = make(tmp_path, base, args, **kwargs)
     if monitor:
         trainer.add_callback(DvaoMonitor(trainer))
     trainer.train()
@@ -273,36 +279,41 @@ def test_monitor_logs_metrics_and_leaves_trl_advantages_alone(
     check_metrics(trainer, ddof=0)
 
 
+def test_evaluation_uses_the_engine_and_logs_eval_metrics(tmp_path) -> None:
+    # 8 prompts x 4 in 2 eval batches of 16 rows, each scored on its own; 16 > the log's
+    # maxlen (the generation batch, 8), so the completions log keeps the last 8
+    trainer = make(tmp_path, args=config(tmp_path, per_device_eval_batch_size=16))
+    trainer.evaluate()
+    assert [r.shape for r in trainer.generated] == [(16, 3)] * 2
+    got, rows = consumed(trainer)
+    assert torch.equal(rows, torch.arange(32))
+    want = expected(trainer, "dvao", 0, 0.0)
+    assert torch.equal(got, want)
+    assert list(trainer._logs["advantages"]) == want[-8:].tolist()
+    per_batch = [
+        objective_metrics(engine(trainer, r, "dvao", 0, 0.0).stats, REWARDS)
+        for r in trainer.generated
+    ]
+    logged = trainer.state.log_history[-1]
+    for key in per_batch[0]:  # TRL's log() averages the batches' values
+        assert logged[f"eval_{key}"] == pytest.approx(sum(m[key] for m in per_batch) / 2)
+
+
 def test_bad_arguments_fail_at_construction(tmp_path) -> None:
     with pytest.raises(UsageError, match="unknown scheme 'dvoa' \\(did you mean 'dvao'\\?\\)"):
         DVAOGRPOTrainer(model="never-loaded", scheme="dvoa")  # before any model loads
-    tok = tokenizer()
-    common = dict(
-        model=model(tok),
-        reward_funcs=[accuracy, brevity, style],
-        args=config(tmp_path),
-        train_dataset=Dataset.from_dict({"prompt": ["ab"]}),
-        processing_class=tok,
-    )
     with pytest.raises(UsageError, match="ddof must be an integer >= 0"):
-        DVAOGRPOTrainer(**common, ddof=-1)
+        make(tmp_path, ddof=-1)
     with pytest.raises(UsageError, match="ddof must be an integer >= 0"):
-        DvaoMonitor(GRPOTrainer(**common), ddof=-1)
-    common["args"] = config(tmp_path, reward_weights=[1.0, -1.0, 1.0])
+        DvaoMonitor(make(tmp_path, GRPOTrainer), ddof=-1)
+    args = config(tmp_path, reward_weights=[1.0, -1.0, 1.0])
     with pytest.raises(UsageError, match="weights must be finite and >= 0, got -1.0"):
-        DVAOGRPOTrainer(**common)
+        make(tmp_path, args=args)
 
 
 def test_unexpected_trl_internals_fail_loudly(tmp_path) -> None:
     # a TRL whose _generate_and_score_completions no longer calls _calculate_rewards
-    tok = tokenizer()
-    trainer = DVAOGRPOTrainer(
-        model=model(tok),
-        reward_funcs=[accuracy, brevity, style],
-        args=config(tmp_path, max_steps=1),
-        train_dataset=Dataset.from_dict({"prompt": ["ab", "cd"]}),
-        processing_class=tok,
-    )
+    trainer = make(tmp_path, args=config(tmp_path, max_steps=1))
     trainer._calculate_rewards = GRPOTrainer._calculate_rewards.__get__(trainer)
     with pytest.raises(TRLInternalsError, match="called _calculate_rewards 0 times, expected once"):
         trainer.train()
