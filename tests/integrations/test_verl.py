@@ -1,0 +1,298 @@
+"""DVAO inside verl 0.9.1: verl's own `compute_advantage` with "dvao" equals the engine.
+
+Runs in `./scripts/test verl` (.venv-verl); skips in the main environment.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from .conftest import require
+
+require("verl", "verl")
+
+from omegaconf import OmegaConf  # noqa: E402  (hydra/omegaconf come with verl)
+from verl import DataProto  # noqa: E402
+from verl.experimental.separation import ray_trainer as separation  # noqa: E402
+from verl.trainer.config import AlgoConfig  # noqa: E402
+from verl.trainer.ppo import core_algos, metric_utils, ray_trainer  # noqa: E402
+from verl.trainer.ppo.v1 import utils as v1_utils  # noqa: E402
+
+from dvao_cli import compute_advantages  # noqa: E402
+from dvao_cli.integrations import verl as dvao_verl  # noqa: E402
+from dvao_cli.integrations.metrics import objective_metrics  # noqa: E402
+
+KEYS = ["acc", "format", "brevity"]
+PROMPT_LENGTH = 3
+SIZES = [4, 3, 6, 1, 2, 5]  # ragged groups, one of a single response
+
+
+def make_batch(sizes=SIZES, response_length=7, equal_lengths=False, seed=0) -> DataProto:
+    """A DataProto as verl's trainer builds it before the advantage step: shuffled uid groups,
+    right padding in response_mask, the per-key rewards in non_tensor_batch; `format` is
+    saturated (constant) in groups 0 and 2."""
+    gen = np.random.default_rng(seed)
+    uid = np.concatenate([[f"prompt-{g}"] * n for g, n in enumerate(sizes)])
+    bs = len(uid)
+    acc = gen.integers(0, 2, bs).astype(np.float64)
+    fmt = gen.integers(0, 2, bs).astype(np.float64)
+    fmt[uid == "prompt-0"] = 1.0
+    fmt[uid == "prompt-2"] = 0.0
+    brevity = gen.random(bs)
+    order = gen.permutation(bs)  # verl's batch balancing reorders rows
+    uid, acc, fmt, brevity = uid[order], acc[order], fmt[order], brevity[order]
+
+    lengths = (
+        np.full(bs, response_length) if equal_lengths else gen.integers(1, response_length + 1, bs)
+    )
+    response_mask = torch.from_numpy(np.arange(response_length)[None, :] < lengths[:, None])
+    response_mask = response_mask.to(torch.int64)  # (bs, response_length)
+    attention_mask = torch.cat(
+        [torch.ones(bs, PROMPT_LENGTH, dtype=torch.int64), response_mask], dim=1
+    )  # (bs, prompt_length + response_length)
+    score = acc + fmt + brevity  # what a compute_score would return as "score"
+    token_level_scores = torch.zeros(bs, response_length, dtype=torch.float32)
+    token_level_scores[torch.arange(bs), torch.from_numpy(lengths - 1)] = torch.from_numpy(
+        score
+    ).float()  # the score on the last response token, as verl's reward managers place it
+    return DataProto.from_dict(
+        tensors={
+            "prompts": torch.ones(bs, PROMPT_LENGTH, dtype=torch.int64),
+            "responses": torch.ones(bs, response_length, dtype=torch.int64),
+            "attention_mask": attention_mask,
+            "response_mask": response_mask,
+            "token_level_scores": token_level_scores,
+            "token_level_rewards": token_level_scores.clone(),
+        },
+        non_tensors={
+            "uid": uid.astype(object),
+            "acc": acc,
+            "format": fmt,
+            "brevity": brevity,
+        },
+    )
+
+
+def rewards_and_groups(data: DataProto) -> tuple[np.ndarray, np.ndarray]:
+    """(bs, K) rewards and (bs,) dense group codes, built here independently of the module."""
+    rewards = np.stack([np.asarray(data.non_tensor_batch[k], dtype=np.float64) for k in KEYS], 1)
+    codes: dict[str, int] = {}
+    group = np.array([codes.setdefault(u, len(codes)) for u in data.non_tensor_batch["uid"]])
+    return rewards, group
+
+
+def algo(estimator="dvao", weights=None) -> AlgoConfig:
+    return AlgoConfig(adv_estimator=estimator, gdpo_reward_keys=KEYS, gdpo_reward_weights=weights)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed():
+    return dvao_verl.install()
+
+
+@pytest.mark.parametrize("weights", [None, [0.6, 0.3, 0.1]])
+def test_verl_compute_advantage_equals_engine(weights):
+    data = make_batch()
+    out = ray_trainer.compute_advantage(data, adv_estimator="dvao", config=algo(weights=weights))
+    rewards, group = rewards_and_groups(data)
+    engine = compute_advantages(rewards, group, weights=weights, schemes=("dvao",))
+    mask = data.batch["response_mask"]
+    expected = engine.advantages["dvao"].float().unsqueeze(-1) * mask
+    torch.testing.assert_close(out.batch["advantages"], expected, rtol=1e-6, atol=1e-7)
+    assert torch.equal(out.batch["returns"], out.batch["advantages"])
+    assert torch.all(out.batch["advantages"][mask == 0] == 0)
+
+    # the paper's formula, group by group: sum_k w_k (r_k - mu_k) / sum_l w_l sigma_l
+    w = np.full(len(KEYS), 1 / len(KEYS)) if weights is None else np.asarray(weights)
+    first_token = out.batch["advantages"][:, 0].double().numpy()
+    for g in np.unique(group):
+        r = rewards[group == g]
+        denom = (w * r.std(axis=0)).sum()
+        want = ((r - r.mean(axis=0)) @ w) / denom if denom > 0 else np.zeros(len(r))
+        np.testing.assert_allclose(first_token[group == g], want, rtol=1e-6, atol=1e-7)
+
+    metrics = out.meta_info[dvao_verl.METRICS_KEY]
+    assert metrics == pytest.approx(objective_metrics(engine.stats, KEYS))
+    assert metrics["dvao/saturation/format"] > 0  # groups 0 and 2 (and the lone response)
+    assert metrics["dvao/weight/acc"] > 0
+
+
+def test_weights_default_as_verl_equal():
+    """verl's gdpo_reward_weights default (None) means equal weights; DVAO ignores their scale."""
+    equal = ray_trainer.compute_advantage(make_batch(), "dvao", config=algo(weights=[1, 1, 1]))
+    default = ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())
+    torch.testing.assert_close(equal.batch["advantages"], default.batch["advantages"])
+
+
+def test_ddof_eps_follow_install():
+    data = make_batch()
+    try:
+        dvao_verl.install(ddof=1, eps=1e-6)
+        out = ray_trainer.compute_advantage(data, "dvao", config=algo())
+    finally:
+        dvao_verl.install()
+    rewards, group = rewards_and_groups(data)
+    engine = compute_advantages(rewards, group, schemes=("dvao",), ddof=1, eps=1e-6)
+    expected = engine.advantages["dvao"].float().unsqueeze(-1) * data.batch["response_mask"]
+    torch.testing.assert_close(out.batch["advantages"], expected, rtol=1e-6, atol=1e-7)
+
+
+def test_install_is_idempotent_and_leaves_other_estimators_alone(installed):
+    wrappers = [ray_trainer.compute_advantage, separation.compute_advantage]
+    assert dvao_verl.install() == installed
+    assert [ray_trainer.compute_advantage, separation.compute_advantage] == wrappers
+    original = ray_trainer.compute_advantage.__dvao_wraps__
+    for module in (ray_trainer, separation, v1_utils):
+        assert module.compute_advantage.__dvao_wraps__ is original
+    for module in (ray_trainer, separation):
+        assert module.compute_data_metrics.__dvao_wraps__ is metric_utils.compute_data_metrics
+    assert core_algos.get_adv_estimator_fn("dvao") is dvao_verl.compute_dvao_outcome_advantage
+    for estimator in ("grpo", "gdpo", "rloo"):
+        ours = ray_trainer.compute_advantage(make_batch(), estimator, config=algo(estimator))
+        verls = original(make_batch(), estimator, config=algo(estimator))
+        torch.testing.assert_close(ours.batch["advantages"], verls.batch["advantages"])
+        assert dvao_verl.METRICS_KEY not in ours.meta_info
+
+
+def test_estimator_takes_non_tensor_batch_when_verl_passes_it():
+    """What verl PR #7473 would do: pass non_tensor_batch to every estimator, no install needed."""
+    data = make_batch()
+    advantages, _ = dvao_verl.compute_dvao_outcome_advantage(
+        token_level_rewards=data.batch["token_level_rewards"],
+        response_mask=data.batch["response_mask"],
+        index=data.non_tensor_batch["uid"],
+        config=algo(),
+        non_tensor_batch=data.non_tensor_batch,
+    )
+    out = ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())
+    torch.testing.assert_close(advantages, out.batch["advantages"])
+
+
+def test_separation_trainer_call_site_and_metrics():
+    """The separation / fully-async / one-step-off trainers' advantage step, run as written:
+    reward extras enter non_tensor_batch there, then the step's metrics reach
+    compute_data_metrics."""
+    full = make_batch()
+    extras = {k: list(full.non_tensor_batch[k]) for k in KEYS}
+    batch = make_batch()
+    for key in KEYS:
+        batch.non_tensor_batch.pop(key)
+    config = OmegaConf.create(
+        {
+            "algorithm": {
+                "adv_estimator": "dvao",
+                "gamma": 1.0,
+                "lam": 1.0,
+                "use_kl_in_reward": False,
+                "gdpo_reward_keys": KEYS,
+                "gdpo_reward_weights": None,
+            },
+            "actor_rollout_ref": {"rollout": {"n": 4}},
+        }
+    )
+    trainer = separation.SeparateRayPPOTrainer.__new__(separation.SeparateRayPPOTrainer)
+    trainer.config, trainer.metrics, trainer.timing_raw = config, {}, {}
+    trainer.reward_tensor = batch.batch["token_level_scores"]
+    trainer.reward_extra_infos_dict = extras
+    batch = trainer._fit_compute_advantage(batch)
+    expected = ray_trainer.compute_advantage(full, "dvao", config=algo())
+    torch.testing.assert_close(batch.batch["advantages"], expected.batch["advantages"])
+
+    metrics = separation.compute_data_metrics(batch=batch, use_critic=False)
+    assert {f"dvao/{m}/{k}" for m in ("weight", "within_std", "saturation") for k in KEYS} <= set(
+        metrics
+    )
+    assert "critic/advantages/mean" in metrics  # verl's own metrics are still there
+    assert dvao_verl.METRICS_KEY not in batch.meta_info  # taken, not left to the next step
+    assert metrics["dvao/within_std/brevity"] == pytest.approx(
+        expected.meta_info[dvao_verl.METRICS_KEY]["dvao/within_std/brevity"]
+    )
+
+
+def test_v1_trainer_fails_fast_naming_the_setting():
+    """verl 0.9.1's v1 `_compute_advantage` fetches only uid, masks, scores and log-probs from
+    TransferQueue: no reward keys reach the advantage step."""
+    data = make_batch()
+    for key in KEYS:
+        data.non_tensor_batch.pop(key)
+    keys = [f"{u}_0_{i}" for i, u in enumerate(data.non_tensor_batch["uid"])]
+    with pytest.raises(RuntimeError, match=r"trainer\.use_v1=false") as info:
+        v1_utils.compute_advantage_for_multi_trajectories(
+            data, batch_keys=keys, adv_estimator="dvao", config=algo()
+        )
+    assert "\n" not in str(info.value)
+
+
+def test_entry_config_declares_the_reward_fields_and_stops_on_v1():
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    name = dvao_verl.store_config()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(dvao_verl.CONFIG_PATH.removeprefix("pkg://"), version_base=None):
+        overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
+        v1 = compose(name, overrides=overrides)  # no `+` needed
+        v0 = compose(name, overrides=[*overrides, "trainer.use_v1=false"])
+        with pytest.raises(Exception, match=r"\+algorithm\.gdpo_reward_keys"):
+            compose("ppo_trainer", overrides=overrides)  # verl's own config wants the `+`
+    assert list(v1.algorithm.gdpo_reward_keys) == ["acc", "format"]
+    assert v1.algorithm.gdpo_reward_weights is None
+    assert v1.trainer.use_v1  # verl 0.9.1's default
+    with pytest.raises(SystemExit, match=r"trainer\.use_v1=false"):
+        dvao_verl.check_config(v1)
+    dvao_verl.check_config(v0)
+
+
+def test_task_runner_installs_dvao_in_the_ray_actor():
+    """The class handed to main_ppo.run_ppo installs DVAO in its own (fresh) actor process."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        runner = dvao_verl.task_runner(ddof=1, eps=1e-6).remote()
+        sites = ray.get(runner.install_dvao.remote(), timeout=120)
+
+        def in_actor(self, data, config):  # runs in the actor; pickled by value, so no test globals
+            from verl.trainer.ppo import core_algos, ray_trainer
+
+            from dvao_cli.integrations import verl as module
+
+            out = ray_trainer.compute_advantage(data, "dvao", config=config)
+            name = core_algos.get_adv_estimator_fn("dvao").__name__
+            return name, module.settings, out.batch["advantages"]
+
+        call = runner.__ray_call__.remote(in_actor, make_batch(), algo())
+        name, settings, advantages = ray.get(call, timeout=60)
+    finally:
+        ray.shutdown()
+    assert sites == dvao_verl.install()
+    assert name == "compute_dvao_outcome_advantage"
+    assert settings == dvao_verl.Settings(ddof=1, eps=1e-6)
+    data = make_batch()
+    rewards, group = rewards_and_groups(data)
+    engine = compute_advantages(rewards, group, schemes=("dvao",), ddof=1, eps=1e-6)
+    expected = engine.advantages["dvao"].float().unsqueeze(-1) * data.batch["response_mask"]
+    torch.testing.assert_close(advantages, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("response_length", [1, 5])
+def test_verl_gdpo_whitens_over_tokens(response_length):
+    """docs/schemes.md: with equal lengths L over N responses, verl's gdpo is the engine's
+    gdpo (ddof 1, eps 1e-6, whitened per response) times sqrt((N L - 1) / (L (N - 1)))."""
+    sizes = [4, 3, 6, 2, 5]  # no group of one: verl gives it mu 0, std 1
+    data = make_batch(sizes, response_length=response_length, equal_lengths=True)
+    out = ray_trainer.compute_advantage(data, "gdpo", config=algo("gdpo"))
+    rewards, group = rewards_and_groups(data)
+    weights = [1.0] * len(KEYS)  # verl's default gdpo_reward_weights
+    engine = compute_advantages(
+        rewards, group, weights=weights, schemes=("gdpo",), ddof=1, eps=1e-6
+    )
+    n = sum(sizes)
+    factor = math.sqrt((n * response_length - 1) / (response_length * (n - 1)))
+    expected = (engine.advantages["gdpo"] * factor).float().unsqueeze(-1).expand(n, response_length)
+    torch.testing.assert_close(out.batch["advantages"], expected, rtol=1e-5, atol=1e-5)
+    if response_length > 1:
+        assert factor > 1.01  # per-response whitening would be visibly off
