@@ -44,7 +44,9 @@ from dvao_cli.integrations.metrics import objective_metrics
 
 ESTIMATOR = "dvao"
 VERL_VERSION = "0.9.1"
-METRICS_KEY = "dvao_metrics"  # DataProto.meta_info key: the step's dvao/... metrics
+# DataProto.meta_info key of the step's dvao/... metrics (a dict of floats, from the advantage
+# step until compute_data_metrics takes it; verl's actor update carries it as NonTensorData)
+METRICS_KEY = "dvao_metrics"
 USE_V1_HINT = (
     "verl 0.9.1's v1 trainer does not fetch the reward keys for its advantage step "
     "(verl PR #6159); set trainer.use_v1=false"
@@ -107,7 +109,12 @@ def _rewards(non_tensor_batch: dict[str, np.ndarray], keys: Sequence[str]) -> np
             f"dvao: reward keys {missing} of algorithm.gdpo_reward_keys are not in the batch "
             f"(it has {sorted(non_tensor_batch)}); compute_score must return them in its dict"
         )
-    return np.stack([np.asarray(non_tensor_batch[key], dtype=np.float64) for key in keys], axis=1)
+    rewards = np.stack([np.asarray(non_tensor_batch[key], dtype=np.float64) for key in keys], 1)
+    finite = np.isfinite(rewards).all(axis=0)  # (K,)
+    bad = [key for key, ok in zip(keys, finite, strict=True) if not ok]
+    if bad:
+        raise ValueError(f"dvao: reward keys {bad} have None, NaN or inf values in this batch")
+    return rewards
 
 
 @core_algos.register_adv_est(ESTIMATOR)
@@ -308,7 +315,10 @@ def check_config(config: Any) -> None:
         return
     if config.trainer.use_v1:
         raise SystemExit(f"dvao: {USE_V1_HINT}")
-    _reward_keys(config.algorithm)
+    try:
+        _reward_keys(config.algorithm)
+    except ValueError as error:
+        raise SystemExit(str(error)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,6 +6,8 @@ Runs in `./scripts/test verl` (.venv-verl); skips in the main environment.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -172,6 +174,18 @@ def test_estimator_takes_non_tensor_batch_when_verl_passes_it():
     torch.testing.assert_close(advantages, out.batch["advantages"])
 
 
+def test_missing_or_non_finite_rewards_stop_the_step():
+    data = make_batch()
+    data.non_tensor_batch.pop("brevity")
+    with pytest.raises(KeyError, match="brevity"):
+        ray_trainer.compute_advantage(data, "dvao", config=algo())
+    data = make_batch()
+    data.non_tensor_batch["acc"] = data.non_tensor_batch["acc"].astype(object)
+    data.non_tensor_batch["acc"][3] = None  # a reward function that returned nothing
+    with pytest.raises(ValueError, match=r"\['acc'\] have None, NaN or inf"):
+        ray_trainer.compute_advantage(data, "dvao", config=algo())
+
+
 def test_separation_trainer_call_site_and_metrics():
     """The separation / fully-async / one-step-off trainers' advantage step, run as written:
     reward extras enter non_tensor_batch there, then the step's metrics reach
@@ -245,6 +259,22 @@ def test_entry_config_declares_the_reward_fields_and_stops_on_v1():
     with pytest.raises(SystemExit, match=r"trainer\.use_v1=false"):
         dvao_verl.check_config(v1)
     dvao_verl.check_config(v0)
+
+
+def test_python_m_entry(monkeypatch, capsys):
+    """`python -m dvao_cli.integrations.verl`: our flags, then verl's Hydra overrides; the
+    v1 default stops before Ray starts, in one line."""
+    overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
+    command = [sys.executable, "-W", "ignore", "-m", "dvao_cli.integrations.verl", *overrides]
+    stopped = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert stopped.returncode != 0
+    assert f"dvao: {dvao_verl.USE_V1_HINT}" in stopped.stderr.splitlines()
+
+    monkeypatch.setattr(sys, "argv", ["verl.py"])  # main() rewrites it for Hydra
+    dvao_verl.main(["--ddof", "1", "--cfg", "job", *overrides, "trainer.use_v1=false"])
+    algorithm = OmegaConf.create(capsys.readouterr().out).algorithm
+    assert algorithm.adv_estimator == "dvao"
+    assert list(algorithm.gdpo_reward_keys) == ["acc", "format"]
 
 
 def test_task_runner_installs_dvao_in_the_ray_actor():
