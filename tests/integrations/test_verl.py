@@ -261,15 +261,22 @@ def test_entry_config_declares_the_reward_fields_and_stops_on_v1():
     dvao_verl.check_config(v0)
 
 
-def test_python_m_entry(monkeypatch, capsys):
+def test_python_m_entry(monkeypatch, capsys, tmp_path):
     """`python -m dvao_cli.integrations.verl`: our flags, then verl's Hydra overrides; the
     v1 default stops before Ray starts, in one line."""
     overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
     command = [sys.executable, "-W", "ignore", "-m", "dvao_cli.integrations.verl", *overrides]
-    stopped = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    run = {
+        "capture_output": True,
+        "text": True,
+        "timeout": 120,
+        "cwd": tmp_path,
+    }  # Hydra's outputs/
+    stopped = subprocess.run(command, **run)
     assert stopped.returncode != 0
     assert f"dvao: {dvao_verl.USE_V1_HINT}" in stopped.stderr.splitlines()
 
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["verl.py"])  # main() rewrites it for Hydra
     dvao_verl.main(["--ddof", "1", "--cfg", "job", *overrides, "trainer.use_v1=false"])
     algorithm = OmegaConf.create(capsys.readouterr().out).algorithm
