@@ -14,13 +14,13 @@ to all). `install()` wraps `compute_advantage` where verl's trainers call it, so
 (metrics.py) reach verl's step metrics; every other estimator goes to verl's code unchanged.
 
     python -m dvao_cli.integrations.verl [--ddof N] [--eps X] algorithm.adv_estimator=dvao \
-        algorithm.gdpo_reward_keys=[acc,format] trainer.use_v1=false ...
+        algorithm.gdpo_reward_keys=[acc,format] ...
 
 runs verl's `main_ppo` (its Hydra config, with `algorithm.gdpo_reward_keys` and
 `algorithm.gdpo_reward_weights` declared so they need no `+`) and installs DVAO in the
-TaskRunner Ray actor, the process that computes advantages. verl 0.9.1's default v1 trainer
-(`trainer.use_v1=true`) does not fetch the reward keys for its advantage step (verl PR #6159):
-with "dvao" it stops at once and names `trainer.use_v1=false`.
+TaskRunner Ray actor, the process that computes advantages (v1 or legacy trainer). verl
+0.9.1's default v1 trainer (`trainer.use_v1=true`) does not fetch the reward keys for its
+advantage step (verl PR #6159): `install()` also makes its `_compute_advantage` fetch them.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import torch
 import verl
 from verl.trainer.ppo import core_algos
 
-from dvao_cli import compute_advantages
+from dvao_cli import compute_advantages, group_stats
 from dvao_cli.integrations.metrics import objective_metrics
 
 ESTIMATOR = "dvao"
@@ -48,8 +48,8 @@ VERL_VERSION = "0.9.1"
 # step until compute_data_metrics takes it; verl's actor update carries it as NonTensorData)
 METRICS_KEY = "dvao_metrics"
 USE_V1_HINT = (
-    "verl 0.9.1's v1 trainer does not fetch the reward keys for its advantage step "
-    "(verl PR #6159); set trainer.use_v1=false"
+    "this v1 trainer's advantage step did not fetch the reward keys (verl PR #6159) and is not "
+    "verl 0.9.1's PPOTrainer._compute_advantage that install() patches; set trainer.use_v1=false"
 )
 
 
@@ -66,9 +66,13 @@ settings = Settings()
 
 @dataclass
 class _Step:
-    """What one `compute_advantage` call hands the estimator, and what it hands back."""
+    """What one advantage step hands the estimator, and what it hands back.
+
+    real (bs,) bool: rows that are not verl's padding samples (v1 pads a batch with copies of
+    its first sample, in groups of their own); the metrics describe the real rows only."""
 
     non_tensor_batch: dict[str, np.ndarray]
+    real: np.ndarray | None = None
     metrics: dict[str, float] = field(default_factory=dict)
 
 
@@ -145,23 +149,29 @@ def compute_dvao_outcome_advantage(
         raise ValueError("dvao: the batch has no 'uid' to group responses by prompt")
     keys = _reward_keys(config)
     weights = config.get("gdpo_reward_weights", None)
-    device = response_mask.device
-    _, codes = np.unique(np.asarray(index), return_inverse=True)  # (bs,) dense group codes
-    result = compute_advantages(
-        torch.from_numpy(_rewards(non_tensor_batch, keys)).to(device),
-        torch.from_numpy(codes.reshape(-1)).to(device),
-        weights=None if weights is None else [float(w) for w in weights],
-        schemes=(ESTIMATOR,),
-        ddof=settings.ddof,
-        eps=settings.eps,
-        device=device,
-        dtype=torch.float64,
-    )
+    rewards = _rewards(non_tensor_batch, keys)  # (bs, K)
+    options = {
+        "weights": None if weights is None else [float(w) for w in weights],
+        "ddof": settings.ddof,
+        "eps": settings.eps,
+        "device": response_mask.device,
+        "dtype": torch.float64,
+    }
+    result = compute_advantages(rewards, _group_codes(index), schemes=(ESTIMATOR,), **options)
     scores = result.advantages[ESTIMATOR].to(token_level_rewards.dtype)  # (bs,)
     advantages = scores.unsqueeze(-1) * response_mask  # (bs, response_length)
     if step is not None:
-        step.metrics = objective_metrics(result.stats, keys)
+        stats = result.stats
+        if step.real is not None and not step.real.all():
+            real = step.real
+            stats = group_stats(rewards[real], _group_codes(np.asarray(index)[real]), **options)
+        step.metrics = objective_metrics(stats, keys)
     return advantages, advantages
+
+
+def _group_codes(index: np.ndarray) -> np.ndarray:
+    """(bs,) dense codes 0..groups-1 of the uids, in any order."""
+    return np.unique(np.asarray(index), return_inverse=True)[1].reshape(-1)
 
 
 # --------------------------------------------------------------------------------------------
@@ -169,31 +179,69 @@ def compute_dvao_outcome_advantage(
 # --------------------------------------------------------------------------------------------
 
 
-def _passing_batch(compute_advantage: Callable[..., Any], missing_hint: str | None) -> Callable:
+def _passing_batch(compute_advantage: Callable[..., Any], v1: bool = False) -> Callable:
     """verl's `compute_advantage(data, adv_estimator, ...)`, which for "dvao" lends the
     estimator `data.non_tensor_batch` and stores the step's metrics in `data.meta_info`.
 
-    missing_hint: the one line to fail with when the batch lacks the reward keys (the caller
-    is known not to fetch them), or None to let the estimator name the missing keys."""
-    signature = inspect.signature(compute_advantage)
+    Inside a v1 advantage step (`_fetching_rewards`), the reward keys that step fetched join
+    `data.non_tensor_batch` first; v1: the caller is the v1 trainer, which fetches none itself."""
 
     @functools.wraps(compute_advantage)
     def wrapper(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
         if getattr(adv_estimator, "value", adv_estimator) != ESTIMATOR:
             return compute_advantage(data, adv_estimator, *args, **kwargs)
-        if missing_hint is not None:
-            call = signature.bind(data, adv_estimator, *args, **kwargs)
-            config = call.arguments.get("config")
-            if any(key not in data.non_tensor_batch for key in _reward_keys(config)):
-                raise RuntimeError(f"dvao: {missing_hint}")
-        step = _Step(data.non_tensor_batch)
+        fetched = _step.get()
+        if fetched is not None:
+            data.non_tensor_batch.update(fetched.non_tensor_batch)
+        elif v1:
+            raise RuntimeError(f"dvao: {USE_V1_HINT}")
+        step = _Step(data.non_tensor_batch, real=None if fetched is None else fetched.real)
         token = _step.set(step)
         try:
             data = compute_advantage(data, adv_estimator, *args, **kwargs)
         finally:
             _step.reset(token)
+        if fetched is not None:
+            fetched.metrics = step.metrics
         data.meta_info[METRICS_KEY] = step.metrics
         return data
+
+    wrapper.__dvao_wraps__ = compute_advantage
+    return wrapper
+
+
+def _fetching_rewards(compute_advantage: Callable[..., Any]) -> Callable:
+    """verl 0.9.1's v1 `PPOTrainer._compute_advantage(self, batch, metrics)`, which for "dvao"
+    also fetches the rows' `extra_fields` from TransferQueue (as verl's own trainer does for
+    its generation dumps), hands their `reward_extra_info[key]` to the advantage step, and adds
+    the step's metrics to `metrics`."""
+
+    @functools.wraps(compute_advantage)
+    def wrapper(self: Any, batch: Any, metrics: dict) -> Any:
+        algorithm = self.config.algorithm
+        if getattr(algorithm.adv_estimator, "value", algorithm.adv_estimator) != ESTIMATOR:
+            return compute_advantage(self, batch, metrics)
+        tq = sys.modules[compute_advantage.__module__].tq  # the client verl's trainer uses
+        fetched = tq.kv_batch_get(
+            keys=batch.keys, partition_id=batch.partition_id, select_fields=["extra_fields"]
+        )
+        infos = [
+            extra.get("reward_extra_info", {}) if isinstance(extra, dict) else {}
+            for extra in fetched.pop("extra_fields").tolist()
+        ]  # (bs,) dicts, in batch.keys order: the order _compute_advantage fetches its rows in
+        present = [key for key in _reward_keys(algorithm) if any(key in info for info in infos)]
+        rewards = {
+            key: np.array([info.get(key) for info in infos], dtype=object) for key in present
+        }
+        real = np.array([not tag.get("is_padding", False) for tag in batch.tags], dtype=bool)
+        step = _Step(rewards, real=real)
+        token = _step.set(step)
+        try:
+            batch = compute_advantage(self, batch, metrics)
+        finally:
+            _step.reset(token)
+        metrics.update(step.metrics)
+        return batch
 
     wrapper.__dvao_wraps__ = compute_advantage
     return wrapper
@@ -213,15 +261,19 @@ def _with_dvao_metrics(compute_data_metrics: Callable[..., dict]) -> Callable[..
     return wrapper
 
 
-def _patch(module: Any, name: str, original: Callable, wrap: Callable[[Callable], Callable]) -> str:
-    """Replace `module.name`, which must be verl's `original` (or already our wrapper of it)."""
-    current = getattr(module, name, None)
-    site = f"{module.__name__}.{name}"
+def _patch(owner: Any, name: str, original: Callable, wrap: Callable[[Callable], Callable]) -> str:
+    """Replace `owner.name` (a module's function or a class's method), which must be verl's
+    `original` (or already our wrapper of it)."""
+    current = getattr(owner, name, None)
+    where = (
+        f"{owner.__module__}.{owner.__qualname__}" if isinstance(owner, type) else owner.__name__
+    )
+    site = f"{where}.{name}"
     if getattr(current, "__dvao_wraps__", None) is original:
         return site
     if current is not original:
-        raise _fail(f"{site} is not {original.__module__}.{original.__name__}")
-    setattr(module, name, wrap(original))
+        raise _fail(f"{site} is not {original.__module__}.{original.__qualname__}")
+    setattr(owner, name, wrap(original))
     return site
 
 
@@ -231,35 +283,38 @@ def install(ddof: int = 0, eps: float = 0.0) -> list[str]:
     sites patched.
 
     Call sites of verl 0.9.1 (every module that calls `compute_advantage`):
-      verl.trainer.ppo.ray_trainer            the legacy trainer (`trainer.use_v1=false`) and
-                                              everything that calls the function by module
+      verl.trainer.ppo.ray_trainer            the legacy trainer (`trainer.use_v1=false`)
       verl.experimental.separation.ray_trainer  separation, fully-async and one-step-off
                                               recipes (their `_fit_compute_advantage`)
-      verl.trainer.ppo.v1.utils               the v1 trainer: fails with USE_V1_HINT for "dvao"
+      verl.trainer.ppo.v1.utils               the v1 trainer, whose
+                                              PPOTrainer._compute_advantage is patched to fetch
+                                              the reward keys and log the metrics
     and `compute_data_metrics` in the two ray_trainer modules, which adds the step's metrics.
     """
     global settings
     from verl.experimental.separation import ray_trainer as separation
     from verl.trainer.ppo import metric_utils, ray_trainer
     from verl.trainer.ppo.v1 import utils as v1_utils
+    from verl.trainer.ppo.v1.trainer_base import PPOTrainer
 
     if core_algos.get_adv_estimator_fn(ESTIMATOR) is not compute_dvao_outcome_advantage:
         raise _fail(f'"{ESTIMATOR}" is registered to another function')
-    settings = Settings(ddof=ddof, eps=float(eps))
-    original = getattr(
-        ray_trainer.compute_advantage, "__dvao_wraps__", ray_trainer.compute_advantage
-    )
+    current = ray_trainer.compute_advantage
+    original = getattr(current, "__dvao_wraps__", current)
     if list(inspect.signature(original).parameters)[:2] != ["data", "adv_estimator"]:
-        raise _fail(
-            "ray_trainer.compute_advantage is not compute_advantage(data, adv_estimator, ...)"
-        )
+        raise _fail("compute_advantage does not take (data, adv_estimator, ...)")
+    current = PPOTrainer._compute_advantage
+    v1_step = getattr(current, "__dvao_wraps__", current)
+    if list(inspect.signature(v1_step).parameters) != ["self", "batch", "metrics"]:
+        raise _fail("PPOTrainer._compute_advantage does not take (self, batch, metrics)")
+    settings = Settings(ddof=ddof, eps=float(eps))
     data_metrics = metric_utils.compute_data_metrics
-    on_batch = functools.partial(_passing_batch, missing_hint=None)
-    on_v1 = functools.partial(_passing_batch, missing_hint=USE_V1_HINT)
+    in_v1 = functools.partial(_passing_batch, v1=True)
     return [
-        _patch(ray_trainer, "compute_advantage", original, on_batch),
-        _patch(separation, "compute_advantage", original, on_batch),
-        _patch(v1_utils, "compute_advantage", original, on_v1),
+        _patch(ray_trainer, "compute_advantage", original, _passing_batch),
+        _patch(separation, "compute_advantage", original, _passing_batch),
+        _patch(v1_utils, "compute_advantage", original, in_v1),
+        _patch(PPOTrainer, "_compute_advantage", v1_step, _fetching_rewards),
         _patch(ray_trainer, "compute_data_metrics", data_metrics, _with_dvao_metrics),
         _patch(separation, "compute_data_metrics", data_metrics, _with_dvao_metrics),
     ]
@@ -273,22 +328,24 @@ CONFIG_PATH = "pkg://verl.trainer.config"  # where verl's main_ppo finds its Hyd
 CONFIG_NAME = "dvao_ppo_trainer"  # its ppo_trainer, with the multi-reward fields declared
 
 
-def task_runner(ddof: int = 0, eps: float = 0.0) -> Any:
-    """verl's legacy TaskRunner Ray actor class, installing DVAO (with ddof/eps) in the actor
-    before it trains. Pass it to `verl.trainer.main_ppo.run_ppo(config, task_runner_class=...)`."""
-    from verl.trainer import main_ppo_v0
+def task_runner(use_v1: bool = True, ddof: int = 0, eps: float = 0.0) -> Any:
+    """verl's TaskRunner Ray actor class (v1, or the legacy one), installing DVAO (with
+    ddof/eps) in the actor before it trains. Pass it to
+    `verl.trainer.main_ppo.run_ppo(config, task_runner_class=...)`."""
+    import ray
 
-    base = main_ppo_v0.TaskRunner.__ray_actor_class__  # the class under @ray.remote
+    if use_v1:
+        from verl.trainer.main_ppo import TaskRunnerV1 as verl_runner
+    else:
+        from verl.trainer.main_ppo_v0 import TaskRunner as verl_runner
 
-    class DvaoTaskRunner(base):
+    class DvaoTaskRunner(verl_runner.__ray_actor_class__):  # the class under @ray.remote
         def install_dvao(self) -> list[str]:
             return install(ddof=ddof, eps=eps)
 
         def run(self, config: Any) -> Any:
             print(f"dvao: installed at {', '.join(self.install_dvao())}")
             return super().run(config)
-
-    import ray
 
     return ray.remote(DvaoTaskRunner)
 
@@ -313,8 +370,6 @@ def check_config(config: Any) -> None:
     """Stop before Ray starts when the run cannot train with "dvao"."""
     if config.algorithm.adv_estimator != ESTIMATOR:
         return
-    if config.trainer.use_v1:
-        raise SystemExit(f"dvao: {USE_V1_HINT}")
     try:
         _reward_keys(config.algorithm)
     except ValueError as error:
@@ -344,12 +399,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             use_reference_policy=need_reference_policy(config),
             use_critic=need_critic(config),
         )
-        if config.trainer.use_v1:
-            from verl.trainer.main_ppo import TaskRunnerV1
-
-            run_ppo(config, task_runner_class=TaskRunnerV1)  # not "dvao": nothing to install
-        else:
-            run_ppo(config, task_runner_class=task_runner(options.ddof, options.eps))
+        runner = task_runner(config.trainer.use_v1, options.ddof, options.eps)
+        run_ppo(config, task_runner_class=runner)
 
     sys.argv = [sys.argv[0], *overrides]
     run()

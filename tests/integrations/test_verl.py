@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -23,6 +24,8 @@ from verl.experimental.separation import ray_trainer as separation  # noqa: E402
 from verl.trainer.config import AlgoConfig  # noqa: E402
 from verl.trainer.ppo import core_algos, metric_utils, ray_trainer  # noqa: E402
 from verl.trainer.ppo.v1 import utils as v1_utils  # noqa: E402
+from verl.trainer.ppo.v1.trainer_base import PPOTrainer  # noqa: E402
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
 
 from dvao_cli import compute_advantages  # noqa: E402
 from dvao_cli.integrations import verl as dvao_verl  # noqa: E402
@@ -91,6 +94,13 @@ def algo(estimator="dvao", weights=None) -> AlgoConfig:
     return AlgoConfig(adv_estimator=estimator, gdpo_reward_keys=KEYS, gdpo_reward_weights=weights)
 
 
+def trainer_config():
+    """The parts of verl's trainer config that its advantage steps read."""
+    return OmegaConf.create(
+        {"algorithm": OmegaConf.structured(algo()), "actor_rollout_ref": {"rollout": {"n": 4}}}
+    )
+
+
 @pytest.fixture(scope="module", autouse=True)
 def installed():
     return dvao_verl.install()
@@ -152,6 +162,9 @@ def test_install_is_idempotent_and_leaves_other_estimators_alone(installed):
         assert module.compute_advantage.__dvao_wraps__ is original
     for module in (ray_trainer, separation):
         assert module.compute_data_metrics.__dvao_wraps__ is metric_utils.compute_data_metrics
+    v1_step = PPOTrainer._compute_advantage
+    assert v1_step.__dvao_wraps__.__qualname__ == "PPOTrainer._compute_advantage"
+    assert not hasattr(v1_step.__dvao_wraps__, "__dvao_wraps__")  # wrapped once
     assert core_algos.get_adv_estimator_fn("dvao") is dvao_verl.compute_dvao_outcome_advantage
     for estimator in ("grpo", "gdpo", "rloo"):
         ours = ray_trainer.compute_advantage(make_batch(), estimator, config=algo(estimator))
@@ -195,21 +208,8 @@ def test_separation_trainer_call_site_and_metrics():
     batch = make_batch()
     for key in KEYS:
         batch.non_tensor_batch.pop(key)
-    config = OmegaConf.create(
-        {
-            "algorithm": {
-                "adv_estimator": "dvao",
-                "gamma": 1.0,
-                "lam": 1.0,
-                "use_kl_in_reward": False,
-                "gdpo_reward_keys": KEYS,
-                "gdpo_reward_weights": None,
-            },
-            "actor_rollout_ref": {"rollout": {"n": 4}},
-        }
-    )
     trainer = separation.SeparateRayPPOTrainer.__new__(separation.SeparateRayPPOTrainer)
-    trainer.config, trainer.metrics, trainer.timing_raw = config, {}, {}
+    trainer.config, trainer.metrics, trainer.timing_raw = trainer_config(), {}, {}
     trainer.reward_tensor = batch.batch["token_level_scores"]
     trainer.reward_extra_infos_dict = extras
     batch = trainer._fit_compute_advantage(batch)
@@ -227,13 +227,86 @@ def test_separation_trainer_call_site_and_metrics():
     )
 
 
-def test_v1_trainer_fails_fast_naming_the_setting():
-    """verl 0.9.1's v1 `_compute_advantage` fetches only uid, masks, scores and log-probs from
-    TransferQueue: no reward keys reach the advantage step."""
+@dataclass
+class KVBatch:
+    """verl's KVBatchMeta, as `_compute_advantage` reads it."""
+
+    keys: list[str]
+    tags: list[dict]
+    partition_id: str = "train"
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class FakeTransferQueue:
+    """verl's TransferQueue client for one stored batch: rows as the v1 agent loop puts them."""
+
+    def __init__(self, rows: list[dict]):
+        self.keys = [row.pop("key") for row in rows]
+        self.stored = list_of_dict_to_tensordict(rows)
+        self.put: dict = {}
+
+    def kv_batch_get(self, keys, partition_id, select_fields):
+        assert keys == self.keys and partition_id == "train"
+        return self.stored.select(*[f for f in select_fields if f in self.stored.keys()])
+
+    def kv_batch_put(self, keys, partition_id, fields):
+        assert keys == self.keys and partition_id == "train"
+        self.put = fields
+        return "stored"
+
+
+def v1_rows(data: DataProto) -> tuple[list[dict], list[dict]]:
+    """The batch as v1 rows ({uid}_{session}_{index} keys, nested responses, reward_extra_info
+    in extra_fields) plus a padding sample, a copy of the first in a group of its own."""
+    rows, tags = [], []
+    for i in range(len(data)):
+        length = int(data.batch["response_mask"][i].sum())
+        info = {key: float(data.non_tensor_batch[key][i]) for key in KEYS}
+        rows.append(
+            {
+                "key": f"{data.non_tensor_batch['uid'][i]}_{i}_0",
+                "uid": data.non_tensor_batch["uid"][i],
+                "response_mask": data.batch["response_mask"][i, :length],
+                "rm_scores": data.batch["token_level_scores"][i, :length],
+                "extra_fields": {"reward_extra_info": info, "min_global_steps": 1},
+            }
+        )
+        tags.append({"global_steps": 1})
+    pad = {**rows[0], "key": "padf00_0_0", "uid": "padf00"}
+    pad["response_mask"], pad["rm_scores"] = torch.zeros(1, dtype=torch.int64), torch.zeros(1)
+    return [*rows, pad], [*tags, {"global_steps": 1, "is_padding": True}]
+
+
+def test_v1_trainer_advantage_step(monkeypatch):
+    """verl 0.9.1's v1 `PPOTrainer._compute_advantage` fetches only uid, masks, scores,
+    log-probs and values from TransferQueue; install() makes it fetch the reward keys too."""
+    from verl.trainer.ppo.v1 import trainer_base
+    from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+    data = make_batch()
+    rows, tags = v1_rows(data)
+    queue = FakeTransferQueue(rows)
+    monkeypatch.setattr(trainer_base, "tq", queue)
+    trainer = PPOTrainerSync.__new__(PPOTrainerSync)
+    trainer.config = trainer_config()
+    metrics: dict = {}
+    assert trainer._compute_advantage(KVBatch(queue.keys, tags), metrics=metrics) == "stored"
+
+    expected = ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())
+    advantages = queue.put["advantages"].to_padded_tensor(0.0)  # (bs + 1, max length)
+    width = advantages.shape[1]
+    torch.testing.assert_close(advantages[:-1], expected.batch["advantages"][:, :width])
+    assert torch.all(advantages[-1] == 0)  # the padding sample
+    assert metrics == pytest.approx(expected.meta_info[dvao_verl.METRICS_KEY])  # real rows only
+
+
+def test_v1_advantage_without_the_fetch_fails_naming_the_setting():
     data = make_batch()
     for key in KEYS:
         data.non_tensor_batch.pop(key)
-    keys = [f"{u}_0_{i}" for i, u in enumerate(data.non_tensor_batch["uid"])]
+    keys = [f"{u}_{i}_0" for i, u in enumerate(data.non_tensor_batch["uid"])]
     with pytest.raises(RuntimeError, match=r"trainer\.use_v1=false") as info:
         v1_utils.compute_advantage_for_multi_trajectories(
             data, batch_keys=keys, adv_estimator="dvao", config=algo()
@@ -241,7 +314,7 @@ def test_v1_trainer_fails_fast_naming_the_setting():
     assert "\n" not in str(info.value)
 
 
-def test_entry_config_declares_the_reward_fields_and_stops_on_v1():
+def test_entry_config_declares_the_reward_fields():
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
@@ -249,39 +322,43 @@ def test_entry_config_declares_the_reward_fields_and_stops_on_v1():
     GlobalHydra.instance().clear()
     with initialize_config_module(dvao_verl.CONFIG_PATH.removeprefix("pkg://"), version_base=None):
         overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
-        v1 = compose(name, overrides=overrides)  # no `+` needed
-        v0 = compose(name, overrides=[*overrides, "trainer.use_v1=false"])
+        config = compose(name, overrides=overrides)  # no `+` needed
+        no_keys = compose(name, overrides=overrides[:1])
         with pytest.raises(Exception, match=r"\+algorithm\.gdpo_reward_keys"):
             compose("ppo_trainer", overrides=overrides)  # verl's own config wants the `+`
-    assert list(v1.algorithm.gdpo_reward_keys) == ["acc", "format"]
-    assert v1.algorithm.gdpo_reward_weights is None
-    assert v1.trainer.use_v1  # verl 0.9.1's default
-    with pytest.raises(SystemExit, match=r"trainer\.use_v1=false"):
-        dvao_verl.check_config(v1)
-    dvao_verl.check_config(v0)
+    assert list(config.algorithm.gdpo_reward_keys) == ["acc", "format"]
+    assert config.algorithm.gdpo_reward_weights is None
+    assert config.trainer.use_v1  # verl 0.9.1's default
+    dvao_verl.check_config(config)
+    with pytest.raises(SystemExit, match=r"algorithm\.gdpo_reward_keys"):
+        dvao_verl.check_config(no_keys)
 
 
 def test_python_m_entry(monkeypatch, capsys, tmp_path):
-    """`python -m dvao_cli.integrations.verl`: our flags, then verl's Hydra overrides; the
-    v1 default stops before Ray starts, in one line."""
-    overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
-    command = [sys.executable, "-W", "ignore", "-m", "dvao_cli.integrations.verl", *overrides]
-    run = {
-        "capture_output": True,
-        "text": True,
-        "timeout": 120,
-        "cwd": tmp_path,
-    }  # Hydra's outputs/
-    stopped = subprocess.run(command, **run)
+    """`python -m dvao_cli.integrations.verl`: our flags, then verl's Hydra overrides; a run
+    without reward keys stops before Ray starts, in one line."""
+    command = [sys.executable, "-W", "ignore", "-m", "dvao_cli.integrations.verl"]
+    run = {"capture_output": True, "text": True, "timeout": 120, "cwd": tmp_path}  # outputs/
+    stopped = subprocess.run([*command, "algorithm.adv_estimator=dvao"], **run)
     assert stopped.returncode != 0
-    assert f"dvao: {dvao_verl.USE_V1_HINT}" in stopped.stderr.splitlines()
+    assert stopped.stderr.splitlines()[-1].startswith("dvao: set algorithm.gdpo_reward_keys")
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["verl.py"])  # main() rewrites it for Hydra
-    dvao_verl.main(["--ddof", "1", "--cfg", "job", *overrides, "trainer.use_v1=false"])
+    overrides = ["algorithm.adv_estimator=dvao", "algorithm.gdpo_reward_keys=[acc,format]"]
+    dvao_verl.main(["--ddof", "1", "--cfg", "job", *overrides])
     algorithm = OmegaConf.create(capsys.readouterr().out).algorithm
     assert algorithm.adv_estimator == "dvao"
     assert list(algorithm.gdpo_reward_keys) == ["acc", "format"]
+
+
+def test_task_runner_classes():
+    from verl.trainer import main_ppo, main_ppo_v0
+
+    for use_v1, verls in ((True, main_ppo.TaskRunnerV1), (False, main_ppo_v0.TaskRunner)):
+        runner = dvao_verl.task_runner(use_v1).__ray_actor_class__
+        assert issubclass(runner, verls.__ray_actor_class__)
+        assert runner().install_dvao() == dvao_verl.install()
 
 
 def test_task_runner_installs_dvao_in_the_ray_actor():
@@ -289,7 +366,7 @@ def test_task_runner_installs_dvao_in_the_ray_actor():
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
-        runner = dvao_verl.task_runner(ddof=1, eps=1e-6).remote()
+        runner = dvao_verl.task_runner(use_v1=False, ddof=1, eps=1e-6).remote()
         sites = ray.get(runner.install_dvao.remote(), timeout=120)
 
         def in_actor(self, data, config):  # runs in the actor; pickled by value, so no test globals
