@@ -85,8 +85,8 @@ class VerlVersionError(RuntimeError):
 
 def _fail(what: str) -> VerlVersionError:
     return VerlVersionError(
-        f"dvao: verl {verl.__version__} is not the verl {VERL_VERSION} this integration patches "
-        f"({what}); pip install 'dvao[verl]'"
+        f"dvao: {what}: not the verl {VERL_VERSION} internals this integration patches "
+        f"(verl {verl.__version__} is installed; pip install 'dvao[verl]')"
     )
 
 
@@ -277,6 +277,17 @@ def _patch(owner: Any, name: str, original: Callable, wrap: Callable[[Callable],
     return site
 
 
+def _verl_own(owner: Any, attr: str, leading: list[str]) -> Callable:
+    """verl's own `owner.attr` (itself, or what our wrapper wraps), checked to be defined in
+    `owner`'s module with these leading parameters."""
+    current = getattr(owner, attr)
+    fn = getattr(current, "__dvao_wraps__", current)
+    where = owner.__module__ if isinstance(owner, type) else owner.__name__
+    if fn.__module__ != where or list(inspect.signature(fn).parameters)[: len(leading)] != leading:
+        raise _fail(f"{where}.{attr} is not verl's {attr}({', '.join(leading)}, ...)")
+    return fn
+
+
 def install(ddof: int = 0, eps: float = 0.0) -> list[str]:
     """Make verl's trainers run "dvao" with the batch's reward keys and log its metrics in this
     process; idempotent. ddof/eps: the std convention (0, 0.0: the paper). Returns the call
@@ -299,14 +310,8 @@ def install(ddof: int = 0, eps: float = 0.0) -> list[str]:
 
     if core_algos.get_adv_estimator_fn(ESTIMATOR) is not compute_dvao_outcome_advantage:
         raise _fail(f'"{ESTIMATOR}" is registered to another function')
-    current = ray_trainer.compute_advantage
-    original = getattr(current, "__dvao_wraps__", current)
-    if list(inspect.signature(original).parameters)[:2] != ["data", "adv_estimator"]:
-        raise _fail("compute_advantage does not take (data, adv_estimator, ...)")
-    current = PPOTrainer._compute_advantage
-    v1_step = getattr(current, "__dvao_wraps__", current)
-    if list(inspect.signature(v1_step).parameters) != ["self", "batch", "metrics"]:
-        raise _fail("PPOTrainer._compute_advantage does not take (self, batch, metrics)")
+    original = _verl_own(ray_trainer, "compute_advantage", ["data", "adv_estimator"])
+    v1_step = _verl_own(PPOTrainer, "_compute_advantage", ["self", "batch", "metrics"])
     settings = Settings(ddof=ddof, eps=float(eps))
     data_metrics = metric_utils.compute_data_metrics
     in_v1 = functools.partial(_passing_batch, v1=True)

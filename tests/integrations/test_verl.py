@@ -173,6 +173,20 @@ def test_install_is_idempotent_and_leaves_other_estimators_alone(installed):
         assert dvao_verl.METRICS_KEY not in ours.meta_info
 
 
+def test_install_stops_in_one_line_when_verl_differs(monkeypatch):
+    def compute_advantage(data, adv_estimator):  # not verl 0.9.1's
+        return data
+
+    monkeypatch.setattr(ray_trainer, "compute_advantage", compute_advantage)
+    with pytest.raises(dvao_verl.VerlVersionError, match="ray_trainer.compute_advantage") as info:
+        dvao_verl.install()
+    assert "\n" not in str(info.value)
+    monkeypatch.undo()
+    monkeypatch.setattr(separation, "compute_data_metrics", lambda batch, use_critic=True: {})
+    with pytest.raises(dvao_verl.VerlVersionError, match="separation.ray_trainer"):
+        dvao_verl.install()
+
+
 def test_estimator_takes_non_tensor_batch_when_verl_passes_it():
     """What verl PR #7473 would do: pass non_tensor_batch to every estimator, no install needed."""
     data = make_batch()
