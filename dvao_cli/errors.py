@@ -6,6 +6,8 @@ Exit codes: 0 ok, 1 internal failure (a bug), 2 bad input or usage, 3 a `--fail-
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK = 0
@@ -52,7 +54,38 @@ class UsageError(DvaoError):
     """An option or argument is malformed (a bad `--weight`, `--fail-on`, `--reward` ...)."""
 
 
+class OutputError(DvaoError):
+    """An output cannot be written: a read-only or full destination, a path that is not a
+    file or a folder as asked. The user's environment, not a bug: exit 2."""
+
+
 class GateFailure(DvaoError):
     """One or more `--fail-on` conditions tripped."""
 
     exit_code = EXIT_GATE
+
+
+def is_panic(err: BaseException) -> bool:
+    """A Rust panic surfaced by polars (`pyo3_runtime.PanicException`, a BaseException): polars
+    panics on some damaged Parquet files (a footer that points past missing data pages)."""
+    return type(err).__name__ == "PanicException"
+
+
+def panic_error(err: BaseException, path: str | Path | None = None) -> InputError:
+    """The InputError for a reader's panic: a damaged input file, not a dvao bug."""
+    text = str(err).strip()
+    reason = text.splitlines()[0][:200] if text else "no message"
+    return InputError(
+        f"cannot read: a damaged file (the Parquet reader failed: {reason})", path=path
+    )
+
+
+@contextmanager
+def reading(path: str | Path | None) -> Iterator[None]:
+    """Turn a reader's panic inside the block into an InputError naming `path`."""
+    try:
+        yield
+    except BaseException as err:
+        if is_panic(err):
+            raise panic_error(err, path) from None
+        raise

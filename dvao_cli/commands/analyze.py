@@ -100,7 +100,7 @@ def command(
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     from dvao_cli.analyze import analyze
     from dvao_cli.console import get_console, info, progress
-    from dvao_cli.errors import GateFailure
+    from dvao_cli.errors import GateFailure, reading
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
     from dvao_cli.report import render
@@ -108,7 +108,8 @@ def command(
 
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
-    with progress("analyze", total=None) as bar:
+    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
+    with progress("analyze", total=None) as bar, reading(label):
         result = analyze(
             log,
             objectives=objective,
@@ -125,7 +126,6 @@ def command(
             on_progress=lambda done, total: bar.update(completed=done, total=total or None),
         )
     summary = result.summary
-    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
     if summary["skipped_groups"]:
         warn_skipped(label, summary["skipped_groups"])
     if json_out:

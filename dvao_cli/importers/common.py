@@ -844,3 +844,13 @@ def parse_json_line(path: Path, number: int, line: str) -> Any:
             path=path,
             line=number,
         ) from None
+    except ValueError:  # Python refuses integers of more than 4300 digits
+        raise InputError(
+            "a number in this JSON line is too long to read (over 4300 digits)",
+            path=path,
+            line=number,
+        ) from None
+    except RecursionError:
+        raise InputError(
+            "this JSON line is nested too deeply to read", path=path, line=number
+        ) from None
