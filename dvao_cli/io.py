@@ -367,7 +367,7 @@ def output_set(
     inputs = list(inputs)
     stage = target.parent / _temp_name(target)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)  # empty until the first set is swapped in
         recover(target)
         stage.mkdir()
         (stage / MARKER).touch()

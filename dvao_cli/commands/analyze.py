@@ -71,7 +71,8 @@ def command(
             "--fail-on",
             metavar="EXPR",
             help="CI gate, repeatable: METRIC[NAME]OP NUMBER, e.g. 'saturation[format]>0.9', "
-            "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds.",
+            "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds. Quote a name holding brackets or "
+            "commas: 'dvao_weight[\"fmt[x]\"]<0.05'.",
             show_default=False,
         ),
     ] = None,
