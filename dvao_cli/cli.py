@@ -24,6 +24,7 @@ from dvao_cli import __version__  # noqa: E402
 from dvao_cli.commands import analyze, importer, plot, simulate, train
 from dvao_cli.console import is_debug, set_debug, set_quiet
 from dvao_cli.errors import (
+    EXIT_BROKEN_PIPE,
     EXIT_INPUT,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -68,9 +69,14 @@ def _root(
     set_debug(debug)
 
 
-def _root_flags_too(fn: Callable[..., Any]) -> Callable[..., Any]:
+class _PipeClosed(Exception):
+    """stdout's reader went away (`dvao analyze LOG | head -1`)."""
+
+
+def _as_command(fn: Callable[..., Any]) -> Callable[..., Any]:
     """The command `fn` with the root flags as its own options too, so `dvao analyze LOG -q`
-    works as `dvao -q analyze LOG` does (they only switch on: a flag before the command stays)."""
+    works as `dvao -q analyze LOG` does (they only switch on: a flag before the command stays);
+    a broken pipe is handed to `run` past click (which would exit 1 for it)."""
     extra = [
         inspect.Parameter(
             "_quiet_flag",
@@ -92,7 +98,10 @@ def _root_flags_too(fn: Callable[..., Any]) -> Callable[..., Any]:
             set_quiet(True)
         if _debug_flag:
             set_debug(True)
-        return fn(*args, **kw)
+        try:
+            return fn(*args, **kw)
+        except BrokenPipeError as err:  # past click, which would exit 1 for it
+            raise _PipeClosed() from err
 
     sig = inspect.signature(fn, eval_str=True)
     command.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])  # type: ignore[attr-defined]
@@ -107,7 +116,7 @@ for _name, _module in (
     ("train", train),
     ("import", importer),
 ):
-    app.command(_name, help=_module.HELP)(_root_flags_too(_module.command))
+    app.command(_name, help=_module.HELP)(_as_command(_module.command))
 
 
 def _os_error(err: OSError) -> str:
@@ -149,9 +158,9 @@ def run(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except (BrokenPipeError, _PipeClosed):  # `dvao analyze LOG | head -1`: cut short, quietly
         _detach_stdout()
-        return 0
+        return EXIT_BROKEN_PIPE
     except OSError as err:  # the user's environment: a path that cannot be read or written
         return _fail(_os_error(err), EXIT_INPUT)
     except Exception as err:
@@ -185,4 +194,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _detach_stdout()
+        code = EXIT_BROKEN_PIPE
     sys.exit(code)

@@ -44,7 +44,18 @@ def is_rich(stream: Any = None) -> bool:
     return bool(isatty and isatty())
 
 
+def _broken_pipe() -> None:
+    """Rich's own handler exits 1 on a broken pipe; dvao's CLI handles it (quietly, exit 141)."""
+    raise BrokenPipeError(32, "Broken pipe")
+
+
 def get_console(stderr: bool = False) -> Console:
+    console = _make_console(stderr)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _make_console(stderr: bool) -> Console:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout

@@ -1,7 +1,7 @@
 """Typed errors. The core raises them; the CLI maps them to one line and an exit code.
 
 Exit codes: 0 ok, 1 internal failure (a bug), 2 bad input or usage, 3 a `--fail-on` gate tripped,
-130 interrupted.
+130 interrupted, 141 the output's reader went away (a broken pipe, as with `| head`; quietly).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_GATE = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for `yes | head -1`
 
 
 class DvaoError(Exception):
