@@ -230,11 +230,27 @@ def _write_error(err: BaseException, target: Path, written: Iterable[Path] = ())
 
 
 def _output_error(err: OSError, target: Path) -> OutputError:
-    full = err.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(err)
-    reason = err.strerror or str(err).strip().splitlines()[0]
-    if full:
-        return OutputError(f"disk full ({reason}); nothing was written", path=target)
+    if err.errno == errno.EDQUOT or "quota" in str(err).lower():
+        return OutputError(
+            f"disk full ({os.strerror(errno.EDQUOT)}); nothing was written", path=target
+        )
+    if err.errno == errno.ENOSPC or "No space left" in str(err):  # pyarrow sets no errno
+        return OutputError(
+            f"disk full ({os.strerror(errno.ENOSPC)}); nothing was written", path=target
+        )
+    reason = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
     return OutputError(f"cannot write ({reason}); nothing was written", path=target)
+
+
+def _check_folder(target: Path) -> None:
+    """The nearest existing ancestor of `target` must be a folder (not a file)."""
+    for parent in target.parents:
+        if os.path.lexists(parent):
+            if not parent.is_dir():
+                raise OutputError(
+                    f"cannot write ({parent} is not a folder); nothing was written", path=target
+                )
+            return
 
 
 @contextmanager
@@ -250,6 +266,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
         raise UsageError("is not a regular file; write to a file path", path=target)
     if target.is_symlink():
         target = target.resolve()
+    _check_folder(target)
     tmp = target.parent / (_temp_name(target) + ".tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -364,6 +381,7 @@ def output_set(
             "name a folder of its own (e.g. --out report)",
             path=target,
         )
+    _check_folder(target)
     inputs = list(inputs)
     stage = target.parent / _temp_name(target)
     try:
