@@ -58,7 +58,8 @@ def command(
             "-o",
             metavar="DIR",
             help="Write advantages.parquet, steps.parquet, schemes.parquet and summary.json "
-            "to this folder (each atomically).",
+            "to this folder, as one set: after any interruption it holds the old set or the new "
+            "one, never a mix; it never replaces a file the log is read from.",
             show_default=False,
         ),
     ] = None,

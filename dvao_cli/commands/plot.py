@@ -37,7 +37,8 @@ def command(
         typer.Option(
             "--out",
             "-o",
-            help="Folder for the figures. Default: SOURCE/plots for a folder, else ./dvao-plots.",
+            help="Folder for the figures, written as one set (the old figures or the new ones, "
+            "never a mix). Default: SOURCE/plots for a folder, else ./dvao-plots.",
             show_default=False,
         ),
     ] = None,
