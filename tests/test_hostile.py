@@ -381,7 +381,6 @@ def test_family7_outputs_that_are_not_what_is_asked(cli, tmp_path: Path) -> None
     blocked = f"cannot write ({afile} is not a folder); nothing was written"
     not_regular = "is not a regular file; write to a file path"
     a_folder = "--out is a directory; give a file name such as rollouts.parquet"
-    no_folder = f"cannot create the output folder {afile}: File exists"
     trl = write_trl_dir(tmp_path)
     cases = [
         (("analyze", log, "--out", afile), f"{afile}: {not_folder}"),
@@ -390,7 +389,7 @@ def test_family7_outputs_that_are_not_what_is_asked(cli, tmp_path: Path) -> None
         (("simulate", "-o", "/dev/null"), f"/dev/null: {not_file}"),
         (("import", "trl", trl, "-o", "/dev/null"), f"/dev/null: {not_regular}"),
         (("simulate", "-o", tmp_path), f"{tmp_path}: {a_folder}"),
-        (("simulate", "-o", under_file), f"{under_file}: {no_folder}"),
+        (("simulate", "-o", under_file), f"{under_file}: {blocked}"),
         (("import", "trl", trl, "-o", under_file), f"{under_file}: {blocked}"),
         (("analyze", log, "--out", afile / "sub"), f"{afile / 'sub'}: {blocked}"),
     ]  # fmt: skip
@@ -563,8 +562,8 @@ def test_family7_parquet_with_a_footer_but_missing_data_pages(cli, tmp_path: Pat
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_family9_every_command_takes_quiet_and_debug(cli, name: str) -> None:
-    out = cli(name, "--help").out
-    assert "-q, --quiet" in out and "--debug" in out
+    out = cli(name, "--help").out.replace("--quiet", "QUIET")  # plain or rich help
+    assert "QUIET" in out and "-q" in out and "--debug" in out
 
 
 def test_family9_quiet_and_debug_after_the_command(cli, tmp_path: Path) -> None:
