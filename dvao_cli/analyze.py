@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 ADVANTAGES_FILE = "advantages.parquet"
 TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
 OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
+LOG_FILES = ("*.parquet",)  # what the reader reads or skips in a log folder
 
 
 @dataclass
@@ -193,7 +194,7 @@ def analyze(
         adv_writer = stage = None
         if out_dir is not None:  # one set, swapped in whole when the stack closes
             logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
-            inputs = input_files(logs)
+            inputs = input_files(logs, LOG_FILES)
             scanned = [p for p in logs if Path(p).is_dir()]
             check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, scanned=scanned)
             stage = stack.enter_context(output_set(out_dir, inputs=inputs, scanned=scanned))

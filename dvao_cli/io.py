@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fnmatch
 import glob
 import json
 import math
@@ -46,7 +47,7 @@ import re
 import secrets
 import shutil
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -79,28 +80,36 @@ _WRITE_ERRNOS = {
 # --------------------------------------------------------------------------------------------
 
 
-def input_files(args: Iterable[str | Path]) -> list[Path]:
-    """Every file the arguments name: a file, each file under a folder (recursively, hidden and
-    skipped ones too: a reader's discovery may skip them, but they are the user's), and what a
-    glob matches (its folders expanded likewise). Names that do not exist are left out."""
+def input_files(args: Iterable[str | Path], patterns: Sequence[str] | None = None) -> list[Path]:
+    """The files a command's input arguments name: each file itself; under a folder, every file
+    matching `patterns` (all files when None), recursively, hidden and skipped ones too (a
+    reader's discovery skips them, but they are the user's); and what a glob matches, its
+    folders expanded likewise. Names that do not exist are left out.
+
+    `patterns` are the kinds of file the reader looks at in a folder (a log reader: *.parquet):
+    the files it reads or skips. Others in the folder (your plots/) are neither."""
     found: list[Path] = []
     for raw in args:
         text = str(raw)
         path = Path(text)
         if path.exists():
-            found.extend(_files_in(path))
+            found.extend(_files_in(path, patterns))
         elif any(ch in text for ch in "*?["):
             for match in sorted(glob.glob(text, recursive=True)):
-                found.extend(_files_in(Path(match)))
+                found.extend(_files_in(Path(match), patterns))
     return found
 
 
-def _files_in(path: Path) -> list[Path]:
+def _files_in(path: Path, patterns: Sequence[str] | None) -> list[Path]:
     if not path.is_dir():
         return [path]
     files = []
     for root, _dirs, names in os.walk(path):
-        files.extend(Path(root) / name for name in names)
+        files.extend(
+            Path(root) / name
+            for name in names
+            if patterns is None or any(fnmatch.fnmatch(name, p) for p in patterns)
+        )
     return files
 
 

@@ -96,8 +96,8 @@ def _skipped_hidden_file(tmp: Path) -> tuple[list[str], Path]:
     small_log(tmp / "logs" / "part-0.parquet")
     cache = tmp / "logs" / ".cache"
     cache.mkdir()
-    (cache / "summary.json").write_text('{"mine": true}\n')  # discovery skips hidden folders
-    return ["analyze", tmp / "logs", "--out", cache], cache / "summary.json"
+    small_log(cache / "steps.parquet")  # discovery skips hidden folders: still the user's
+    return ["analyze", tmp / "logs", "--out", cache], cache / "steps.parquet"
 
 
 def _verl_step_file(tmp: Path) -> tuple[list[str], Path]:
@@ -136,7 +136,7 @@ def _plot_over_its_log(tmp: Path) -> tuple[list[str], Path]:
         (_out_inside_log_folder, "{tmp}/logs/report/advantages.parquet: is inside the log folder"),
         (_hard_link, "{tmp}/out/summary.json: --out would overwrite an input (a file this "),
         (_symlink, "{tmp}/out/schemes.parquet: --out would overwrite an input"),
-        (_skipped_hidden_file, "{tmp}/logs/.cache/summary.json: --out would overwrite an input"),
+        (_skipped_hidden_file, "{tmp}/logs/.cache/steps.parquet: --out would overwrite an input"),
         (_verl_step_file, "{tmp}/dump/1.jsonl: -o would overwrite an input"),
         (_trl_skipped_file, "{tmp}/trl/notes.txt: -o would overwrite an input"),
         (_plot_over_its_log, "{tmp}/figs/weights.png: --out would overwrite an input"),
@@ -287,6 +287,14 @@ def test_family3_plot_figures_are_one_set(cli, tmp_path: Path) -> None:
     names = sorted(p.name for p in figs.iterdir())
     assert names and all(n.endswith(".svg") for n in names)
     assert leftovers(tmp_path) == [] and leftovers(figs) == []
+    # an analyze folder's figures go to its plots/, again and again
+    out = tmp_path / "out"
+    assert cli("analyze", log, "--out", out).code == 0
+    for _ in range(2):
+        assert cli("plot", out, "-q").code == 0
+    assert sorted(p.name for p in (out / "plots").iterdir()) == [
+        n.replace(".svg", ".png") for n in names
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,7 +107,8 @@ def command(
     figures, skipped = build_figures(src, chosen, smooth=smooth)
     out_dir = out if out is not None else src.default_out
     written = [out_dir / f"{name}.{fmt.value}" for name in figures]
-    with output_set(out_dir, inputs=input_files([source])) as stage:  # the figures as one set
+    inputs = input_files([source], ("*.parquet", "*.json"))  # what a SOURCE folder is read from
+    with output_set(out_dir, inputs=inputs) as stage:  # the figures as one set
         for name, fig in figures.items():
             save_figure(fig, stage / f"{name}.{fmt.value}", fmt.value)
     for path in written:
