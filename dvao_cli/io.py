@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import OutputError, UsageError
+from dvao_cli.errors import InputError, OutputError, UsageError
 
 if TYPE_CHECKING:
     import polars as pl
@@ -72,6 +72,8 @@ _WRITE_ERRNOS = {
     errno.ENOTDIR,
     errno.EISDIR,
     errno.ENAMETOOLONG,
+    errno.EBUSY,  # a mount point cannot be swapped
+    errno.EXDEV,
 }
 
 
@@ -439,6 +441,26 @@ def output_set(
 def write_parquet(df: pl.DataFrame, target: str | Path) -> None:
     with atomic_path(target) as tmp:
         df.write_parquet(tmp)
+
+
+def loads_json(text: str, *, path: str | Path, line: int | None = None, what: str = "file") -> Any:
+    """JSON from a user's file. A number too long for Python (over 4300 digits) or nesting too
+    deep is an InputError naming the file (and line); a malformed one raises JSONDecodeError,
+    which callers word for their format."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise InputError(
+            f"a number in this JSON {what} is too long to read (over 4300 digits)",
+            path=path,
+            line=line,
+        ) from None
+    except RecursionError:
+        raise InputError(
+            f"this JSON {what} is nested too deeply to read", path=path, line=line
+        ) from None
 
 
 def json_safe(obj: Any) -> Any:

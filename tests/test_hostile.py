@@ -545,6 +545,16 @@ def test_family7_import_json_too_big_or_too_deep(cli, tmp_path: Path) -> None:
         result = cli("import", "verl", dump, "-o", tmp_path / "o.parquet")
         assert (result.code, result.err) == (2, f"error: {dump}/2.jsonl:1: {message}\n")
     assert not (tmp_path / "o.parquet").exists()
+    log = small_log(tmp_path / "log.parquet")  # an analyze folder's summary.json, for plot
+    assert cli("analyze", log, "--out", tmp_path / "rep").code == 0
+    summary = tmp_path / "rep" / "summary.json"
+    for text, message in [
+        ('{"rows": ' + "9" * 5000 + "}", "a number in this JSON file is too long to read"),
+        ('{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}", "this JSON file is nested too deeply"),
+    ]:
+        summary.write_text(text)
+        result = cli("plot", tmp_path / "rep")
+        assert result.code == 2 and result.err.startswith(f"error: {summary}: {message}")
 
 
 def test_family7_parquet_with_a_footer_but_missing_data_pages(cli, tmp_path: Path) -> None:

@@ -836,21 +836,13 @@ def import_batches(
 def parse_json_line(path: Path, number: int, line: str) -> Any:
     """One JSON line of a trainer's dump; a truncated or malformed one is an InputError naming
     the file and the line."""
+    from dvao_cli.io import loads_json
+
     try:
-        return json.loads(line)
+        return loads_json(line, path=path, line=number, what="line")
     except json.JSONDecodeError as err:
         raise InputError(
             f"truncated or malformed JSON line ({err.msg} at column {err.colno})",
             path=path,
             line=number,
-        ) from None
-    except ValueError:  # Python refuses integers of more than 4300 digits
-        raise InputError(
-            "a number in this JSON line is too long to read (over 4300 digits)",
-            path=path,
-            line=number,
-        ) from None
-    except RecursionError:
-        raise InputError(
-            "this JSON line is nested too deeply to read", path=path, line=number
         ) from None
