@@ -14,16 +14,17 @@ Three promises, one module (every command that writes goes through here):
   every file and the folder are fsynced, then the two folders are swapped in one atomic rename
   (Linux `renameat2(RENAME_EXCHANGE)`), so the folder's set is the complete old set until that
   instant and the complete new set after it. What else was in the folder (your own files,
-  `plots/`) is then moved back into it, entry by entry, and the old set is deleted.
+  `plots/`) is in the new folder too: files are hard-linked into the stage before the swap,
+  folders moved back just after it; then the old set is deleted.
 
 Crash windows, and what the next run writing to the same target does about them:
 
 - before the swap: the folder holds the old set; the hidden sibling holds a partial new set
   with the marker. The next run deletes it.
-- after the swap, before the old folder is gone: the folder holds the new set, and may still
-  hold the marker (hidden) or lack some of your other entries, which wait in the hidden sibling
-  (which has no marker). The next run moves them back (never over an entry of the new set) and
-  deletes the rest.
+- after the swap, before the old folder is gone: the folder holds the new set and your files,
+  and may still hold the marker (hidden) or lack some of your folders, which wait in the hidden
+  sibling (which has no marker). The next run moves them back (never over an entry of the new
+  set) and deletes the rest.
 - where the exchange rename is not available (not Linux, or a filesystem without it), the old
   folder is renamed aside and the new one renamed in: a kill between the two renames leaves no
   folder at the target for that instant, and the next run renames the old set back.
@@ -333,6 +334,21 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
+def _link_others(target: Path, stage: Path) -> None:
+    """Your files in `target` that are not the set's, hard-linked into the stage (links copied),
+    so they are in the new folder the instant it is swapped in. Folders (`plots/`), and files
+    that cannot be linked, follow just after the swap (`_carry_over`)."""
+    for entry in os.scandir(target):
+        dest = stage / entry.name
+        if entry.name == MARKER or os.path.lexists(dest):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_symlink():
+                os.symlink(os.readlink(entry.path), dest)
+            elif entry.is_file(follow_symlinks=False):
+                os.link(entry.path, dest)
+
+
 def _carry_over(old: Path, target: Path) -> None:
     """Move every entry of `old` that `target` lacks into it (your own files, plots/), then
     delete what is left of `old` (the replaced set)."""
@@ -416,6 +432,8 @@ def output_set(
             (target / MARKER).unlink()
             _fsync(target.parent)
             return
+        _link_others(target, stage)
+        _fsync(stage)
         old = stage  # after the swap the staging path holds the old folder
         if not _exchange(stage, target):
             old = target.parent / _temp_name(target)

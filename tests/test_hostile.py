@@ -265,6 +265,29 @@ def test_family3_the_next_run_cleans_up_after_a_killed_one(cli, tmp_path: Path) 
     assert leftovers(tmp_path) == [live.name]
 
 
+def test_family3_cut_just_after_the_swap(cli, tmp_path: Path, monkeypatch) -> None:
+    log = small_log(tmp_path / "log.parquet")
+    out = tmp_path / "out"
+    assert cli("analyze", log, "--out", out).code == 0
+    (out / "notes.txt").write_text("mine\n")
+    (out / "plots").mkdir()
+    (out / "plots" / "a.png").write_bytes(b"png")
+
+    def killed(old: Path, target: Path) -> None:
+        raise KeyboardInterrupt  # as if killed between the swap and moving your folders back
+
+    monkeypatch.setattr(io, "_carry_over", killed)
+    assert cli("analyze", log, "--out", out, "--ddof", "1").code == 130
+    # the new set is in, and your files with it (hard-linked before the swap); plots/ waits
+    assert json.loads((out / "summary.json").read_text())["settings"]["ddof"] == 1
+    assert (out / "notes.txt").read_text() == "mine\n" and not (out / "plots").exists()
+    monkeypatch.undo()
+    io.recover(out)  # what the next run does first
+    assert (out / "plots" / "a.png").read_bytes() == b"png"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUT_FILES, "notes.txt", "plots"])
+    assert leftovers(tmp_path) == []
+
+
 def test_family3_a_missing_target_gets_the_swapped_out_set_back(tmp_path: Path) -> None:
     # the fallback path killed between its two renames: no folder at the target
     dead = _dead_pid()
