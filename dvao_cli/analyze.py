@@ -26,7 +26,7 @@ import polars as pl
 
 from dvao_cli import gate, patterns
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.io import atomic_path, dumps_json
+from dvao_cli.io import check_outputs, dumps_json, input_files, output_set
 from dvao_cli.options import SCHEMES, check_schemes, resolve_weights
 from dvao_cli.schema import (
     DEFAULT_CHUNK_ROWS,
@@ -50,6 +50,12 @@ if TYPE_CHECKING:
     from dvao_cli.advantages import AdvantageResult
 
 
+ADVANTAGES_FILE = "advantages.parquet"
+TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
+OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
+LOG_FILES = ("*.parquet",)  # what the reader reads or skips in a log folder
+
+
 @dataclass
 class Analysis:
     """The result: per-step tables, the whole-log summary, and what was read."""
@@ -66,19 +72,17 @@ class Analysis:
         return list(self.summary.objective_order)
 
     def write(self, out_dir: str | Path) -> list[Path]:
-        """Write steps.parquet, schemes.parquet and summary.json (atomically each)."""
-        out = Path(out_dir)
-        paths = []
-        with ExitStack() as stack:
-            for name, writer in (
-                ("steps.parquet", lambda p: self.steps.write_parquet(p)),
-                ("schemes.parquet", lambda p: self.schemes.write_parquet(p)),
-                ("summary.json", lambda p: p.write_text(dumps_json(self.summary.to_json()) + "\n")),
-            ):
-                tmp = stack.enter_context(atomic_path(out / name))
-                writer(tmp)
-                paths.append(out / name)
-        return paths
+        """Write steps.parquet, schemes.parquet and summary.json as one set (`io.output_set`:
+        the folder holds the old tables or the new ones, never a mix)."""
+        with output_set(out_dir, inputs=self.files) as stage:
+            self.write_into(stage)
+        return [Path(out_dir) / name for name in TABLE_FILES]
+
+    def write_into(self, folder: Path) -> None:
+        """The tables into `folder` as plain files (a staging folder of `io.output_set`)."""
+        self.steps.write_parquet(folder / "steps.parquet")
+        self.schemes.write_parquet(folder / "schemes.parquet")
+        (folder / "summary.json").write_text(dumps_json(self.summary.to_json()) + "\n")
 
 
 class _Accumulator:
@@ -183,10 +187,14 @@ def analyze(
     acc = _Accumulator(names, list(schemes), spec.has_logged_advantage)
 
     with ExitStack() as stack:
-        adv_writer = None
-        if out_dir is not None:
-            tmp = stack.enter_context(atomic_path(Path(out_dir) / "advantages.parquet"))
-            adv_writer = _AdvantageWriter(tmp)
+        adv_writer = stage = None
+        if out_dir is not None:  # one set, swapped in whole when the stack closes
+            logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
+            inputs = input_files(logs, LOG_FILES)
+            scanned = [p for p in logs if Path(p).is_dir()]
+            check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, scanned=scanned)
+            stage = stack.enter_context(output_set(out_dir, inputs=inputs, scanned=scanned))
+            adv_writer = _AdvantageWriter(stage / ADVANTAGES_FILE)
             stack.callback(adv_writer.close)
         cfg = _Settings(
             names, weight_list, list(schemes), ddof, eps, nan, device_name,
@@ -221,9 +229,9 @@ def analyze(
             analysis.summary = analysis.summary.with_gate(
                 [c.text for c in conditions], [t.message() for t in analysis.trips]
             )
-        if out_dir is not None:  # the stack closes the writer, then renames advantages.parquet
-            analysis.written = [Path(out_dir) / "advantages.parquet"]
-            analysis.written += analysis.write(out_dir)
+        if stage is not None:  # the stack closes the writer, then swaps the set in
+            analysis.write_into(stage)
+            analysis.written = [Path(out_dir) / name for name in OUT_FILES]
     return analysis
 
 

@@ -6,10 +6,13 @@ Every command module under `dvao_cli/commands/` imports only typer at module lev
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 import traceback
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 # Help and usage errors in plain text when piped or with NO_COLOR (typer reads this at import).
 if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
@@ -20,7 +23,18 @@ import typer  # noqa: E402
 from dvao_cli import __version__  # noqa: E402
 from dvao_cli.commands import analyze, importer, plot, simulate, train
 from dvao_cli.console import is_debug, set_debug, set_quiet
-from dvao_cli.errors import EXIT_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, DvaoError
+from dvao_cli.errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INPUT,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    DvaoError,
+    is_panic,
+    panic_error,
+)
+
+QUIET_HELP = "No progress bars or status lines; results only."
+DEBUG_HELP = "Show the traceback of any error."
 
 app = typer.Typer(
     name="dvao",
@@ -48,57 +62,137 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bars or status lines; results only.")
-    ] = False,
-    debug: Annotated[
-        bool, typer.Option("--debug", help="Show the traceback of any error.")
-    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)] = False,
+    debug: Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)] = False,
 ) -> None:
     set_quiet(quiet)
     set_debug(debug)
 
 
-app.command("analyze", help=analyze.HELP)(analyze.command)
-app.command("plot", help=plot.HELP)(plot.command)
-app.command("simulate", help=simulate.HELP)(simulate.command)
-app.command("train", help=train.HELP)(train.command)
-app.command("import", help=importer.HELP)(importer.command)
+class _PipeClosed(Exception):
+    """stdout's reader went away (`dvao analyze LOG | head -1`)."""
+
+
+def _as_command(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The command `fn` with the root flags as its own options too, so `dvao analyze LOG -q`
+    works as `dvao -q analyze LOG` does (they only switch on: a flag before the command stays);
+    a broken pipe is handed to `run` past click (which would exit 1 for it)."""
+    extra = [
+        inspect.Parameter(
+            "_quiet_flag",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--quiet", "-q", help=QUIET_HELP)],
+        ),
+        inspect.Parameter(
+            "_debug_flag",
+            inspect.Parameter.KEYWORD_ONLY,
+            default=False,
+            annotation=Annotated[bool, typer.Option("--debug", help=DEBUG_HELP)],
+        ),
+    ]
+
+    @functools.wraps(fn)
+    def command(*args: Any, _quiet_flag: bool = False, _debug_flag: bool = False, **kw: Any) -> Any:
+        if _quiet_flag:
+            set_quiet(True)
+        if _debug_flag:
+            set_debug(True)
+        try:
+            return fn(*args, **kw)
+        except BrokenPipeError as err:  # past click, which would exit 1 for it
+            raise _PipeClosed() from err
+
+    sig = inspect.signature(fn, eval_str=True)
+    command.__signature__ = sig.replace(parameters=[*sig.parameters.values(), *extra])  # type: ignore[attr-defined]
+    command.__annotations__ = {**fn.__annotations__, **{p.name: p.annotation for p in extra}}
+    return command
+
+
+for _name, _module in (
+    ("analyze", analyze),
+    ("plot", plot),
+    ("simulate", simulate),
+    ("train", train),
+    ("import", importer),
+):
+    app.command(_name, help=_module.HELP)(_as_command(_module.command))
+
+
+def _os_error(err: OSError) -> str:
+    """`PATH: strerror` for an OS error (a missing, unreadable or full destination...)."""
+    reason = err.strerror or (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if err.filename is not None:
+        return f"{os.fsdecode(err.filename)}: {reason}"
+    return reason
+
+
+def _detach_stdout() -> None:
+    """After a broken pipe (`dvao analyze LOG | head -1`): point stdout at /dev/null, so the
+    interpreter's final flush does not print "Exception ignored ... BrokenPipeError"."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (tests capture it)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code instead of exiting (used by tests and `main`)."""
+    """Run the CLI and return its exit code instead of exiting (used by tests and `main`).
+
+    Every error a user can fix is one line on stderr and exit 2 (3 for a tripped gate): dvao's
+    typed errors, OS errors (naming the path), a reader's panic on a damaged file. Exit 1 is
+    only for dvao's own bugs. `--debug` adds the traceback.
+    """
     command = typer.main.get_command(app)
     set_quiet(False)
     set_debug(False)
     try:
         result = command.main(args=argv, prog_name="dvao", standalone_mode=False)
     except DvaoError as err:
-        if is_debug():
-            traceback.print_exc()
-        print(f"error: {err.render()}", file=sys.stderr)
-        return err.exit_code
+        return _fail(err.render(), err.exit_code)
     except typer.Exit as err:
         return err.exit_code
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return 0
+    except (BrokenPipeError, _PipeClosed):  # `dvao analyze LOG | head -1`: cut short, quietly
+        _detach_stdout()
+        return EXIT_BROKEN_PIPE
+    except OSError as err:  # the user's environment: a path that cannot be read or written
+        return _fail(_os_error(err), EXIT_INPUT)
     except Exception as err:
         if hasattr(err, "show") and hasattr(err, "exit_code"):  # click/typer usage errors
             err.show()
             return err.exit_code or EXIT_INPUT
         # anything else is a bug: say so, exit 1
-        if is_debug():
-            traceback.print_exc()
-        print(
-            f"internal error: {type(err).__name__}: {err} (rerun with --debug for the traceback)",
-            file=sys.stderr,
+        return _fail(
+            f"{type(err).__name__}: {err} (rerun with --debug for the traceback)",
+            EXIT_INTERNAL,
+            prefix="internal error",
         )
-        return EXIT_INTERNAL
+    except BaseException as err:
+        if is_panic(err):  # polars on a damaged file; commands name the file where they know it
+            return _fail(panic_error(err).render(), EXIT_INPUT)
+        raise
     return result if isinstance(result, int) else 0
 
 
+def _fail(message: str, code: int, prefix: str = "error") -> int:
+    if is_debug():
+        traceback.print_exc()
+    # plain print: a message holds data (paths, column names), never markup
+    print(f"{prefix}: {message}", file=sys.stderr)
+    return code
+
+
 def main(argv: list[str] | None = None) -> None:
-    sys.exit(run(argv))
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _detach_stdout()
+        code = EXIT_BROKEN_PIPE
+    sys.exit(code)

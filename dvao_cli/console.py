@@ -1,6 +1,8 @@
 """Terminal output: rich on a terminal, plain when piped, with NO_COLOR, or with --quiet.
 
 Consoles are created per call (never at import) so that tests capturing sys.stdout see output.
+They never read markup: what they print holds data (objective names such as `[/bold]` or
+`a[b]`, paths), which must come out verbatim; style is given with `style=`, never in the text.
 """
 
 from __future__ import annotations
@@ -42,12 +44,23 @@ def is_rich(stream: Any = None) -> bool:
     return bool(isatty and isatty())
 
 
+def _broken_pipe() -> None:
+    """Rich's own handler exits 1 on a broken pipe; dvao's CLI handles it (quietly, exit 141)."""
+    raise BrokenPipeError(32, "Broken pipe")
+
+
 def get_console(stderr: bool = False) -> Console:
+    console = _make_console(stderr)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
+    return console
+
+
+def _make_console(stderr: bool) -> Console:
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     if is_rich(stream):
-        return Console(file=stream, stderr=stderr)
+        return Console(file=stream, stderr=stderr, markup=False, emoji=False)
     # plain: no colour, no markup-driven cursor tricks, a fixed wide width so tables do not wrap
     return Console(
         file=stream,
@@ -57,6 +70,7 @@ def get_console(stderr: bool = False) -> Console:
         force_terminal=False,
         highlight=False,
         emoji=False,
+        markup=False,
         width=int(os.environ.get("COLUMNS", "120")),
     )
 
@@ -129,7 +143,7 @@ def progress(
     )
 
     columns: list[Any] = [
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -137,7 +151,7 @@ def progress(
     ]
     fields: dict[str, Any] = {}
     if extra_column:
-        columns.append(TextColumn("{task.fields[" + extra_column + "]}"))
+        columns.append(TextColumn("{task.fields[" + extra_column + "]}", markup=False))
         fields[extra_column] = ""
     with Progress(*columns, console=get_console(stderr=True), transient=True) as prog:
         task = prog.add_task(description, total=total, **fields)

@@ -1,11 +1,13 @@
 """Typed errors. The core raises them; the CLI maps them to one line and an exit code.
 
 Exit codes: 0 ok, 1 internal failure (a bug), 2 bad input or usage, 3 a `--fail-on` gate tripped,
-130 interrupted.
+130 interrupted, 141 the output's reader went away (a broken pipe, as with `| head`; quietly).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 EXIT_OK = 0
@@ -13,6 +15,7 @@ EXIT_INTERNAL = 1
 EXIT_INPUT = 2
 EXIT_GATE = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell shows for `yes | head -1`
 
 
 class DvaoError(Exception):
@@ -52,7 +55,38 @@ class UsageError(DvaoError):
     """An option or argument is malformed (a bad `--weight`, `--fail-on`, `--reward` ...)."""
 
 
+class OutputError(DvaoError):
+    """An output cannot be written: a read-only or full destination, a path that is not a
+    file or a folder as asked. The user's environment, not a bug: exit 2."""
+
+
 class GateFailure(DvaoError):
     """One or more `--fail-on` conditions tripped."""
 
     exit_code = EXIT_GATE
+
+
+def is_panic(err: BaseException) -> bool:
+    """A Rust panic surfaced by polars (`pyo3_runtime.PanicException`, a BaseException): polars
+    panics on some damaged Parquet files (a footer that points past missing data pages)."""
+    return type(err).__name__ == "PanicException"
+
+
+def panic_error(err: BaseException, path: str | Path | None = None) -> InputError:
+    """The InputError for a reader's panic: a damaged input file, not a dvao bug."""
+    text = str(err).strip()
+    reason = text.splitlines()[0][:200] if text else "no message"
+    return InputError(
+        f"cannot read: a damaged file (the Parquet reader failed: {reason})", path=path
+    )
+
+
+@contextmanager
+def reading(path: str | Path | None) -> Iterator[None]:
+    """Turn a reader's panic inside the block into an InputError naming `path`."""
+    try:
+        yield
+    except BaseException as err:
+        if is_panic(err):
+            raise panic_error(err, path) from None
+        raise

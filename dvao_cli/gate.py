@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from dvao_cli.errors import UsageError
-from dvao_cli.options import SCHEMES, did_you_mean
+from dvao_cli.options import SCHEMES, did_you_mean, quoted_name
 from dvao_cli.schema import LOGGED
 from dvao_cli.summary import (
     LoggedAgreement,
@@ -40,9 +40,9 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
     "<": operator.lt,
 }
-_EXPR = re.compile(
-    r"^\s*(?P<metric>[a-z_]+)\s*(?:\[\s*(?P<name>[^\]]+?)\s*\])?\s*"
-    r"(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
+_METRIC = re.compile(r"\s*(?P<metric>[a-z_]+)\s*")
+_TAIL = re.compile(
+    r"\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$"
 )
 FORM = (
     "METRIC[NAME]OP NUMBER, e.g. 'saturation[format]>0.9', 'dvao_weight[accuracy]<0.2', "
@@ -65,12 +65,50 @@ class Condition:
         return self.metric if self.name is None else f"{self.metric}[{self.name}]"
 
 
+def _bracket(text: str, i: int) -> tuple[str, int] | None:
+    """The `[NAME]` or `[A,B]` at text[i] (just past the `[`): the name (a pair joined by a
+    comma) and the index past the `]`. Each item is bare, brackets balanced (`fmt[x]`), or
+    double-quoted (`"a]b"`, see `options.quoted_name`). None when malformed."""
+    items: list[str] = []
+    while True:
+        while i < len(text) and text[i].isspace():
+            i += 1
+        quoted = quoted_name(text, i, "--fail-on")
+        if quoted is not None:
+            item, i = quoted
+        else:
+            j, depth = i, 0
+            while j < len(text) and not (depth == 0 and text[j] in ",]"):
+                depth += {"[": 1, "]": -1}.get(text[j], 0)
+                j += 1
+            item, i = text[i:j].strip(), j
+            if not item:
+                return None
+        items.append(item)
+        while i < len(text) and text[i].isspace():
+            i += 1
+        if i >= len(text) or text[i] not in ",]":
+            return None
+        i += 1
+        if text[i - 1] == "]":
+            return ",".join(items), i
+
+
 def parse_condition(text: str) -> Condition:
-    """Parse one `--fail-on` expression; a malformed one is a UsageError showing the form."""
-    match = _EXPR.match(text)
-    if match is None:
+    """Parse one `--fail-on` expression; a malformed one is a UsageError showing the form.
+
+    NAME may be double-quoted, JSON-style, which any objective name can be:
+    `dvao_weight["fmt[x]"]<0.05`, `mean["a,b"]>0.5`, `correlation["a]", "b"]<0`."""
+    head = _METRIC.match(text)
+    parsed: tuple[str | None, int] | None = None
+    if head is not None:
+        parsed = (None, head.end())
+        if head.end() < len(text) and text[head.end()] == "[":
+            parsed = _bracket(text, head.end() + 1)
+    tail = _TAIL.match(text, parsed[1]) if parsed is not None else None
+    if head is None or parsed is None or tail is None:
         raise UsageError(f"--fail-on '{text}' is not of the form {FORM}")
-    metric, name = match.group("metric"), match.group("name")
+    metric, name = head.group("metric"), parsed[0]
     known = OBJECTIVE_METRICS + SCHEME_METRICS + GLOBAL_METRICS + PAIR_METRICS
     if metric not in known:
         raise UsageError(
@@ -83,7 +121,7 @@ def parse_condition(text: str) -> Condition:
     if metric not in GLOBAL_METRICS and name is None:
         what = "two objectives [A,B]" if metric in PAIR_METRICS else "a [NAME]"
         raise UsageError(f"--fail-on '{text}': '{metric}' needs {what}; the form is {FORM}")
-    return Condition(text, metric, name, match.group("op"), float(match.group("value")))
+    return Condition(text, metric, name, tail.group("op"), float(tail.group("value")))
 
 
 def check_names(

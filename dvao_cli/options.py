@@ -52,7 +52,8 @@ WeightOpt = Annotated[
         "--weight",
         "-w",
         metavar="NAME=W",
-        help="Preference weight NAME=W (repeatable), used as given. Default: 1/K each.",
+        help="Preference weight NAME=W (repeatable), used as given. Default: 1/K each. "
+        "Quote a name holding = or brackets: '\"a=b\"=0.5'.",
         show_default=False,
     ),
 ]
@@ -87,24 +88,57 @@ DeviceOpt = Annotated[
 
 
 _WEIGHT_RE = re.compile(r"^\s*([^=]+?)\s*=\s*([-+0-9.eE]+)\s*$")
+_QUOTED_WEIGHT_RE = re.compile(r"^\s*=\s*([-+0-9.eE]+)\s*$")
+QUOTING = (
+    'a name holding = , [ ] or spaces goes in double quotes, JSON-style (\\" and \\\\ inside): '
+    "--weight '\"a=b\"=0.5', --fail-on 'dvao_weight[\"fmt[x]\"]<0.05'"
+)
+
+
+def quoted_name(text: str, start: int, option: str) -> tuple[str, int] | None:
+    """The double-quoted name at `text[start]` (a JSON string: `\\"` and `\\\\` escape) and the
+    index after it; None when no quote starts there. An unterminated one is a UsageError.
+
+    The one quoting form of every option that names objectives (`--weight`, `--fail-on`), so
+    any name can be given, whatever characters it holds."""
+    import json
+
+    if start >= len(text) or text[start] != '"':
+        return None
+    try:
+        name, end = json.JSONDecoder().raw_decode(text, start)
+    except ValueError:
+        raise UsageError(
+            f"{option} '{text}': unterminated or malformed quoted name; {QUOTING}"
+        ) from None
+    return str(name), end
 
 
 def parse_weights(specs: list[str] | None) -> dict[str, float]:
-    """`["accuracy=0.7", "format=0.3"]` -> {"accuracy": 0.7, "format": 0.3}."""
+    """`["accuracy=0.7", "format=0.3"]` -> {"accuracy": 0.7, "format": 0.3}.
+
+    A name may be double-quoted (`'"a=b"=0.5'`), which any name can be."""
     weights: dict[str, float] = {}
     for spec in specs or []:
-        match = _WEIGHT_RE.match(spec)
+        lead = len(spec) - len(spec.lstrip())
+        quoted = quoted_name(spec, lead, "--weight")
+        if quoted is not None:
+            name, end = quoted
+            match = _QUOTED_WEIGHT_RE.match(spec[end:])
+            number = match.group(1) if match else None
+        else:
+            match = _WEIGHT_RE.match(spec)
+            name, number = (match.group(1), match.group(2)) if match else ("", None)
         value: float | None = None
-        if match:
+        if number is not None:
             try:
-                value = float(match.group(2))
+                value = float(number)
             except ValueError:
                 value = None
-        if match is None or value is None:
+        if value is None:
             raise UsageError(f"--weight '{spec}' is not of the form NAME=W (e.g. accuracy=0.7)")
         if value < 0 or value != value or value in (float("inf"), float("-inf")):
             raise UsageError(f"--weight '{spec}': the weight must be a finite number >= 0")
-        name = match.group(1)
         if name in weights:
             raise UsageError(f"--weight '{spec}': objective '{name}' is weighted twice")
         weights[name] = value

@@ -68,8 +68,10 @@ class PlotSource:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
+    from dvao_cli.io import loads_json
+
     try:
-        data = json.loads(path.read_text())
+        data = loads_json(path.read_text(), path=path)  # too long or too deep: InputError
     except (OSError, UnicodeDecodeError) as err:
         raise InputError(f"cannot read ({err.__class__.__name__})", path=path) from None
     except json.JSONDecodeError as err:

@@ -92,6 +92,7 @@ STYLE: dict[str, Any] = {
     "font.family": "DejaVu Sans",
     "svg.hashsalt": "dvao",  # stable element ids: regenerated SVGs do not churn
     "svg.fonttype": "path",
+    "text.parse_math": False,  # names are data: `$x$` in an objective name prints as typed
 }
 
 

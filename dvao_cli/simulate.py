@@ -365,43 +365,35 @@ def write_simulated(
             "--out must be a regular file, not a link, device or pipe (Parquet cannot be streamed)",
             path=path,
         )
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UsageError(
-            f"cannot create the output folder {path.parent}: {err.strerror or err}", path=path
-        ) from err
     rows = 0
     chunks = _iter_chunks(steps, groups, group_size, names, scenario, seed, text, chunk_rows)
-    try:
-        with (
-            atomic_path(path) as tmp,
-            progress("simulating steps", total=steps) as bar,
-            ThreadPoolExecutor(max_workers=1) as pool,
-        ):
-            # the writer thread encodes chunk i while this thread draws chunk i + 1 (Parquet
-            # encoding and numpy's generators release the GIL): at most two chunks in memory
-            writer: pq.ParquetWriter | None = None
-            pending: Future[None] | None = None
-            shown = 0.0
-            try:
-                for done, frame in chunks:
-                    table = frame.to_arrow()
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
-                    if pending is not None:
-                        pending.result()
-                    pending = pool.submit(writer.write_table, table, row_group_size=len(table))
-                    rows += len(table)
-                    bar.update(advance=done - shown)
-                    shown = done
+    # atomic_path: no partial file, and a full or read-only destination is an OutputError
+    with (
+        atomic_path(path) as tmp,
+        progress("simulating steps", total=steps) as bar,
+        ThreadPoolExecutor(max_workers=1) as pool,
+    ):
+        # the writer thread encodes chunk i while this thread draws chunk i + 1 (Parquet
+        # encoding and numpy's generators release the GIL): at most two chunks in memory
+        writer: pq.ParquetWriter | None = None
+        pending: Future[None] | None = None
+        shown = 0.0
+        try:
+            for done, frame in chunks:
+                table = frame.to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 if pending is not None:
                     pending.result()
-            finally:
-                if pending is not None:
-                    pending.exception()  # let a write in flight finish before closing
-                if writer is not None:
-                    writer.close()
-    except OSError as err:  # disk full, permission denied: the temp file is already gone
-        raise UsageError(f"cannot write: {err.strerror or err}", path=path) from err
+                pending = pool.submit(writer.write_table, table, row_group_size=len(table))
+                rows += len(table)
+                bar.update(advance=done - shown)
+                shown = done
+            if pending is not None:
+                pending.result()
+        finally:
+            if pending is not None:
+                pending.exception()  # let a write in flight finish before closing
+            if writer is not None:
+                writer.close()
     return SimulateSummary(path, rows, steps, groups, group_size, names, scenario)

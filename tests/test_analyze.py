@@ -284,8 +284,10 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
     import dvao_cli.analyze as mod
 
     def boom(*args, **kwargs):
-        # every chunk is streamed and advantages.parquet's temp file is written by now
-        assert any(p.name.startswith(".advantages.parquet.") for p in out.iterdir())
+        # every chunk is streamed and advantages.parquet is written by now, in the set's
+        # hidden staging folder beside out (io.output_set)
+        staged = [p for p in tmp_path.iterdir() if p.name.startswith(".out.dvao-")]
+        assert [p.name for p in staged[0].iterdir() if p.name == "advantages.parquet"]
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(mod, "_finish", boom)
@@ -293,6 +295,7 @@ def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="disk on fire"):
         analyze(log, out_dir=out, chunk_rows=4)
     assert list(out.iterdir()) == []  # no output and no temp file left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     assert log.read_bytes() == before
 
 

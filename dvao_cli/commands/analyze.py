@@ -58,7 +58,8 @@ def command(
             "-o",
             metavar="DIR",
             help="Write advantages.parquet, steps.parquet, schemes.parquet and summary.json "
-            "to this folder (each atomically).",
+            "to this folder, as one set: after any interruption it holds the old set or the new "
+            "one, never a mix; it never replaces a file the log is read from.",
             show_default=False,
         ),
     ] = None,
@@ -71,7 +72,8 @@ def command(
             "--fail-on",
             metavar="EXPR",
             help="CI gate, repeatable: METRIC[NAME]OP NUMBER, e.g. 'saturation[format]>0.9', "
-            "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds.",
+            "'dvao_weight[accuracy]<0.2'. Exit 3 when any holds. Quote a name holding brackets or "
+            "commas: 'dvao_weight[\"fmt[x]\"]<0.05'.",
             show_default=False,
         ),
     ] = None,
@@ -100,7 +102,7 @@ def command(
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     from dvao_cli.analyze import analyze
     from dvao_cli.console import get_console, info, progress
-    from dvao_cli.errors import GateFailure
+    from dvao_cli.errors import GateFailure, reading
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
     from dvao_cli.report import render
@@ -108,7 +110,8 @@ def command(
 
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
-    with progress("analyze", total=None) as bar:
+    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
+    with progress("analyze", total=None) as bar, reading(label):
         result = analyze(
             log,
             objectives=objective,
@@ -125,7 +128,6 @@ def command(
             on_progress=lambda done, total: bar.update(completed=done, total=total or None),
         )
     summary = result.summary
-    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
     if summary.skipped_groups:
         warn_skipped(label, summary.skipped_groups)
     if json_out:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dvao_cli.console import get_console, is_quiet, progress
-from dvao_cli.errors import UsageError
+from dvao_cli.errors import UsageError, reading
 from dvao_cli.options import did_you_mean
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ def command(
     from dvao_cli.io import dumps_json
 
     fmt_name, source = _resolve(first, second, fmt)
-    with progress("importing", total=None) as bar:
+    with progress("importing", total=None) as bar, reading(source):
         seen = {"done": 0}
 
         def on_file(done: int, total: int) -> None:

@@ -37,7 +37,8 @@ def command(
         typer.Option(
             "--out",
             "-o",
-            help="Folder for the figures. Default: SOURCE/plots for a folder, else ./dvao-plots.",
+            help="Folder for the figures, written as one set (the old figures or the new ones, "
+            "never a mix). Default: SOURCE/plots for a folder, else ./dvao-plots.",
             show_default=False,
         ),
     ] = None,
@@ -87,11 +88,13 @@ def command(
     device: DeviceOpt = Device.auto,
 ) -> None:
     from dvao_cli.console import get_console, info, progress
+    from dvao_cli.errors import reading
+    from dvao_cli.io import input_files, output_set
     from dvao_cli.options import parse_weights
     from dvao_cli.plot_source import build_figures, load_source, save_figure, select_objectives
 
     weights = parse_weights(weight)
-    with progress("analyze", total=None) as bar:
+    with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
             source,
             objectives=objective,
@@ -103,10 +106,12 @@ def command(
     chosen = select_objectives(src.objectives, objective, keep_order=src.kind == "compare")
     figures, skipped = build_figures(src, chosen, smooth=smooth)
     out_dir = out if out is not None else src.default_out
-    written = []
-    for name, fig in figures.items():
-        path = save_figure(fig, out_dir / f"{name}.{fmt.value}", fmt.value)
-        written.append(path)
+    written = [out_dir / f"{name}.{fmt.value}" for name in figures]
+    inputs = input_files([source], ("*.parquet", "*.json"))  # what a SOURCE folder is read from
+    with output_set(out_dir, inputs=inputs) as stage:  # the figures as one set
+        for name, fig in figures.items():
+            save_figure(fig, stage / f"{name}.{fmt.value}", fmt.value)
+    for path in written:
         info(f"wrote {path}")
     for name, reason in skipped.items():
         info(f"skipped {name}.{fmt.value}: {reason}")

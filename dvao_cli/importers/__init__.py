@@ -169,7 +169,7 @@ def run_import(
 
     `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
     """
-    from dvao_cli.io import atomic_path
+    from dvao_cli.io import atomic_path, check_outputs, input_files
 
     if group_size is not None and ragged:
         raise UsageError(
@@ -177,6 +177,7 @@ def run_import(
         )
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
+    check_outputs([out], input_files([source]), option="-o")  # never over a file read or skipped
     fmt, files, others = find_files(source, fmt, out)
     trainer = TRAINERS[fmt]
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))

@@ -836,8 +836,10 @@ def import_batches(
 def parse_json_line(path: Path, number: int, line: str) -> Any:
     """One JSON line of a trainer's dump; a truncated or malformed one is an InputError naming
     the file and the line."""
+    from dvao_cli.io import loads_json
+
     try:
-        return json.loads(line)
+        return loads_json(line, path=path, line=number, what="line")
     except json.JSONDecodeError as err:
         raise InputError(
             f"truncated or malformed JSON line ({err.msg} at column {err.colno})",

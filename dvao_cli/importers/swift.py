@@ -63,7 +63,7 @@ def first_line_is_columnar(path: Path) -> bool | None:
                 if line.strip():
                     try:
                         record = json.loads(line)
-                    except json.JSONDecodeError:
+                    except (ValueError, RecursionError):  # malformed, huge or deep: not ours
                         return False
                     return (
                         isinstance(record, dict)
