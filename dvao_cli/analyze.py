@@ -29,19 +29,10 @@ from dvao_cli import gate, patterns
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.io import atomic_path, dumps_json
 from dvao_cli.options import SCHEMES, check_schemes, resolve_weights
-from dvao_cli.schema import (
-    DEFAULT_CHUNK_ROWS,
-    GROUP,
-    LOGGED,
-    ROW,
-    STEP,
-    Chunk,
-    LogSpec,
-    iter_frames,
-    non_finite_error,
-    open_log,
-    prepare_chunk,
-)
+from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
+from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
+from dvao_cli.reader.spec import LogSpec, open_log
+from dvao_cli.reader.stream import iter_frames
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 
 if TYPE_CHECKING:

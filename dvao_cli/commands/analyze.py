@@ -103,8 +103,8 @@ def command(
     from dvao_cli.errors import GateFailure
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
+    from dvao_cli.reader.chunk import warn_skipped
     from dvao_cli.report import render
-    from dvao_cli.schema import warn_skipped
 
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)

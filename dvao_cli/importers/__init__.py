@@ -2,9 +2,11 @@
 
     run_import(source, out, "trl" | "verl" | "swift" | "auto", objectives=..., group_size=...,
                ragged=...) -> ImportReport
+    import_in_memory(source, ...) -> InMemoryImport   (read in place by analyze and plot)
 
 Finds the trainer's files under SOURCE (a directory or one file), detects the trainer when
-asked (`auto`), then streams the files one at a time into OUT (Parquet, written atomically).
+asked (`auto`), then streams the files one at a time into OUT (Parquet, written atomically),
+or into a Parquet file held in memory without the text columns.
 Every problem is an `InputError` (bad data: exit 2) or a `UsageError` (bad option: exit 2).
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from dvao_cli.errors import InputError, UsageError
@@ -29,7 +32,15 @@ PATTERNS = {
 # where trainers put their files below the directory a user is likely to name
 SUBDIRS = ("completions", "completions/train", "train")
 
-__all__ = ["FORMATS", "ImportReport", "detect", "find_files", "run_import"]
+__all__ = [
+    "FORMATS",
+    "ImportReport",
+    "InMemoryImport",
+    "detect",
+    "find_files",
+    "import_in_memory",
+    "run_import",
+]
 
 
 def _label(fmt: str) -> str:
@@ -54,7 +65,12 @@ def _visible_files(directory: Path) -> list[Path]:
     )
 
 
-def _classify_file(path: Path, fmt: str) -> str:
+def _import_hint(fmt: str) -> str:
+    """How `dvao import` names a format (messages of the other commands name their option)."""
+    return f"dvao import {fmt} SOURCE"
+
+
+def classify_file(path: Path, fmt: str, hint: Callable[[str], str] = _import_hint) -> str:
     """A single SOURCE file: by name, then by content for .parquet/.jsonl."""
     if fmt != "auto":
         return fmt
@@ -71,15 +87,34 @@ def _classify_file(path: Path, fmt: str) -> str:
     raise InputError(
         "cannot tell which trainer wrote this file (expected "
         + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-        + "); name the format: dvao import trl|verl|swift SOURCE",
+        + "); name the format: "
+        + hint("trl|verl|swift"),
         path=path,
     )
 
 
+def trainer_folder(path: Path, out_path: Path | None = None) -> list[Path]:
+    """The visible files of the folder holding a trainer's files: `path` itself or the first of
+    SUBDIRS below it with a file named as a trainer names its files; [] when there is none."""
+    for sub in ("", *SUBDIRS):
+        folder = path / sub if sub else path
+        if not folder.is_dir():
+            continue
+        files = [p for p in _visible_files(folder) if out_path is None or p.resolve() != out_path]
+        if any(classify(p) for p in files):
+            return files
+    return []
+
+
 def find_files(
-    source: str | Path, fmt: str = "auto", out: str | Path | None = None
-) -> tuple[str, list[Path], int]:
-    """The trainer and its files under SOURCE, in step order, and the count of other files."""
+    source: str | Path,
+    fmt: str = "auto",
+    out: str | Path | None = None,
+    *,
+    hint: Callable[[str], str] = _import_hint,
+) -> tuple[str, list[Path], list[Path]]:
+    """The trainer, its files under SOURCE in step order, and the other files found beside them
+    (not read). `hint(fmt)` is how messages tell the user to name a format."""
     if fmt not in FORMATS:
         raise UsageError(
             f"unknown format '{fmt}'"
@@ -93,19 +128,11 @@ def find_files(
     if path.is_file():
         if out_path is not None and path.resolve() == out_path:
             raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
-        return _classify_file(path, fmt), [path], 0
+        return classify_file(path, fmt, hint), [path], []
 
     if not any(not p.name.startswith(".") for p in path.iterdir()):
         raise InputError("empty directory: no trainer log files in it", path=path)
-    candidates: list[Path] = []
-    for sub in ("", *SUBDIRS):
-        folder = path / sub if sub else path
-        if not folder.is_dir():
-            continue
-        files = [p for p in _visible_files(folder) if out_path is None or p.resolve() != out_path]
-        if any(classify(p) for p in files):
-            candidates = files
-            break
+    candidates = trainer_folder(path, out_path)
     if not candidates:
         raise InputError(
             "no trainer log files here (looked for "
@@ -132,7 +159,7 @@ def find_files(
         other = next(iter(found))
         raise InputError(
             f"no {_label(fmt)} files here ({PATTERNS[fmt]}); this looks like a {_label(other)} "
-            f"log: dvao import {other} SOURCE",
+            f"log: {hint(other)}",
             path=path,
         )
     for p, kind in kinds.items():
@@ -143,7 +170,7 @@ def find_files(
                 path=p,
             )
     files = [p for p, kind in kinds.items() if kind == fmt]
-    others = len(candidates) - len(files)
+    others = [p for p, kind in kinds.items() if kind != fmt]
     step_of = {"trl": trl.step_of, "verl": verl.step_of}.get(fmt)
     if step_of is not None:  # step order, not name order: steps past 99999 or unpadded names
         files.sort(key=lambda p: (step_of(p) if step_of(p) is not None else -1, p.name))
@@ -153,6 +180,43 @@ def find_files(
 def detect(source: str | Path) -> str:
     """The trainer that wrote SOURCE ('trl', 'verl' or 'swift')."""
     return find_files(source, "auto")[0]
+
+
+def _check_grouping(group_size: int | None, ragged: bool) -> None:
+    if group_size is not None and ragged:
+        raise UsageError(
+            "--group-size and --ragged exclude each other: fixed blocks are never ragged"
+        )
+    if group_size is not None and group_size < 1:
+        raise UsageError(f"--group-size must be at least 1, not {group_size}")
+
+
+def _stream(
+    fmt: str,
+    files: list[Path],
+    report: ImportReport,
+    on_file: Callable[[int, int], None] | None = None,
+) -> Iterator[Batch]:
+    """The batches of a trainer's files, in order; `on_file(done, total)` as files (TRL, verl)
+    or bytes (ms-swift) are read."""
+    if fmt == "swift":
+        total = sum(p.stat().st_size for p in files)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_file is not None:
+                on_file(min(done, total), total)
+
+        for path in files:
+            yield from swift.batches(path, report.skipped, advance)
+        return
+    inner = trl.batches(files) if fmt == "trl" else verl.batches(files, report.skipped)
+    for i, batch in enumerate(inner, start=1):
+        yield batch
+        if on_file is not None:
+            on_file(i, len(files))
 
 
 def run_import(
@@ -171,42 +235,15 @@ def run_import(
     """
     from dvao_cli.io import atomic_path
 
-    if group_size is not None and ragged:
-        raise UsageError(
-            "--group-size and --ragged exclude each other: fixed blocks are never ragged"
-        )
-    if group_size is not None and group_size < 1:
-        raise UsageError(f"--group-size must be at least 1, not {group_size}")
+    _check_grouping(group_size, ragged)
     fmt, files, others = find_files(source, fmt, out)
-    trainer = TRAINERS[fmt]
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
-        report.skipped["other files ignored"] = others
-
-    def stream() -> Iterator[Batch]:
-        if fmt == "swift":
-            total = sum(p.stat().st_size for p in files)
-            done = 0
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                if on_file is not None:
-                    on_file(min(done, total), total)
-
-            for path in files:
-                yield from swift.batches(path, report.skipped, advance)
-            return
-        inner = trl.batches(files) if fmt == "trl" else verl.batches(files, report.skipped)
-        for i, batch in enumerate(inner, start=1):
-            yield batch
-            if on_file is not None:
-                on_file(i, len(files))
-
+        report.skipped["other files ignored"] = len(others)
     with atomic_path(out) as tmp:
         import_batches(
-            trainer,
-            stream(),
+            TRAINERS[fmt],
+            _stream(fmt, files, report, on_file),
             tmp,
             report,
             objectives=objectives,
@@ -214,3 +251,40 @@ def run_import(
             ragged=ragged,
         )
     return report
+
+
+@dataclass
+class InMemoryImport:
+    """A trainer's log imported into memory (for reading in place: nothing is written)."""
+
+    parquet: bytes  # the dvao log without its text columns (prompt, completion, text extras)
+    report: ImportReport
+    files: list[Path]  # the trainer's files read
+    others: list[Path]  # the files found beside them, not read
+
+
+def import_in_memory(
+    source: str | Path,
+    fmt: str = "auto",
+    *,
+    objectives: list[str] | None = None,
+    group_size: int | None = None,
+    ragged: bool = False,
+    hint: Callable[[str], str] = _import_hint,
+) -> InMemoryImport:
+    """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
+    out the text columns that no analysis reads. `hint(fmt)` is how messages name a format."""
+    _check_grouping(group_size, ragged)
+    fmt, files, others = find_files(source, fmt, hint=hint)
+    report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
+    parquet = import_batches(
+        TRAINERS[fmt],
+        _stream(fmt, files, report),
+        None,
+        report,
+        objectives=objectives,
+        group_size=group_size,
+        ragged=ragged,
+    )
+    assert parquet is not None
+    return InMemoryImport(parquet=parquet, report=report, files=files, others=others)
