@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dvao_cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
 from dvao_cli.options import (
     DdofOpt,
     Device,
@@ -32,7 +33,8 @@ def command(
         typer.Argument(
             metavar="LOG",
             help="Rollout log: Parquet file(s), a directory of part files (hive-partitioned "
-            "included) or a glob.",
+            "included) or a glob; or a trainer's log read in place: a TRL completions/ folder, "
+            "a verl rollout_data_dir, an ms-swift completions.jsonl.",
             show_default=False,
         ),
     ],
@@ -94,6 +96,9 @@ def command(
             help="Rows per streamed chunk (whole steps are kept together); bounds memory.",
         ),
     ] = 1_000_000,
+    log_format: LogFormatOpt = "auto",
+    group_size: GroupSizeOpt = None,
+    ragged: RaggedOpt = False,
 ) -> None:
     from dvao_cli.runtime import stream_workers, tune_for_streaming
 
@@ -110,7 +115,7 @@ def command(
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
     with progress("analyze", total=None) as bar:
         result = analyze(
-            log,
+            log_source(log, log_format, group_size, ragged),
             objectives=objective,
             weights=weights,
             schemes=schemes,

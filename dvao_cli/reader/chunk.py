@@ -238,19 +238,18 @@ def _check_unique_samples(
             raise _repeat_error(spec, frame.row(first, named=True))
         return
     s = column.to_numpy()  # (N,)
+    bad = s[1:] <= s[:-1]  # (N-1,) row i+1 not above row i: one flat pass (2 ms at 4M rows)
     if uniform:
-        s2 = s.reshape(-1, uniform)  # (G, m)
-        if bool((s2[:, 1:] > s2[:, :-1]).all()):
-            return
-        starts = np.zeros(s.shape[0], dtype=bool)
-        starts[::uniform] = True
-    assert starts is not None
-    bad = np.empty(s.shape[0], dtype=bool)  # (N,) a row not above its predecessor in a group
-    bad[0] = False
-    np.less_equal(s[1:], s[:-1], out=bad[1:])
-    bad[1:] &= ~starts[1:]
+        bad[uniform - 1 :: uniform] = False  # row i+1 starts a group
+    else:
+        assert starts is not None
+        bad &= ~starts[1:]
     if not bad.any():
         return
+    if starts is None:
+        starts = np.zeros(s.shape[0], dtype=bool)
+        starts[::uniform] = True
+    bad = np.concatenate([[False], bad])  # (N,)
     group = np.cumsum(starts) - 1  # (N,) group code
     suspect = np.isin(group, np.unique(group[bad]))  # rows of the groups to sort
     rows = np.flatnonzero(suspect)

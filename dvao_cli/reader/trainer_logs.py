@@ -54,9 +54,7 @@ def resolve_format(source: LogSource) -> str:
     fmt = source.format
     if fmt not in LOG_FORMATS:
         raise UsageError(
-            f"{source.option} '{fmt}' is not a log format"
-            + did_you_mean(fmt, list(LOG_FORMATS))
-            + "; choose auto, dvao, trl, verl or swift"
+            f"{source.option} '{fmt}' is not a log format" + did_you_mean(fmt, list(LOG_FORMATS))
         )
     if fmt == "dvao":
         return "dvao"
