@@ -28,6 +28,7 @@ from dvao_cli.reader.format import (
     METADATA_KEY,
     RESERVED,
     ROW,
+    SAMPLE,
     STEP,
     dtype_family,
     is_numeric,
@@ -205,7 +206,28 @@ def open_log(
     )
     if hive:
         check_partitions(spec, in_files)
+    if SAMPLE not in schema:  # with sample_id, the chunks name the first repeated response
+        check_no_copies(files, hive)
     return spec
+
+
+def check_no_copies(files: list[Path], hive: bool) -> None:
+    """Refuse a file whose bytes are another file's of the log (in the same partition): its
+    rows would be read twice, doubling the groups. Only files of equal size are compared, and
+    a comparison stops at the first differing block."""
+    import filecmp
+
+    seen: dict[tuple[int, tuple[tuple[str, str], ...]], list[Path]] = {}
+    for path in files:
+        key = (path.stat().st_size, tuple(sorted(hive_values(path).items())) if hive else ())
+        for other in seen.get(key, []):
+            if filecmp.cmp(other, path, shallow=False):
+                raise InputError(
+                    f"holds the same bytes as {other}: its rows would be read twice (is a file "
+                    "in the log twice?)",
+                    path=path,
+                )
+        seen.setdefault(key, []).append(path)
 
 
 def spec_from_schema(

@@ -91,12 +91,32 @@ def test_unique_sample_ids_in_any_order_pass(tmp_path: Path) -> None:
     assert kept.frame["sample_id"].to_list() == reversed_ids["sample_id"].to_list()
 
 
-def test_a_log_without_sample_id_is_not_checked(tmp_path: Path) -> None:
-    """Without sample_id a response has no key beyond its group: rows are responses."""
+def test_without_sample_id_rows_are_responses_but_a_copied_file_is_refused(
+    cli, tmp_path: Path
+) -> None:
+    """Without sample_id a response has no key beyond its group: every row is a response. A
+    file holding the same bytes as another file of the log is still refused."""
     frame = small_log().drop("sample_id")
     path = tmp_path / "log.parquet"
     pl.concat([frame, frame]).write_parquet(path)
     assert read_log(path).sizes.tolist() == [8, 8, 8, 8]
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame.write_parquet(folder / "a.parquet")
+    frame.with_columns(pl.col("accuracy") * 0.5).write_parquet(folder / "b.parquet")
+    assert read_log(folder).sizes.tolist() == [8, 8, 8, 8]  # equal groups, different rows
+    shutil.copy(folder / "a.parquet", folder / "c.parquet")
+    res = cli("analyze", folder)
+    assert res.code == 2
+    assert one_error_line(res) == (
+        f"error: {folder / 'c.parquet'}: holds the same bytes as {folder / 'a.parquet'}: its rows "
+        "would be read twice (is a file in the log twice?)"
+    )
+    for s in (0, 1):  # identical bytes in two partitions are two partitions' rows
+        part = tmp_path / "hive" / f"step={s}"
+        part.mkdir(parents=True)
+        frame.filter(pl.col("step") == 0).drop("step").write_parquet(part / "p.parquet")
+    assert read_log(tmp_path / "hive").rows == 16
 
 
 def test_a_null_sample_id_is_refused(cli, tmp_path: Path) -> None:
