@@ -7,6 +7,7 @@ finds the group boundaries (group codes, sizes; groups of one response are skipp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -121,10 +122,42 @@ def _finite_problem_counts(frame: pl.DataFrame, objectives: Sequence[str]) -> di
 
 
 def non_finite_error(spec: LogSpec, frame: pl.DataFrame) -> InputError:
-    """The one-line error for the first objective of `frame` holding a non-finite reward."""
+    """The one-line error for a frame whose group statistics came out non-finite: the first
+    objective holding a non-finite reward, else (every reward finite) the objective whose
+    rewards are so large that their sums overflow."""
     problems = _finite_problem_counts(frame, spec.objectives)
-    column = next(iter(problems), spec.objectives[0])
-    return _nan_error(spec, column)
+    if problems:
+        return _nan_error(spec, next(iter(problems)))
+    return _overflow_error(spec, frame)
+
+
+def _overflow_error(spec: LogSpec, frame: pl.DataFrame) -> InputError:
+    import polars as pl
+
+    largest = frame.select([pl.col(o).abs().max().alias(o) for o in spec.objectives]).row(0)
+    sizes = {o: float(v) for o, v in zip(spec.objectives, largest, strict=True) if v is not None}
+    column = max(sizes, key=lambda o: sizes[o]) if sizes else spec.objectives[0]
+    where = spec.label
+    if spec.format == "dvao" and sizes:
+        found = (
+            pl.scan_parquet(
+                [polars_source(p) for p in spec.parts],
+                hive_partitioning=spec.hive,
+                include_file_paths="__file",
+            )
+            .filter(pl.col(column).cast(pl.Float64).abs() == sizes[column])
+            .select(pl.col("__file").first())
+            .collect()
+            .item()
+        )
+        where = found or where
+    return InputError(
+        f"rewards as large as {sizes.get(column, math.inf):.3g} in magnitude: their group sums "
+        "overflow float64 (no reward is NaN); rescale this column (rewards of all objectives "
+        "should share one scale, such as [0, 1])",
+        path=where,
+        column=column,
+    )
 
 
 def _nan_error(spec: LogSpec, column: str) -> InputError:

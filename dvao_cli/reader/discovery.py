@@ -106,10 +106,13 @@ def resolve_paths(paths: str | Path | Sequence[str | Path]) -> Discovered:
             files.extend(sorted(found))
         else:
             raise InputError("no such file or directory", path=text)
-    # one file named twice is read once; order is sorted path order
-    unique = sorted(set(files), key=lambda p: str(p))
-    read = set(unique)
-    passed = sorted({p for p in skipped if p not in read}, key=lambda p: str(p))
+    # one file named twice (under any spelling, or through a link) is read once, under the
+    # name it is first given; order is sorted path order
+    first: dict[Path, Path] = {}
+    for path in files:
+        first.setdefault(path.resolve(), path)
+    unique = sorted(first.values(), key=lambda p: str(p))
+    passed = sorted({p for p in skipped if p.resolve() not in first}, key=lambda p: str(p))
     return Discovered(files=unique, skipped=passed, hive=hive)
 
 

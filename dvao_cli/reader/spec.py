@@ -11,13 +11,14 @@ A trainer's own logs (TRL, verl, ms-swift) are read in place: see trainer_logs.p
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import InputError
+from dvao_cli.errors import InputError, UsageError
 from dvao_cli.options import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
 from dvao_cli.reader.format import (
@@ -151,6 +152,14 @@ def _file_schema(path: Path) -> dict[str, pl.DataType]:
     return dict(schema)
 
 
+def _footer(path: Path) -> Any:
+    try:
+        return parquet_file(path).metadata
+    except Exception as err:  # polars read the schema, pyarrow may still refuse the file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+
+
 def open_log(
     paths: str | Path | Sequence[str | Path] | LogSource, objectives: Sequence[str] | None = None
 ) -> LogSpec:
@@ -161,15 +170,13 @@ def open_log(
     """
     import polars as pl
 
-    source = LogSource.of(paths)
-    from dvao_cli.reader.trainer_logs import open_trainer_log, resolve_format
+    from dvao_cli.reader.trainer_logs import open_trainer_log, resolve_format  # imports spec
 
+    source = LogSource.of(paths)
     fmt = resolve_format(source)
     if fmt != "dvao":
         return open_trainer_log(source, fmt, objectives)
     if source.group_size is not None or source.ragged:
-        from dvao_cli.errors import UsageError
-
         option = "--group-size" if source.group_size is not None else "--ragged"
         raise UsageError(
             f"{option} applies to a trainer's log read in place (TRL, verl, ms-swift), "
@@ -194,18 +201,34 @@ def open_log(
                     column=name,
                 )
     in_files = set(schema)
+    footers = None
     if hive:
+        footers = [_footer(path) for path in files]
+        check_partitions(files, footers)
         # partition columns (e.g. step=3/) come from the folder names
         lf = pl.scan_parquet([str(f) for f in files], hive_partitioning=True)
         try:
             schema = dict(lf.collect_schema())
         except Exception as err:
             raise InputError(f"cannot read hive partitions ({err})", path=first) from None
+    if hive and STEP in schema and STEP not in in_files and not schema[STEP].is_integer():
+        for path in files:  # the folders give the step: name the one that is not an integer
+            value = hive_values(path).get(STEP, "")
+            if not re.fullmatch(r"-?\d+", value):
+                raise InputError(
+                    f"the folder says {STEP}={value}: a step must be an integer", path=path
+                )
     spec = spec_from_schema(
-        files, list(files), schema, objectives, hive=hive, skipped=found.skipped
+        files,
+        list(files),
+        schema,
+        objectives,
+        hive=hive,
+        skipped=found.skipped,
+        folder_columns=set(schema) - in_files,
     )
-    if hive:
-        check_partitions(spec, in_files)
+    if footers is not None:  # each footer is read once: hand them to the cached property
+        object.__setattr__(spec, "footers", footers)
     if SAMPLE not in schema:  # with sample_id, the chunks name the first repeated response
         check_no_copies(files, hive)
     return spec
@@ -240,9 +263,11 @@ def spec_from_schema(
     skipped: Sequence[Path] = (),
     format: str = "dvao",
     source: str | None = None,
+    folder_columns: set[str] | frozenset[str] = frozenset(),
 ) -> LogSpec:
     """Check the required columns of `schema` (the parts' common schema) and pick the
-    objectives (see `LogSpec` for the other fields)."""
+    objectives (see `LogSpec` for the other fields). `folder_columns` come from partition
+    folder names alone: never objectives unless named."""
     spec = LogSpec(
         files=files,
         hive=hive,
@@ -275,19 +300,38 @@ def spec_from_schema(
     if spec.long:
         chosen = _long_objectives(spec, objectives)
     else:
-        chosen = _wide_objectives(spec, objectives)
+        chosen = _wide_objectives(spec, objectives, folder_columns)
     return replace(spec, objectives=chosen)
 
 
-def check_partitions(spec: LogSpec, in_files: set[str]) -> None:
-    """A partition folder (`step=1/`) must agree with the file's own column of that name, when
-    the file has one: the footers' min/max say so without reading rows."""
+def check_partitions(files: Sequence[Path], footers: Sequence[Any]) -> None:
+    """Partition folders (`step=1/`) must name each column once, and agree with the file's own
+    column of that name when it has one: the footers' min/max say so without reading rows."""
     import polars as pl
 
-    for path, meta in zip(spec.files, spec.footers, strict=True):
+    first_keys: list[str] | None = None
+    for path, meta in zip(files, footers, strict=True):
+        folders = [part.partition("=") for part in path.parts[:-1] if "=" in part]
+        keys = [key for key, _, _ in folders]
+        twice = next((key for key in keys if keys.count(key) > 1), None)
+        if twice is not None:
+            named = ", ".join(f"{k}={v}" for k, _, v in folders if k == twice)
+            raise InputError(
+                f"the folders name partition column '{twice}' twice ({named})", path=path
+            )
+        if first_keys is None:
+            first_keys = keys
+        elif sorted(keys) != sorted(first_keys):
+            here = ", ".join(f"{k}=" for k in keys) or "none"
+            there = ", ".join(f"{k}=" for k in first_keys) or "none"
+            raise InputError(
+                f"partition folders {here} here but {there} in {files[0]}: every file of a "
+                "partitioned log needs the same partition folders",
+                path=path,
+            )
         names = [meta.schema.column(i).path for i in range(meta.num_columns)]
         for key, value in hive_values(path).items():
-            if key not in in_files or key not in names:
+            if key not in names:  # the folder gives the column: nothing to contradict
                 continue
             col = names.index(key)
             stats = [meta.row_group(i).column(col).statistics for i in range(meta.num_row_groups)]
@@ -347,7 +391,9 @@ def recorded_objectives(part: Part) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _wide_objectives(spec: LogSpec, objectives: Sequence[str] | None) -> list[str]:
+def _wide_objectives(
+    spec: LogSpec, objectives: Sequence[str] | None, folder_columns: set[str] | frozenset[str]
+) -> list[str]:
     schema = spec.columns
     first = spec.part_label(spec.parts[0])
     if objectives:
@@ -374,7 +420,9 @@ def _wide_objectives(spec: LogSpec, objectives: Sequence[str] | None) -> list[st
         chosen = [c for c in recorded if c in schema and is_numeric(schema[c])]
         if chosen:
             return chosen
-    chosen = [c for c in schema if c not in RESERVED and is_numeric(schema[c])]
+    chosen = [
+        c for c in schema if c not in RESERVED and c not in folder_columns and is_numeric(schema[c])
+    ]
     if not chosen:
         raise InputError(
             "no objective columns: every column is reserved or not numeric "

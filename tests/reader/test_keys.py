@@ -205,3 +205,62 @@ def test_the_repeat_check_is_one_pass_on_sorted_logs(tmp_path: Path) -> None:
         f"{path}: step 37, group_id 11, sample_id 4 is repeated (2 rows): a response must be one "
         "row"
     )
+
+
+def _partitioned(root: Path, folders: dict[str, pl.DataFrame]) -> Path:
+    for name, frame in folders.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(root / name / "part.parquet")
+    return root
+
+
+def test_partition_folders_that_cannot_be_read_as_one_log(cli, tmp_path: Path) -> None:
+    frame = small_log(steps=2)
+    step0 = frame.filter(pl.col("step") == 0)
+    cases = {
+        # a folder value that is not of the file's column type contradicts it too
+        "text": ({"step=abc": frame}, "step=abc/part.parquet", "column 'step': the folder says "
+                 "step=abc but the file's rows say step from 0 to 1; rename the folder or drop "
+                 "the column"),
+        "twice": ({"step=1/step=2": step0.drop("step")}, "step=1/step=2/part.parquet",
+                  "the folders name partition column 'step' twice (step=1, step=2)"),
+        "mixed": ({"a=1": frame, "b=2": frame.with_columns(pl.col("group_id") + 5)},
+                  "b=2/part.parquet", "partition folders b= here but a= in "
+                  "{root}/a=1/part.parquet: every file of a partitioned log needs the same "
+                  "partition folders"),
+        "step": ({"step=0": step0.drop("step"), "step=x1": step0.drop("step")},
+                 "step=x1/part.parquet", "the folder says step=x1: a step must be an integer"),
+    }  # fmt: skip
+    for name, (folders, where, message) in cases.items():
+        root = _partitioned(tmp_path / name, folders)
+        res = cli("analyze", root)
+        assert res.code == 2, name
+        assert one_error_line(res) == f"error: {root / where}: " + message.format(root=root)
+
+
+def test_partition_columns_are_not_objectives_unless_named(tmp_path: Path) -> None:
+    frame = small_log(steps=2)
+    root = _partitioned(
+        tmp_path / "log",
+        {f"seed={s}": frame.with_columns(pl.col("group_id") + 10 * s) for s in (0, 1)},
+    )
+    assert read_log(root).objectives == ["accuracy", "format"]
+    assert read_log(root, objectives=["accuracy", "seed"]).objectives == ["accuracy", "seed"]
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    small_log().write_parquet("log.parquet")
+    (tmp_path / "sub").mkdir()
+    for spelling in (
+        ["log.parquet", str(tmp_path / "log.parquet")],
+        ["log.parquet", "sub/../log.parquet"],
+    ):
+        data = read_log(spelling)
+        assert data.rows == 16 and data.files == [Path("log.parquet")]
+    folder = tmp_path / "linked"
+    folder.mkdir()
+    small_log().write_parquet(folder / "a.parquet")
+    (folder / "b.parquet").symlink_to(folder / "a.parquet")
+    data = read_log(folder)
+    assert data.rows == 16 and data.files == [folder / "a.parquet"]

@@ -7,6 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from dvao_cli.reader.chunk import non_finite_error
+from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.stream import iter_chunks
+
 from .logs import one_error_line, small_log
 
 
@@ -185,3 +189,19 @@ def test_debug_shows_a_traceback(cli, tmp_path: Path) -> None:
     assert result.code == 2
     assert "Traceback" in result.err
     assert result.err.strip().splitlines()[-1] == f"error: {missing}: no such file or directory"
+
+
+def test_overflowing_finite_rewards_are_named_not_called_nan(tmp_path: Path) -> None:
+    """When group sums of finite rewards overflow, the message says so (never '0 NaN')."""
+    frame = small_log().with_columns(
+        pl.when(pl.col("sample_id") < 2).then(1e308).otherwise(-1e308).alias("format")
+    )
+    path = tmp_path / "huge.parquet"
+    frame.write_parquet(path)
+    spec = open_log(path)
+    chunk = next(iter_chunks(spec))
+    assert str(non_finite_error(spec, chunk.frame)) == (
+        f"{path}: column 'format': rewards as large as 1e+308 in magnitude: their group sums "
+        "overflow float64 (no reward is NaN); rescale this column (rewards of all objectives "
+        "should share one scale, such as [0, 1])"
+    )
