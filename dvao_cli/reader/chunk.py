@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError
 from dvao_cli.reader.format import GROUP, LOGGED, LONG_OBJECTIVE, LONG_REWARD, SAMPLE, STEP
-from dvao_cli.reader.spec import LogSpec, polars_source, read_error
+from dvao_cli.reader.spec import FILE, LogSpec, read_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -138,15 +138,11 @@ def _overflow_error(spec: LogSpec, frame: pl.DataFrame) -> InputError:
     sizes = {o: float(v) for o, v in zip(spec.objectives, largest, strict=True) if v is not None}
     column = max(sizes, key=lambda o: sizes[o]) if sizes else spec.objectives[0]
     where = spec.label
-    if spec.format == "dvao" and sizes:
+    if sizes:
         found = (
-            pl.scan_parquet(
-                [polars_source(p) for p in spec.parts],
-                hive_partitioning=spec.hive,
-                include_file_paths="__file",
-            )
+            spec.scan_with_files()
             .filter(pl.col(column).cast(pl.Float64).abs() == sizes[column])
-            .select(pl.col("__file").first())
+            .select(pl.col(FILE).first())
             .collect()
             .item()
         )
@@ -165,23 +161,19 @@ def _nan_error(spec: LogSpec, column: str) -> InputError:
     import polars as pl
 
     bad = (~pl.col(column).cast(pl.Float64).is_finite()).fill_null(True)
-    lf = pl.scan_parquet(
-        [polars_source(p) for p in spec.parts],
-        hive_partitioning=spec.hive,
-        include_file_paths="__file",
-    )
+    lf = spec.scan_with_files()
     if spec.long:
         lf = lf.filter(pl.col(LONG_OBJECTIVE).cast(pl.String) == column).with_columns(
             pl.col(LONG_REWARD).alias(column)
         )
     stats = lf.select(
-        bad.sum().alias("n"), pl.len().alias("rows"), pl.col("__file").filter(bad).first()
+        bad.sum().alias("n"), pl.len().alias("rows"), pl.col(FILE).filter(bad).first()
     ).collect()
     n, rows, where = stats.row(0)
     return InputError(
         f"{n} NaN, infinite or missing rewards (of {rows} rows); "
         "use --nan drop to drop those rows or --nan ignore to skip them as TRL does",
-        path=where if where and spec.format == "dvao" else spec.label,
+        path=where or spec.label,
         column=column,
     )
 
@@ -298,22 +290,8 @@ def _repeat_error(spec: LogSpec, row: dict[str, Any]) -> InputError:
 
     step, gid, sample = row[STEP], row[GROUP], row[SAMPLE]
     what = f"step {step}, group_id {gid!r}, sample_id {sample}"
-    where: list[str] = []
-    if spec.format == "dvao":
-        key = (pl.col(STEP) == step) & (pl.col(GROUP) == gid) & (pl.col(SAMPLE) == sample)
-        found = (
-            pl.scan_parquet(
-                [polars_source(p) for p in spec.parts],
-                hive_partitioning=spec.hive,
-                include_file_paths="__file",
-            )
-            .filter(key)
-            .select("__file")
-            .collect()
-            .to_series()
-            .to_list()
-        )
-        where = found
+    key = (pl.col(STEP) == step) & (pl.col(GROUP) == gid) & (pl.col(SAMPLE) == sample)
+    where = spec.scan_with_files().filter(key).select(FILE).collect().to_series().to_list()
     if len(where) >= 2 and where[0] != where[1]:
         return InputError(
             f"{what} is already in {where[0]}: a response must be one row (is a file in the "

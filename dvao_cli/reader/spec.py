@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 # What polars and pyarrow read: a Parquet file on disk, or one built in memory (a trainer log
 # read in place). Messages never name an in-memory part: they name the LOG (`LogSpec.label`).
 Part = Path | bytes
+FILE = "__file"  # the column `LogSpec.scan_with_files` adds
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class LogSpec:
         """Each part's Parquet metadata (pyarrow FileMetaData), read once."""
         return [parquet_file(part).metadata for part in self.parts]
 
-    def scan(self, columns: Sequence[str] | None = None, **options: Any) -> pl.LazyFrame:
+    def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
         """Every part as one lazy frame, with `row` (the position in the log) first."""
         import polars as pl
 
@@ -93,9 +94,22 @@ class LogSpec:
             [polars_source(p) for p in self.parts],
             hive_partitioning=self.hive,
             row_index_name=ROW,
-            **options,
         )
         return lf if columns is None else lf.select([ROW, *columns])
+
+    def scan_with_files(self) -> pl.LazyFrame:
+        """Every part as one lazy frame with `FILE`, the file each row is in (for messages: the
+        LOG itself for a part in memory)."""
+        import polars as pl
+
+        lf = pl.scan_parquet(
+            [polars_source(p) for p in self.parts],
+            hive_partitioning=self.hive,
+            include_file_paths=FILE,
+        )
+        if any(not isinstance(p, Path) for p in self.parts):
+            lf = lf.with_columns(pl.lit(self.label).alias(FILE))
+        return lf
 
     def read(
         self, part: Part, offset: int, length: int, columns: Sequence[str], row: int | None

@@ -213,3 +213,15 @@ def test_python_api_reads_in_place(tmp_path: Path) -> None:
     assert data.objectives == ["AccuracyReward", "FormatReward"]
     assert data.rows == 24 and data.sizes.tolist() == [4] * 6
     assert data.files == [source]
+
+
+def test_messages_about_a_log_read_in_place_name_the_source(cli, tmp_path: Path) -> None:
+    source = _trl(tmp_path / "src")  # rewards returned None: NaN, an error under --nan error
+    imported = tmp_path / "imported.parquet"
+    assert cli("import", source, "-o", imported).code == 0
+    expected = cli("analyze", imported)
+    res = cli("analyze", source)
+    assert res.code == expected.code == 2
+    line = one_error_line(expected)
+    assert line.startswith(f"error: {imported}: column '") and "NaN" in line
+    assert one_error_line(res) == line.replace(str(imported), str(source))
