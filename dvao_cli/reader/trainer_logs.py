@@ -29,7 +29,7 @@ def is_trainer_log(path: Path) -> bool:
     trainer names them (itself or its completions/ subfolders). A Parquet file, or a folder of
     them, with a `group_id` column is a dvao log even when named like TRL's completions files.
     """
-    from dvao_cli.importers import classify, trainer_folder
+    from dvao_cli.importers.detect import classify, trainer_folder
 
     if path.is_file():
         return path.suffix == ".jsonl" or (classify(path) == "trl" and not _has_group_id(path))
