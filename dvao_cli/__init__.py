@@ -21,7 +21,7 @@ _LAZY = {
     "group_stats": "dvao_cli.advantages",
     "AdvantageResult": "dvao_cli.advantages",
     "GroupStats": "dvao_cli.advantages",
-    "read_log": "dvao_cli.schema",
+    "read_log": "dvao_cli.reader.memory",
     "DvaoError": "dvao_cli.errors",
 }
 

@@ -28,19 +28,11 @@ from dvao_cli import gate, patterns
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.io import check_outputs, dumps_json, input_files, output_set
 from dvao_cli.options import SCHEMES, check_schemes, resolve_weights
-from dvao_cli.schema import (
-    DEFAULT_CHUNK_ROWS,
-    GROUP,
-    LOGGED,
-    ROW,
-    STEP,
-    Chunk,
-    LogSpec,
-    iter_frames,
-    non_finite_error,
-    open_log,
-    prepare_chunk,
-)
+from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
+from dvao_cli.reader.discovery import LogSource
+from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
+from dvao_cli.reader.spec import LogSpec, open_log
+from dvao_cli.reader.stream import iter_frames
 from dvao_cli.summary import RunSettings, Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 
@@ -189,8 +181,11 @@ def analyze(
     with ExitStack() as stack:
         adv_writer = stage = None
         if out_dir is not None:  # one set, swapped in whole when the stack closes
-            logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
-            inputs = input_files(logs, LOG_FILES)
+            if isinstance(paths, LogSource):
+                logs = list(paths.paths)
+            else:
+                logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
+            inputs = [*spec.files, *spec.skipped, *input_files(logs, LOG_FILES)]
             scanned = [p for p in logs if Path(p).is_dir()]
             check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, scanned=scanned)
             stage = stack.enter_context(output_set(out_dir, inputs=inputs, scanned=scanned))

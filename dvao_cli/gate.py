@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dvao_cli.errors import UsageError
 from dvao_cli.options import SCHEMES, did_you_mean, quoted_name
-from dvao_cli.schema import LOGGED
+from dvao_cli.reader.format import LOGGED
 from dvao_cli.summary import (
     LoggedAgreement,
     ObjectiveSummary,

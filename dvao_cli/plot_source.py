@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from dvao_cli import summary as summary_tables
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.options import did_you_mean
-from dvao_cli.schema import STEP
+from dvao_cli.reader.discovery import LogSource
+from dvao_cli.reader.format import STEP
 
 if TYPE_CHECKING:
     import polars as pl
@@ -130,6 +131,10 @@ def detect_kind(path: Path) -> str:
         )
     if any(p.suffix == ".parquet" and p.is_file() for p in path.rglob("*.parquet")):
         return "log"
+    from dvao_cli.reader.trainer_logs import is_trainer_log
+
+    if is_trainer_log(path):  # a verl rollout_data_dir: .jsonl files, read in place
+        return "log"
     raise InputError("nothing to plot here: expected " + EXPECTED, path=path)
 
 
@@ -138,7 +143,7 @@ def _is_glob(text: str) -> bool:
 
 
 def load_source(
-    source: str | Path,
+    source: str | Path | LogSource,
     *,
     objectives: Sequence[str] | None = None,
     weights: Mapping[str, float] | None = None,
@@ -151,13 +156,14 @@ def load_source(
     preference weights: passed to the analysis of a log or a run, they replace the stored
     ones of an analysis folder (reference lines only). `nan` (the NaN policy of the analysis)
     defaults to the run's configured one for a train folder, else "error"."""
-    text = str(source)
+    log = LogSource.of(source)  # a log's format and grouping options (trainer logs)
+    text = str(log.paths[0])
     path = Path(text)
     weights = dict(weights or {})
     if not path.exists():
         if _is_glob(text):
             return _from_log(
-                text,
+                log,
                 text,
                 Path("dvao-plots"),
                 objectives,
@@ -174,7 +180,7 @@ def load_source(
                 path = path.parent
         except InputError:
             pass
-    kind = detect_kind(path)
+    kind = "log" if log.format != "auto" else detect_kind(path)
     default_out = path / "plots" if path.is_dir() else Path("dvao-plots")
     label = path.resolve().name or text
     if kind == "analysis":
@@ -218,12 +224,12 @@ def load_source(
             config=config,
         )
     return _from_log(
-        text, label, default_out, objectives, weights, nan or "error", device, on_progress
+        log, label, default_out, objectives, weights, nan or "error", device, on_progress
     )
 
 
 def _from_log(
-    paths: str | Path,
+    paths: str | Path | LogSource,
     label: str,
     default_out: Path,
     objectives: Sequence[str] | None,

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from dvao_cli.schema import STEP
+from dvao_cli.reader.format import STEP
 from dvao_cli.sums import AgreementSums
 
 if TYPE_CHECKING:

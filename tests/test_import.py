@@ -595,7 +595,7 @@ def test_report_table_and_quiet(cli, tmp_path: Path) -> None:
 
 def test_import_output_is_a_readable_dvao_log(tmp_path: Path) -> None:
     from dvao_cli.importers import run_import
-    from dvao_cli.schema import read_log
+    from dvao_cli.reader.memory import read_log
 
     write_verl_rollouts(tmp_path / "dump", steps=(1, 2, 3))
     out = tmp_path / "log.parquet"

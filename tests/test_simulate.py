@@ -242,10 +242,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(
 
 
 def test_written_log_passes_through_read_log(tmp_path: Path) -> None:
-    schema = pytest.importorskip("dvao_cli.schema")
+    memory = pytest.importorskip("dvao_cli.reader.memory")
     path = tmp_path / "log.parquet"
     write_simulated(path, steps=4, groups=3, group_size=4, objectives=ALL)
-    data = schema.read_log(path)
+    data = memory.read_log(path)
     assert data.objectives == ALL.split(",")
     assert data.frame.height == 48
     assert data.skipped_groups == 0

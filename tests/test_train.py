@@ -146,7 +146,7 @@ def test_a_short_run_learns(cli, tmp_path: Path) -> None:
 
 
 def test_outputs_follow_the_contract(cli, tmp_path: Path, rewards_file: Path) -> None:
-    from dvao_cli.schema import read_log
+    from dvao_cli.reader.memory import read_log
 
     out = tmp_path / "run"
     res = _run(

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dvao_cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
 from dvao_cli.options import (
     DdofOpt,
     Device,
@@ -32,7 +33,8 @@ def command(
         typer.Argument(
             metavar="LOG",
             help="Rollout log: Parquet file(s), a directory of part files (hive-partitioned "
-            "included) or a glob.",
+            "included) or a glob; or a trainer's log read in place: a TRL completions/ folder, "
+            "a verl rollout_data_dir, an ms-swift completions.jsonl.",
             show_default=False,
         ),
     ],
@@ -96,6 +98,9 @@ def command(
             help="Rows per streamed chunk (whole steps are kept together); bounds memory.",
         ),
     ] = 1_000_000,
+    log_format: LogFormatOpt = "auto",
+    group_size: GroupSizeOpt = None,
+    ragged: RaggedOpt = False,
 ) -> None:
     from dvao_cli.runtime import stream_workers, tune_for_streaming
 
@@ -105,15 +110,15 @@ def command(
     from dvao_cli.errors import GateFailure, reading
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
+    from dvao_cli.reader.chunk import warn_skipped
     from dvao_cli.report import render
-    from dvao_cli.schema import warn_skipped
 
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
     label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
     with progress("analyze", total=None) as bar, reading(label):
         result = analyze(
-            log,
+            log_source(log, log_format, group_size, ragged),
             objectives=objective,
             weights=weights,
             schemes=schemes,

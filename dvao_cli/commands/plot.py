@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from dvao_cli.commands.log_source import GroupSizeOpt, PlotLogFormatOpt, RaggedOpt, log_source
 from dvao_cli.options import Device, DeviceOpt, NanPolicy
 
 HELP = (
@@ -27,8 +28,10 @@ def command(
     source: Annotated[
         str,
         typer.Argument(
-            help="A rollout log (Parquet file, folder of part files or glob), a `dvao analyze "
-            "--out` folder, a `dvao train` run folder or a `dvao train --compare` folder.",
+            help="A rollout log (Parquet file, folder of part files or glob; or a trainer's log "
+            "read in place: a TRL completions/ folder, a verl rollout_data_dir, an ms-swift "
+            "completions.jsonl), a `dvao analyze --out` folder, a `dvao train` run folder or a "
+            "`dvao train --compare` folder.",
             show_default=False,
         ),
     ],
@@ -86,6 +89,9 @@ def command(
         ),
     ] = None,
     device: DeviceOpt = Device.auto,
+    log_format: PlotLogFormatOpt = "auto",
+    group_size: GroupSizeOpt = None,
+    ragged: RaggedOpt = False,
 ) -> None:
     from dvao_cli.console import get_console, info, progress
     from dvao_cli.errors import reading
@@ -96,7 +102,7 @@ def command(
     weights = parse_weights(weight)
     with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
-            source,
+            log_source(source, log_format, group_size, ragged, "--log-format"),
             objectives=objective,
             weights=weights,
             nan=None if nan is None else nan.value,

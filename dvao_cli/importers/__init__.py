@@ -2,216 +2,42 @@
 
     run_import(source, out, "trl" | "verl" | "swift" | "auto", objectives=..., group_size=...,
                ragged=...) -> ImportReport
+    import_in_memory(source, ...) -> InMemoryImport   (read in place by analyze and plot)
 
 Finds the trainer's files under SOURCE (a directory or one file), detects the trainer when
-asked (`auto`), then streams the files one at a time into OUT (Parquet, written atomically).
+asked (`auto`), then streams the files one at a time into OUT (Parquet, written atomically),
+or into a Parquet file held in memory without the text columns.
 Every problem is an `InputError` (bad data: exit 2) or a `UsageError` (bad option: exit 2).
+
+    detect.py           which trainer's file a path is, by name (light: the reader asks it)
+    run.py              find_files, run_import, import_in_memory
+    trl.py, verl.py, swift.py   each trainer's files -> Batches
+    common.py           values, group rebuilding, the streaming Parquet writer
 """
 
-from __future__ import annotations
+from typing import Any
 
-from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from dvao_cli.importers.detect import PATTERNS, SUBDIRS, classify, trainer_folder
 
-from dvao_cli.errors import InputError, UsageError
-from dvao_cli.importers import swift, trl, verl
-from dvao_cli.importers.common import Batch, ImportReport, Trainer, import_batches
-from dvao_cli.options import did_you_mean
+# the importing machinery (pyarrow, the trainers' readers) loads on first use
+_LAZY = (
+    "FORMATS",
+    "TRAINERS",
+    "ImportReport",
+    "InMemoryImport",
+    "classify_file",
+    "detect",
+    "find_files",
+    "import_in_memory",
+    "run_import",
+)
 
-FORMATS = ("trl", "verl", "swift", "auto")
-TRAINERS: dict[str, Trainer] = {"trl": trl.TRAINER, "verl": verl.TRAINER, "swift": swift.TRAINER}
-PATTERNS = {
-    "trl": "completions_<step>.parquet",
-    "verl": "<step>.jsonl",
-    "swift": "completions.jsonl",
-}
-# where trainers put their files below the directory a user is likely to name
-SUBDIRS = ("completions", "completions/train", "train")
-
-__all__ = ["FORMATS", "ImportReport", "detect", "find_files", "run_import"]
+__all__ = ["PATTERNS", "SUBDIRS", "classify", "trainer_folder", *_LAZY]
 
 
-def _label(fmt: str) -> str:
-    return TRAINERS[fmt].label
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'dvao_cli.importers' has no attribute '{name}'")
+    from dvao_cli.importers import run
 
-
-def classify(path: Path) -> str | None:
-    """The trainer whose file name this is (content is checked when the file is read)."""
-    name = path.name
-    if trl.FILE_RE.match(name):
-        return "trl"
-    if verl.FILE_RE.match(name):
-        return "verl"
-    if name == swift.FILE_NAME:
-        return "swift"
-    return None
-
-
-def _visible_files(directory: Path) -> list[Path]:
-    return sorted(
-        p for p in directory.iterdir() if p.is_file() and not p.name.startswith((".", "_"))
-    )
-
-
-def _classify_file(path: Path, fmt: str) -> str:
-    """A single SOURCE file: by name, then by content for .parquet/.jsonl."""
-    if fmt != "auto":
-        return fmt
-    kind = classify(path)
-    if kind == "swift" or (kind is None and path.suffix == ".jsonl"):
-        columnar = swift.first_line_is_columnar(path)
-        if columnar is None:
-            raise InputError("empty file: no JSON lines in it", path=path)
-        return "swift" if columnar else "verl"
-    if kind is not None:
-        return kind
-    if path.suffix == ".parquet":
-        return "trl"
-    raise InputError(
-        "cannot tell which trainer wrote this file (expected "
-        + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-        + "); name the format: dvao import trl|verl|swift SOURCE",
-        path=path,
-    )
-
-
-def find_files(
-    source: str | Path, fmt: str = "auto", out: str | Path | None = None
-) -> tuple[str, list[Path], int]:
-    """The trainer and its files under SOURCE, in step order, and the count of other files."""
-    if fmt not in FORMATS:
-        raise UsageError(
-            f"unknown format '{fmt}'"
-            + did_you_mean(fmt, list(FORMATS))
-            + "; choose trl, verl, swift or auto"
-        )
-    path = Path(source)
-    out_path = Path(out).resolve() if out is not None else None
-    if not path.exists():
-        raise InputError("no such file or directory", path=path)
-    if path.is_file():
-        if out_path is not None and path.resolve() == out_path:
-            raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
-        return _classify_file(path, fmt), [path], 0
-
-    if not any(not p.name.startswith(".") for p in path.iterdir()):
-        raise InputError("empty directory: no trainer log files in it", path=path)
-    candidates: list[Path] = []
-    for sub in ("", *SUBDIRS):
-        folder = path / sub if sub else path
-        if not folder.is_dir():
-            continue
-        files = [p for p in _visible_files(folder) if out_path is None or p.resolve() != out_path]
-        if any(classify(p) for p in files):
-            candidates = files
-            break
-    if not candidates:
-        raise InputError(
-            "no trainer log files here (looked for "
-            + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-            + ", also under completions/)",
-            path=path,
-        )
-
-    kinds = {p: classify(p) for p in candidates}
-    # a completions.jsonl that is not columnar is not ms-swift's
-    for p, kind in kinds.items():
-        if kind == "swift" and swift.first_line_is_columnar(p) is False:
-            raise InputError(
-                "not an ms-swift log: the first line's values are not lists "
-                "(ms-swift writes one line per step holding columns as lists)",
-                path=p,
-                line=1,
-            )
-    found = Counter(k for k in kinds.values() if k is not None)
-    if fmt == "auto":
-        order = list(TRAINERS)
-        fmt = max(found, key=lambda k: (found[k], -order.index(k)))
-    if fmt not in found:
-        other = next(iter(found))
-        raise InputError(
-            f"no {_label(fmt)} files here ({PATTERNS[fmt]}); this looks like a {_label(other)} "
-            f"log: dvao import {other} SOURCE",
-            path=path,
-        )
-    for p, kind in kinds.items():
-        if kind is not None and kind != fmt:
-            raise InputError(
-                f"a {_label(kind)} file ({PATTERNS[kind]}) in a {_label(fmt)} log directory; "
-                "one import reads one trainer's files: move it away or import it separately",
-                path=p,
-            )
-    files = [p for p, kind in kinds.items() if kind == fmt]
-    others = len(candidates) - len(files)
-    step_of = {"trl": trl.step_of, "verl": verl.step_of}.get(fmt)
-    if step_of is not None:  # step order, not name order: steps past 99999 or unpadded names
-        files.sort(key=lambda p: (step_of(p) if step_of(p) is not None else -1, p.name))
-    return fmt, files, others
-
-
-def detect(source: str | Path) -> str:
-    """The trainer that wrote SOURCE ('trl', 'verl' or 'swift')."""
-    return find_files(source, "auto")[0]
-
-
-def run_import(
-    source: str | Path,
-    out: str | Path,
-    fmt: str = "auto",
-    *,
-    objectives: list[str] | None = None,
-    group_size: int | None = None,
-    ragged: bool = False,
-    on_file: Callable[[int, int], None] | None = None,
-) -> ImportReport:
-    """Import SOURCE into the Parquet file OUT (atomically); return what was read.
-
-    `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
-    """
-    from dvao_cli.io import atomic_path, check_outputs, input_files
-
-    if group_size is not None and ragged:
-        raise UsageError(
-            "--group-size and --ragged exclude each other: fixed blocks are never ragged"
-        )
-    if group_size is not None and group_size < 1:
-        raise UsageError(f"--group-size must be at least 1, not {group_size}")
-    check_outputs([out], input_files([source]), option="-o")  # never over a file read or skipped
-    fmt, files, others = find_files(source, fmt, out)
-    trainer = TRAINERS[fmt]
-    report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
-    if others:
-        report.skipped["other files ignored"] = others
-
-    def stream() -> Iterator[Batch]:
-        if fmt == "swift":
-            total = sum(p.stat().st_size for p in files)
-            done = 0
-
-            def advance(n: int) -> None:
-                nonlocal done
-                done += n
-                if on_file is not None:
-                    on_file(min(done, total), total)
-
-            for path in files:
-                yield from swift.batches(path, report.skipped, advance)
-            return
-        inner = trl.batches(files) if fmt == "trl" else verl.batches(files, report.skipped)
-        for i, batch in enumerate(inner, start=1):
-            yield batch
-            if on_file is not None:
-                on_file(i, len(files))
-
-    with atomic_path(out) as tmp:
-        import_batches(
-            trainer,
-            stream(),
-            tmp,
-            report,
-            objectives=objectives,
-            group_size=group_size,
-            ragged=ragged,
-        )
-    return report
+    return getattr(run, name)

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, UsageError
 from dvao_cli.options import did_you_mean
-from dvao_cli.schema import GROUP, LOGGED, METADATA_KEY, RESERVED, SAMPLE, STEP
+from dvao_cli.reader.format import GROUP, LOGGED, METADATA_KEY, RESERVED, SAMPLE, STEP
 
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-# Columns of the dvao log format beyond those of dvao_cli.schema (see docs/log-format.md).
+# Columns of the dvao log format beyond those of dvao_cli.reader.format (docs/log-format.md).
 PROMPT = "prompt"
 COMPLETION = "completion"
 RENAME_PREFIX = "raw_"  # a trainer column whose name is reserved is kept as raw_<name>
@@ -280,21 +280,27 @@ class Layout:
     logged: bool
     renamed: dict[str, str]
 
-    def schema(self, metadata: dict[str, Any]) -> pa.Schema:
+    def schema(self, metadata: dict[str, Any], text: bool = True) -> pa.Schema:
+        """The output schema; without `text`, no prompt, completion or text extra column."""
         import pyarrow as pa
 
         fields = [
             pa.field(STEP, pa.int64()),
             pa.field(GROUP, pa.int64()),
             pa.field(SAMPLE, pa.int64()),
-            pa.field(PROMPT, pa.string()),
-            pa.field(COMPLETION, pa.string()),
-            *[pa.field(name, pa.float64()) for name in self.objectives],
         ]
+        if text:
+            fields += [pa.field(PROMPT, pa.string()), pa.field(COMPLETION, pa.string())]
+        fields += [pa.field(name, pa.float64()) for name in self.objectives]
         if self.logged:
             fields.append(pa.field(LOGGED, pa.float64()))
-        fields.extend(pa.field(name, self.extra_types[name]) for name in self.extras)
+        fields.extend(pa.field(name, self.extra_types[name]) for name in self.kept_extras(text))
         return pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata).encode()})
+
+    def kept_extras(self, text: bool) -> list[str]:
+        import pyarrow as pa
+
+        return [n for n in self.extras if text or not pa.types.is_string(self.extra_types[n])]
 
 
 def _output_name(column: str) -> str:
@@ -672,7 +678,9 @@ def _extra_column(
         ) from None
 
 
-def batch_table(layout: Layout, batch: Batch, state: GroupState, schema: pa.Schema) -> pa.Table:
+def batch_table(
+    layout: Layout, batch: Batch, state: GroupState, schema: pa.Schema, text: bool = True
+) -> pa.Table:
     """One batch as an Arrow table in the output schema, sorted by (step, group)."""
     import pyarrow as pa
 
@@ -682,20 +690,21 @@ def batch_table(layout: Layout, batch: Batch, state: GroupState, schema: pa.Sche
         pa.array(steps, type=pa.int64()),
         pa.array(gids, type=pa.int64()),
         pa.array(samples, type=pa.int64()),
-        pa.array([to_text(batch.prompt[i]) for i in order], type=pa.string()),
     ]
     ckey = layout.trainer.completion_key
-    if layout.completion and ckey is not None:
-        arrays.append(_text_column(batch.columns[ckey], order))
-    else:
-        arrays.append(pa.nulls(n, type=pa.string()))
+    if text:
+        arrays.append(pa.array([to_text(batch.prompt[i]) for i in order], type=pa.string()))
+        if layout.completion and ckey is not None:
+            arrays.append(_text_column(batch.columns[ckey], order))
+        else:
+            arrays.append(pa.nulls(n, type=pa.string()))
     for out in layout.objectives:
         name = layout.source_of[out]
         arrays.append(_float_column(batch, name, batch.columns[name], order))
     akey = layout.trainer.advantage_key
     if layout.logged and akey is not None:
         arrays.append(_float_column(batch, akey, batch.columns[akey], order))
-    for out in layout.extras:
+    for out in layout.kept_extras(text):
         name = layout.source_of[out]
         dtype = layout.extra_types[out]
         if name in batch.columns:
@@ -713,14 +722,15 @@ def batch_table(layout: Layout, batch: Batch, state: GroupState, schema: pa.Sche
 def import_batches(
     trainer: Trainer,
     batches: Iterator[Batch],
-    tmp: Path,
+    tmp: Path | None,
     report: ImportReport,
     *,
     objectives: Sequence[str] | None,
     group_size: int | None,
     ragged: bool,
-) -> ImportReport:
-    """Stream `batches` into the Parquet file `tmp`; fill and return `report`."""
+) -> bytes | None:
+    """Stream `batches` into the Parquet file `tmp` and fill `report`. With `tmp` None the file
+    is built in memory, without the text columns (see `Layout.schema`), and returned."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -729,6 +739,8 @@ def import_batches(
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
     state = GroupState(group_size=group_size, ragged=ragged)
+    text = tmp is not None
+    sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
     layout: Layout | None = None
     schema: pa.Schema | None = None
     writer: pq.ParquetWriter | None = None
@@ -764,12 +776,12 @@ def import_batches(
                     "grouping": trainer.grouping if group_size is None else "blocks",
                     "source": report.source,
                 }
-                schema = layout.schema(metadata)
-                writer = pq.ParquetWriter(str(tmp), schema, compression="zstd")
+                schema = layout.schema(metadata, text)
+                writer = pq.ParquetWriter(sink, schema, compression="zstd")
             else:
                 check_columns(layout, batch)
             assert schema is not None
-            table = batch_table(layout, batch, state, schema)
+            table = batch_table(layout, batch, state, schema, text)
             steps = table.column(STEP)
             lo, hi = pc.min(steps).as_py(), pc.max(steps).as_py()
             if last_step is not None and lo < last_step:
@@ -795,10 +807,11 @@ def import_batches(
         if writer is not None:
             writer.close()
 
+    data = sink.getvalue().to_pybytes() if tmp is None else None
     if not ordered:
         # steps came out of order (e.g. a resumed run appended earlier steps again): sort the
         # whole file once; rare, and the file holds only what was imported
-        table = pq.read_table(str(tmp))
+        table = pq.read_table(str(tmp) if tmp is not None else pa.BufferReader(data))
         keys = np.lexsort(
             (
                 table.column(SAMPLE).to_numpy(),
@@ -807,7 +820,9 @@ def import_batches(
             )
         )
         table = table.take(pa.array(keys))
-        pq.write_table(table, str(tmp), compression="zstd", row_group_size=ROWS_PER_ROW_GROUP)
+        sink = str(tmp) if tmp is not None else pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd", row_group_size=ROWS_PER_ROW_GROUP)
+        data = sink.getvalue().to_pybytes() if tmp is None else None
         report.reordered = True
     repeated = sum(1 for n in step_batches.values() if n > 1)
     if repeated and trainer.grouping != "key":
@@ -830,7 +845,7 @@ def import_batches(
             else "rows with the same (step, prompt)"
         )
     )
-    return report
+    return data
 
 
 def parse_json_line(path: Path, number: int, line: str) -> Any:

@@ -23,8 +23,9 @@ from dvao_cli.importers.common import (
     parse_json_line,
     short,
 )
+from dvao_cli.importers.detect import SWIFT_FILE
 
-FILE_NAME = "completions.jsonl"
+FILE_NAME = SWIFT_FILE
 
 TRAINER = Trainer(
     name="swift",

@@ -8,14 +8,14 @@ consecutive rows with the same prompt. One file is one generation batch (one ste
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dvao_cli.errors import InputError
 from dvao_cli.importers.common import FLOAT, Batch, Trainer, parse_int, short
+from dvao_cli.importers.detect import TRL_FILE
 
-FILE_RE = re.compile(r"^completions_(\d+)\.parquet$")
+FILE_RE = TRL_FILE
 
 TRAINER = Trainer(
     name="trl",

@@ -9,7 +9,6 @@ and no advantage, and batch balancing reorders the rows, so groups are rebuilt f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from dvao_cli.importers.common import (
     parse_json_line,
     short,
 )
+from dvao_cli.importers.detect import VERL_FILE
 
-FILE_RE = re.compile(r"^(\d+)\.jsonl$")
+FILE_RE = VERL_FILE
 
 TRAINER = Trainer(
     name="verl",

@@ -1,0 +1,237 @@
+"""Finding a trainer's files under SOURCE and importing them: `run_import` (into a Parquet
+file, atomically), `import_in_memory` (into a Parquet file held in memory, for reading in
+place). See the package docstring.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.importers import swift, trl, verl
+from dvao_cli.importers.common import Batch, ImportReport, Trainer, import_batches
+from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
+from dvao_cli.options import did_you_mean
+
+FORMATS = ("trl", "verl", "swift", "auto")
+TRAINERS: dict[str, Trainer] = {"trl": trl.TRAINER, "verl": verl.TRAINER, "swift": swift.TRAINER}
+
+
+def _label(fmt: str) -> str:
+    return TRAINERS[fmt].label
+
+
+def _import_hint(fmt: str) -> str:
+    """How `dvao import` names a format (messages of the other commands name their option)."""
+    return f"dvao import {fmt} SOURCE"
+
+
+def classify_file(path: Path, fmt: str, hint: Callable[[str], str] = _import_hint) -> str:
+    """A single SOURCE file: by name, then by content for .parquet/.jsonl."""
+    if fmt != "auto":
+        return fmt
+    kind = classify(path)
+    if kind == "swift" or (kind is None and path.suffix == ".jsonl"):
+        columnar = swift.first_line_is_columnar(path)
+        if columnar is None:
+            raise InputError("empty file: no JSON lines in it", path=path)
+        return "swift" if columnar else "verl"
+    if kind is not None:
+        return kind
+    if path.suffix == ".parquet":
+        return "trl"
+    raise InputError(
+        "cannot tell which trainer wrote this file (expected "
+        + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
+        + "); name the format: "
+        + hint("trl|verl|swift"),
+        path=path,
+    )
+
+
+def find_files(
+    source: str | Path,
+    fmt: str = "auto",
+    out: str | Path | None = None,
+    *,
+    hint: Callable[[str], str] = _import_hint,
+) -> tuple[str, list[Path], list[Path]]:
+    """The trainer, its files under SOURCE in step order, and the other files found beside them
+    (not read). `hint(fmt)` is how messages tell the user to name a format."""
+    if fmt not in FORMATS:
+        raise UsageError(
+            f"unknown format '{fmt}'"
+            + did_you_mean(fmt, list(FORMATS))
+            + "; choose trl, verl, swift or auto"
+        )
+    path = Path(source)
+    out_path = Path(out).resolve() if out is not None else None
+    if not path.exists():
+        raise InputError("no such file or directory", path=path)
+    if path.is_file():
+        if out_path is not None and path.resolve() == out_path:
+            raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
+        return classify_file(path, fmt, hint), [path], []
+
+    if not any(not p.name.startswith(".") for p in path.iterdir()):
+        raise InputError("empty directory: no trainer log files in it", path=path)
+    candidates = trainer_folder(path, out_path)
+    if not candidates:
+        raise InputError(
+            "no trainer log files here (looked for "
+            + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
+            + ", also under completions/)",
+            path=path,
+        )
+
+    kinds = {p: classify(p) for p in candidates}
+    # a completions.jsonl that is not columnar is not ms-swift's
+    for p, kind in kinds.items():
+        if kind == "swift" and swift.first_line_is_columnar(p) is False:
+            raise InputError(
+                "not an ms-swift log: the first line's values are not lists "
+                "(ms-swift writes one line per step holding columns as lists)",
+                path=p,
+                line=1,
+            )
+    found = Counter(k for k in kinds.values() if k is not None)
+    if fmt == "auto":
+        order = list(TRAINERS)
+        fmt = max(found, key=lambda k: (found[k], -order.index(k)))
+    if fmt not in found:
+        other = next(iter(found))
+        raise InputError(
+            f"no {_label(fmt)} files here ({PATTERNS[fmt]}); this looks like a {_label(other)} "
+            f"log: {hint(other)}",
+            path=path,
+        )
+    for p, kind in kinds.items():
+        if kind is not None and kind != fmt:
+            raise InputError(
+                f"a {_label(kind)} file ({PATTERNS[kind]}) in a {_label(fmt)} log directory; "
+                "one import reads one trainer's files: move it away or import it separately",
+                path=p,
+            )
+    files = [p for p, kind in kinds.items() if kind == fmt]
+    others = [p for p, kind in kinds.items() if kind != fmt]
+    step_of = {"trl": trl.step_of, "verl": verl.step_of}.get(fmt)
+    if step_of is not None:  # step order, not name order: steps past 99999 or unpadded names
+        files.sort(key=lambda p: (step_of(p) if step_of(p) is not None else -1, p.name))
+    return fmt, files, others
+
+
+def detect(source: str | Path) -> str:
+    """The trainer that wrote SOURCE ('trl', 'verl' or 'swift')."""
+    return find_files(source, "auto")[0]
+
+
+def _check_grouping(group_size: int | None, ragged: bool) -> None:
+    if group_size is not None and ragged:
+        raise UsageError(
+            "--group-size and --ragged exclude each other: fixed blocks are never ragged"
+        )
+    if group_size is not None and group_size < 1:
+        raise UsageError(f"--group-size must be at least 1, not {group_size}")
+
+
+def _stream(
+    fmt: str,
+    files: list[Path],
+    report: ImportReport,
+    on_file: Callable[[int, int], None] | None = None,
+) -> Iterator[Batch]:
+    """The batches of a trainer's files, in order; `on_file(done, total)` as files (TRL, verl)
+    or bytes (ms-swift) are read."""
+    if fmt == "swift":
+        total = sum(p.stat().st_size for p in files)
+        done = 0
+
+        def advance(n: int) -> None:
+            nonlocal done
+            done += n
+            if on_file is not None:
+                on_file(min(done, total), total)
+
+        for path in files:
+            yield from swift.batches(path, report.skipped, advance)
+        return
+    inner = trl.batches(files) if fmt == "trl" else verl.batches(files, report.skipped)
+    for i, batch in enumerate(inner, start=1):
+        yield batch
+        if on_file is not None:
+            on_file(i, len(files))
+
+
+def run_import(
+    source: str | Path,
+    out: str | Path,
+    fmt: str = "auto",
+    *,
+    objectives: list[str] | None = None,
+    group_size: int | None = None,
+    ragged: bool = False,
+    on_file: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """Import SOURCE into the Parquet file OUT (atomically); return what was read.
+
+    `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
+    """
+    from dvao_cli.io import atomic_path, check_outputs, input_files
+
+    _check_grouping(group_size, ragged)
+    check_outputs([out], input_files([source]), option="-o")  # never over a file read or skipped
+    fmt, files, others = find_files(source, fmt, out)
+    report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
+    if others:
+        report.skipped["other files ignored"] = len(others)
+    with atomic_path(out) as tmp:
+        import_batches(
+            TRAINERS[fmt],
+            _stream(fmt, files, report, on_file),
+            tmp,
+            report,
+            objectives=objectives,
+            group_size=group_size,
+            ragged=ragged,
+        )
+    return report
+
+
+@dataclass
+class InMemoryImport:
+    """A trainer's log imported into memory (for reading in place: nothing is written)."""
+
+    parquet: bytes  # the dvao log without its text columns (prompt, completion, text extras)
+    report: ImportReport
+    files: list[Path]  # the trainer's files read
+    others: list[Path]  # the files found beside them, not read
+
+
+def import_in_memory(
+    source: str | Path,
+    fmt: str = "auto",
+    *,
+    objectives: list[str] | None = None,
+    group_size: int | None = None,
+    ragged: bool = False,
+    hint: Callable[[str], str] = _import_hint,
+) -> InMemoryImport:
+    """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
+    out the text columns that no analysis reads. `hint(fmt)` is how messages name a format."""
+    _check_grouping(group_size, ragged)
+    fmt, files, others = find_files(source, fmt, hint=hint)
+    report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
+    parquet = import_batches(
+        TRAINERS[fmt],
+        _stream(fmt, files, report),
+        None,
+        report,
+        objectives=objectives,
+        group_size=group_size,
+        ragged=ragged,
+    )
+    assert parquet is not None
+    return InMemoryImport(parquet=parquet, report=report, files=files, others=others)

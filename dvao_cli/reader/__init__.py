@@ -1,0 +1,13 @@
+"""The log reader: what a rollout log holds and its rows, streamed in chunks of whole steps.
+
+    format.py        the dvao log format: column names, reserved names, dtype families
+    discovery.py     LOG arguments -> files: folders, globs, hive partitions; `LogSource`
+    spec.py          footers only: schema checks, partition checks, objectives -> `LogSpec`
+    trainer_logs.py  TRL / verl / ms-swift logs read in place (imported into memory)
+    stream.py        step floors from the footers; `iter_frames`, `iter_chunks`
+    chunk.py         `prepare_chunk` -> `Chunk`: keys, NaN policy, engine order, group sizes
+    long_layout.py   the long layout (objective + reward columns) pivoted to the wide one
+    memory.py        `read_log` -> `LogData`: a whole log in memory
+
+Every problem with the user's files is an `InputError` naming the file and the column.
+"""

@@ -1,0 +1,103 @@
+"""Trainer logs read in place: a TRL `completions/` folder, a verl `rollout_data_dir`, an
+ms-swift `completions.jsonl`, named directly as LOG (`dvao analyze`, `dvao plot`).
+
+The layout is detected as `dvao import` detects it (dvao_cli/importers: one definition), and the
+log is imported exactly as `dvao import` would import it, into a Parquet file held in memory
+(without the text columns, which no analysis reads): nothing is written anywhere, so nothing
+is left behind by an error or a kill. The numbers are those of `dvao import` then analyze.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from dvao_cli.errors import UsageError
+from dvao_cli.options import did_you_mean
+from dvao_cli.reader.discovery import LOG_FORMATS, LogSource
+from dvao_cli.reader.format import GROUP
+from dvao_cli.reader.spec import LogSpec, parquet_file, spec_from_schema
+
+TRAINER_FORMATS = ("trl", "verl", "swift")
+
+
+def is_trainer_log(path: Path) -> bool:
+    """Whether `path` is a trainer's log, as `dvao import auto` finds one (which trainer, and
+    whether the files mix trainers, is `dvao_cli.importers.find_files`' to say).
+
+    A `.jsonl` file, a Parquet file named like TRL's, or a folder holding files named as a
+    trainer names them (itself or its completions/ subfolders). A Parquet file, or a folder of
+    them, with a `group_id` column is a dvao log even when named like TRL's completions files.
+    """
+    from dvao_cli.importers.detect import classify, trainer_folder
+
+    if path.is_file():
+        return path.suffix == ".jsonl" or (classify(path) == "trl" and not _has_group_id(path))
+    if not path.is_dir():
+        return False
+    kinds = {p: classify(p) for p in trainer_folder(path)}
+    found = [p for p, kind in kinds.items() if kind is not None]
+    if not found:
+        return False
+    return any(kinds[p] != "trl" for p in found) or not _has_group_id(found[0])
+
+
+def _has_group_id(path: Path) -> bool:
+    try:
+        return GROUP in parquet_file(path).schema_arrow.names
+    except Exception:  # unreadable: the reader that opens it says why
+        return False
+
+
+def resolve_format(source: LogSource) -> str:
+    """ "dvao" or the trainer whose log `source` names, from `source.format` ("auto": detect)."""
+    fmt = source.format
+    if fmt not in LOG_FORMATS:
+        raise UsageError(
+            f"{source.option} '{fmt}' is not a log format" + did_you_mean(fmt, list(LOG_FORMATS))
+        )
+    if fmt == "dvao":
+        return "dvao"
+    if fmt in TRAINER_FORMATS:
+        if len(source.paths) != 1:
+            raise UsageError(
+                f"{source.option} {fmt} reads one trainer log (a folder or a file), "
+                f"not {len(source.paths)} LOG arguments"
+            )
+        return fmt
+    if len(source.paths) != 1:
+        return "dvao"
+    return "auto" if is_trainer_log(Path(source.paths[0])) else "dvao"
+
+
+def open_trainer_log(
+    source: LogSource, fmt: str, objectives: Sequence[str] | None = None
+) -> LogSpec:
+    """Import the trainer log `source` names into memory and open it as a dvao log.
+
+    `objectives` are the importer's `--objective` (reward columns of the trainer's log); the
+    spec's objectives are those the import recorded. `fmt` is a trainer or "auto".
+    """
+    import polars as pl
+
+    from dvao_cli.importers import import_in_memory
+
+    named = str(source.paths[0])
+    imported = import_in_memory(
+        named,
+        fmt,
+        objectives=list(objectives) if objectives else None,
+        group_size=source.group_size,
+        ragged=source.ragged,
+        hint=lambda name: f"{source.option} {name}",
+    )
+    schema = dict(pl.scan_parquet(imported.parquet).collect_schema())
+    return spec_from_schema(
+        imported.files,
+        [imported.parquet],
+        schema,
+        None,
+        skipped=imported.others,
+        format=imported.report.format,
+        source=named,
+    )
