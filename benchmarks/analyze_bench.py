@@ -4,11 +4,15 @@ Each measurement is a whole process; wall time and peak RSS come from `os.wait4`
 
     python benchmarks/analyze_bench.py                       # 20M and 100M rows, RSS check at 200M
     python benchmarks/analyze_bench.py --sizes 20 --rss-sizes ""   # quick: 20M only
+    python benchmarks/analyze_bench.py --sizes "" --rss-sizes "" --continuous-sizes "" --paper
+                                                             # the 200k paper-scale log only
 
 Logs are made with `dvao simulate --no-text` (3 binary objectives, groups of 16) into --workdir
 and reused on later runs. `--continuous-sizes` adds logs with a fourth, continuous objective
-(rm_score): those take the advantage engine's path instead of the pattern counts. Prints a
-Markdown table for docs/performance.md.
+(rm_score): those take the advantage engine's path instead of the pattern counts. `--paper`
+adds the paper-scale log: 200,000 rows (100 steps x 125 prompts x 16), the four objectives (one
+continuous) and the prompt / completion text columns, against polars reading its numeric columns
+in a process of its own. Prints a Markdown table for docs/performance.md.
 """
 
 from __future__ import annotations
@@ -33,13 +37,11 @@ df = pl.read_parquet(sys.argv[1], columns=sys.argv[2].split(","))
 print(df.height)
 """
 
+# issue 12's floor at scale: a streaming read of the needed columns (bounded memory)
 FLOOR_STREAM = """
 import polars as pl, sys
-n = 0
-lazy = pl.scan_parquet(sys.argv[1]).select(sys.argv[2].split(","))
-for batch in lazy.collect_batches(chunk_size=1_000_000):
-    n += batch.height
-print(n)
+cols = sys.argv[2].split(",")
+print(pl.scan_parquet(sys.argv[1]).select(cols).sum().collect(engine="streaming"))
 """
 
 # The obvious pandas implementation of the five schemes (population std, eps 0, equal weights).
@@ -86,21 +88,31 @@ def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, i
     return wall, usage.ru_maxrss / 1024.0, code
 
 
-def make_log(workdir: Path, millions: int, objectives: str = OBJECTIVES) -> Path:
+# The paper-scale log: 200k responses with text columns (docs/performance.md).
+PAPER_STEPS, PAPER_GROUPS = 100, 125
+
+
+def make_log(
+    workdir: Path, millions: int, objectives: str = OBJECTIVES, text: bool = False
+) -> Path:
     suffix = "" if objectives == OBJECTIVES else "-" + objectives.split(",")[-1]
-    path = workdir / f"sim-{millions}M{suffix}.parquet"
+    if text:
+        path = workdir / f"sim-paper-200k{suffix}-text.parquet"
+        steps, groups = PAPER_STEPS, PAPER_GROUPS
+    else:
+        path = workdir / f"sim-{millions}M{suffix}.parquet"
+        steps, groups = millions * 1_000_000 // (GROUPS * GROUP_SIZE), GROUPS
     if path.exists():
         return path
-    steps = millions * 1_000_000 // (GROUPS * GROUP_SIZE)
     dvao = [sys.executable, "-m", "dvao_cli", "--quiet", "simulate"]
     argv = dvao + [
         "-o",
         str(path),
-        "--no-text",
+        *([] if text else ["--no-text"]),
         "--steps",
         str(steps),
         "--groups",
-        str(GROUPS),
+        str(groups),
         "--group-size",
         str(GROUP_SIZE),
         "--objectives",
@@ -122,6 +134,9 @@ def main() -> None:
     parser.add_argument(
         "--continuous-sizes", default="20", help="sizes also run with a continuous objective"
     )
+    parser.add_argument(
+        "--paper", action="store_true", help="also the 200k-row log with text columns"
+    )
     parser.add_argument("--pandas-max", type=int, default=20, help="largest size run with pandas")
     parser.add_argument("--workdir", default="benchmarks/data", type=Path)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
@@ -132,13 +147,17 @@ def main() -> None:
     rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
 
     py = sys.executable
-    plan = [(m, OBJECTIVES, m in sizes) for m in sizes + rss_sizes]
-    plan += [(int(m), CONTINUOUS, True) for m in args.continuous_sizes.split(",") if m]
+    plan = [(m, OBJECTIVES, m in sizes, False) for m in sizes + rss_sizes]
+    plan += [(int(m), CONTINUOUS, True, False) for m in args.continuous_sizes.split(",") if m]
+    if args.paper:
+        plan.append((0, CONTINUOUS, True, True))
     rows = []
-    for millions, objectives, with_floor in plan:
-        log = make_log(args.workdir, millions, objectives)
+    for millions, objectives, with_floor, text in plan:
+        log = make_log(args.workdir, millions, objectives, text)
         columns = ",".join(["step", "group_id", objectives])
-        label = f"{millions}M" + ("" if objectives == OBJECTIVES else " (+rm_score)")
+        label = "200k (+rm_score, text)" if text else f"{millions}M"
+        if not text and objectives != OBJECTIVES:
+            label += " (+rm_score)"
         runs: dict[str, tuple[float, float]] = {}
         plans = {"analyze": [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]}
         if with_floor:
@@ -160,13 +179,15 @@ def main() -> None:
                 print(f"{label} {name}: {best[0]:.2f} s, {best[1]:.0f} MiB", file=sys.stderr)
         rows.append((label, runs))
 
-    print("| rows | measurement | wall (s) | peak RSS (MiB) | vs floor |")
-    print("|---:|---|---:|---:|---:|")
+    print("| rows | measurement | wall (s) | peak RSS (MiB) | vs read | vs stream read |")
+    print("|---:|---|---:|---:|---:|---:|")
     for label, runs in rows:
         floor = runs.get("read (floor)", (None, None))[0]
+        stream = runs.get("stream read", (None, None))[0]
         for name, (wall, rss) in runs.items():
             ratio = f"{wall / floor:.2f}x" if floor else ""
-            print(f"| {label} | {name} | {wall:.2f} | {rss:.0f} | {ratio} |")
+            versus = f"{wall / stream:.2f}x" if stream else ""
+            print(f"| {label} | {name} | {wall:.2f} | {rss:.0f} | {ratio} | {versus} |")
     for label, runs in rows:
         if "pandas" in runs and "analyze" in runs:
             speedup = runs["pandas"][0] / runs["analyze"][0]

@@ -56,3 +56,14 @@ class GateFailure(DvaoError):
     """One or more `--fail-on` conditions tripped."""
 
     exit_code = EXIT_GATE
+
+
+class RewardValueError(InputError):
+    """A reward the core cannot use: NaN or inf (without nan='ignore'), or too large in
+    magnitude for float64 (tolerances.MAX_REWARD). `objective` is the column's index, so that
+    the reader can name the column and the rows."""
+
+    def __init__(self, message: str, *, objective: int, non_finite: bool) -> None:
+        self.objective = objective
+        self.non_finite = non_finite
+        super().__init__(message)
