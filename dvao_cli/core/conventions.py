@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from array_api_compat import array_namespace
-
+from dvao_cli.core.arrays import namespace
 from dvao_cli.core.tolerances import BINARY_TOL, MAX_REWARD, NOISE_ULPS
 from dvao_cli.errors import RewardValueError
 
@@ -20,7 +19,7 @@ Array = Any  # np.ndarray or torch.Tensor
 def normaliser(std: Array, eps: float) -> Array:
     """1 / (std + eps) where std > 0, else 0: eps is added to every std that divides, and a
     std of 0 (no signal in the group) gives advantage 0, never NaN or inf."""
-    xp = array_namespace(std)
+    xp = namespace(std)
     signal = std > 0
     return xp.where(signal, 1.0 / xp.where(signal, std + eps, 1.0), 0.0)
 
@@ -29,14 +28,14 @@ def noise_free(std: Array, magnitude: Array) -> Array:
     """A combined std, or 0 where it is at most NOISE_ULPS ulps of `magnitude`, the size of
     the terms it was summed from: below that it is rounding noise (a weighted sum constant by
     cancellation), and so are the deviations it would divide."""
-    xp = array_namespace(std, magnitude)
+    xp = namespace(std, magnitude)
     floor = magnitude * (NOISE_ULPS * xp.finfo(std.dtype).eps)
     return xp.where(std > floor, std, 0.0)
 
 
 def near(values: Array, target: float) -> Array:
     """Within float rounding (BINARY_TOL) of `target`: how a pass (1) or fail (0) is told."""
-    xp = array_namespace(values)
+    xp = namespace(values)
     return xp.abs(values - target) <= BINARY_TOL
 
 
@@ -50,7 +49,7 @@ def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Arra
     positive. count, mean, std (with `ddof`), lo and hi (smallest and largest reward) are what
     both backends compute, so a log is binary or not whatever path its chunks take.
     """
-    xp = array_namespace(count, mean, std, lo, hi)
+    xp = namespace(count, mean, std, lo, hi)
     n = xp.astype(count, mean.dtype)
     present = n > 0
     to_population = xp.where(present, (n - ddof) / xp.where(present, n, 1.0), 0.0)
@@ -63,7 +62,7 @@ def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Arra
 def check_rewards(k: int, count: Array, lo: Array, hi: Array) -> None:
     """Raise RewardValueError for objective k when a present reward (lo, hi (G,): the smallest
     and largest per group, count (G,)) is NaN or inf, or larger than MAX_REWARD in magnitude."""
-    xp = array_namespace(count, lo, hi)
+    xp = namespace(count, lo, hi)
     if count.shape[0] == 0:
         return
     present = count > 0

@@ -18,9 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from array_api_compat import array_namespace, device
-
 from dvao_cli.core import schemes as table
+from dvao_cli.core.arrays import namespace
 from dvao_cli.core.conventions import check_rewards
 from dvao_cli.core.segments import Segments, ragged
 
@@ -66,8 +65,8 @@ def run(
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
     0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward."""
-    xp = array_namespace(*columns)
-    where = device(columns[0])
+    xp = namespace(*columns)
+    where = columns[0].device
     dtype = columns[0].dtype
     size = seg.sizes(columns[0])  # (n,) int64
     size_f = xp.astype(size, dtype)
@@ -165,7 +164,7 @@ def _whiten(
 ) -> Array:
     """values (seg's layout) centred on the mean of their step and times the table's whitening
     factor; magnitude (n,) the size of each group's terms (the noise floor's scale)."""
-    xp = array_namespace(values)
+    xp = namespace(values)
     like = values
     size_f = xp.astype(seg.sizes(like), values.dtype)
     if step_of_group is None:  # one step: plain reductions over the groups

@@ -36,8 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from array_api_compat import array_namespace
-
+from dvao_cli.core.arrays import namespace
 from dvao_cli.core.conventions import noise_free, normaliser
 from dvao_cli.errors import UsageError
 
@@ -72,8 +71,8 @@ class Scheme:
 
 
 def _ones(spread: Spread, eps: float) -> Array:
-    xp = array_namespace(spread.sigma)
-    return xp.ones(spread.sigma.shape[0], dtype=spread.sigma.dtype, device=_device(spread.sigma))
+    xp = namespace(spread.sigma)
+    return xp.ones(spread.sigma.shape[0], dtype=spread.sigma.dtype, device=spread.sigma.device)
 
 
 TABLE: tuple[Scheme, ...] = (
@@ -154,7 +153,7 @@ def twins(schemes: Sequence[str], missing: bool) -> dict[str, str]:
 
 def coefficients(kind: str, k: int, sigma_k: Array, weight: float, eps: float, primary: int):
     """(n,) c_k of objective k in numerator `kind`, from its per-group std sigma_k (n,)."""
-    xp = array_namespace(sigma_k)
+    xp = namespace(sigma_k)
     if kind == WEIGHTED or kind == SUMMED:
         return weight * xp.astype(sigma_k > 0, sigma_k.dtype)
     if kind == STANDARDISED:
@@ -167,7 +166,7 @@ def coefficients(kind: str, k: int, sigma_k: Array, weight: float, eps: float, p
 def magnitude(kind: str, weights: Array, mean: Array, sigma: Array, lo: Array, hi: Array, eps):
     """(n,) the size of the terms numerator `kind` sums in each group (its noise floor's
     scale), from the objectives' group mean, std, smallest and largest reward (n, K)."""
-    xp = array_namespace(mean)
+    xp = namespace(mean)
     w = xp.abs(weights)
     if kind == WEIGHTED or kind == SUMMED:  # the rewards themselves: sum_k |w_k| max |r_k|
         return xp.maximum(xp.abs(lo), xp.abs(hi)) @ w
@@ -180,7 +179,7 @@ def magnitude(kind: str, weights: Array, mean: Array, sigma: Array, lo: Array, h
 def own_std(square_sum: Array, inv_dof: Array, scale: Array) -> Array:
     """(n,) a numerator's std over its group from its sum of squares (n,) and 1 / (size -
     ddof), rounding noise (at most NOISE_ULPS ulps of `scale`) counted as 0."""
-    xp = array_namespace(square_sum)
+    xp = namespace(square_sum)
     return noise_free(xp.sqrt(square_sum * inv_dof), scale)
 
 
@@ -188,7 +187,7 @@ def whitening(square_sum: Array, count: Array, scale: Array, ddof: int, eps: flo
     """(S,) the factor 1 / (std + eps) that whitens each step, from the step's sum of squared
     centred values, its responses and the largest term magnitude among its groups: 0 where the
     std is rounding noise or 0."""
-    xp = array_namespace(square_sum)
+    xp = namespace(square_sum)
     dof = count - ddof
     var = xp.where(dof > 0, square_sum / xp.where(dof > 0, dof, 1.0), 0.0)
     return normaliser(noise_free(xp.sqrt(var), scale), eps)
@@ -196,13 +195,7 @@ def whitening(square_sum: Array, count: Array, scale: Array, ddof: int, eps: flo
 
 def dvao_weight(sigma: Array, weights: Array) -> Array:
     """(n, K) w~_k = w_k sigma_k / sum_l w_l sigma_l, 0 where no objective varies."""
-    xp = array_namespace(sigma)
+    xp = namespace(sigma)
     signal = sigma * weights  # (n, K)
     total = xp.sum(signal, axis=1)  # (n,)
     return xp.where(total[:, None] > 0, signal / xp.where(total > 0, total, 1.0)[:, None], 0.0)
-
-
-def _device(x: Array) -> Any:
-    from array_api_compat import device
-
-    return device(x)
