@@ -75,10 +75,12 @@ print((adv ** 2).mean().to_dict())
 """
 
 
-def measure(argv: list[str], stdout=subprocess.DEVNULL) -> tuple[float, float, int]:
+def measure(
+    argv: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None
+) -> tuple[float, float, int]:
     """Run `argv` as its own process: (wall seconds, peak RSS in MiB, exit code)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -141,6 +143,14 @@ def main() -> None:
     parser.add_argument("--workdir", default="benchmarks/data", type=Path)
     parser.add_argument("--repeat", type=int, default=1, help="runs per measurement (best kept)")
     parser.add_argument("--clean", action="store_true", help="delete the made logs at the end")
+    parser.add_argument(
+        "--tree",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also run analyze with PYTHONPATH=DIR (repeatable): a before / after comparison "
+        "in one run, the repeats of every measurement interleaved",
+    )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -159,7 +169,13 @@ def main() -> None:
         if not text and objectives != OBJECTIVES:
             label += " (+rm_score)"
         runs: dict[str, tuple[float, float]] = {}
-        plans = {"analyze": [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]}
+        analyze = [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]
+        plans = {"analyze": analyze}
+        envs: dict[str, dict[str, str] | None] = {}
+        for tree in args.tree:
+            name, _, where = tree.partition("=")
+            plans[f"analyze ({name})"] = analyze
+            envs[f"analyze ({name})"] = {**os.environ, "PYTHONPATH": str(Path(where).resolve())}
         if with_floor:
             plans = {
                 "read (floor)": [py, "-c", FLOOR_READ, str(log), columns],
@@ -168,15 +184,17 @@ def main() -> None:
             }
             if millions <= args.pandas_max and objectives == OBJECTIVES:
                 plans["pandas"] = [py, "-c", PANDAS, str(log)]
-        for name, argv in plans.items():
-            best = None
-            for _ in range(args.repeat):
-                wall, rss, code = measure(argv)
-                if code == 0 and (best is None or wall < best[0]):
-                    best = (wall, rss)
-            if best is not None:
-                runs[name] = best
-                print(f"{label} {name}: {best[0]:.2f} s, {best[1]:.0f} MiB", file=sys.stderr)
+        best: dict[str, tuple[float, float]] = {}
+        for _ in range(args.repeat):  # round robin: the machine's noise spreads over them all
+            for name, argv in plans.items():
+                wall, rss, code = measure(argv, env=envs.get(name))
+                if code == 0 and (name not in best or wall < best[name][0]):
+                    best[name] = (wall, rss)
+        for name in plans:
+            if name in best:
+                runs[name] = best[name]
+                wall, rss = best[name]
+                print(f"{label} {name}: {wall:.2f} s, {rss:.0f} MiB", file=sys.stderr)
         rows.append((label, runs))
 
     print("| rows | measurement | wall (s) | peak RSS (MiB) | vs read | vs stream read |")

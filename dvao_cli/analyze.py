@@ -1,12 +1,18 @@
-"""`dvao analyze`'s core: stream a log through the diagnostics.
+"""`dvao analyze`'s core: plan, map, reduce over ranges of whole steps.
 
-The log is read in frames of whole steps (see `schema.iter_frames`) on a reader thread; worker
-threads prepare each one and compute its per-step sums (a few numbers per step), so memory does
-not grow with the number of rows. A chunk whose objectives take few distinct rewards (pass/fail,
-partial credit) is summarised from its per-group reward-pattern counts (`patterns`, numpy); any
-other goes through the advantage engine and `diagnostics` (torch, imported only then). With an
-output folder, or a `logged_advantage` column to compare with, the engine also computes every
-response's advantages; they are appended to `advantages.parquet` chunk by chunk.
+  * plan: the ranges of whole steps to read, from the Parquet footers' step floors
+    (`schema.iter_frames`), read ahead on a reader thread (`_plan`);
+  * map: each range's per-step sums, a few numbers per step (`_map`, on worker threads; pure);
+  * reduce: the sums of every range, in input order (`_Accumulator.add`), then the summary
+    (`_finish`).
+
+Memory does not grow with the number of rows. A range whose objectives take few distinct
+rewards (pass/fail, partial credit) is summarised from its per-group reward-pattern counts
+(`patterns`); any other goes through the row engine (`core.engine`) and `diagnostics`. Both are
+numpy on the CPU (torch is not imported); the engine runs on torch with `--device cuda` (or
+`auto` on a machine with a GPU). With an output folder, or a `logged_advantage` column to
+compare with, the engine also computes every response's advantages; they are appended to
+`advantages.parquet` range by range.
 """
 
 from __future__ import annotations
@@ -197,14 +203,8 @@ def analyze(
             spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
-        frames = prefetch(
-            iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=out_dir is not None)
-        )
-
-        def work(frame: pl.DataFrame) -> _ChunkResult:
-            return _analyze_chunk(prepare_chunk(frame, spec, nan, check_finite=False), cfg)
-
-        for res in _in_order(work, frames, workers):
+        frames = _plan(spec, nan, chunk_rows, row_index=out_dir is not None)
+        for res in _in_order(lambda frame: _map(frame, cfg), frames, workers):
             chunk = res.chunk
             acc.add(res)
             if adv_writer is not None:
@@ -230,6 +230,17 @@ def analyze(
             analysis.written = [Path(out_dir) / "advantages.parquet"]
             analysis.written += analysis.write(out_dir)
     return analysis
+
+
+def _plan(spec: LogSpec, nan: str, chunk_rows: int, row_index: bool) -> Iterator[pl.DataFrame]:
+    """The log as frames of whole steps of about `chunk_rows` rows, planned from the footers'
+    step floors and read ahead on a thread."""
+    return prefetch(iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index))
+
+
+def _map(frame: pl.DataFrame, cfg: _Settings) -> _ChunkResult:
+    """One range of whole steps: checked and ordered, then its per-step sums."""
+    return _analyze_chunk(prepare_chunk(frame, cfg.spec, cfg.nan, check_finite=False), cfg)
 
 
 def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
@@ -512,7 +523,7 @@ def _per_response(
 
 
 def _in_order(
-    fn: Callable[[Chunk], _ChunkResult], items: Iterator[Chunk], workers: int
+    fn: Callable[[pl.DataFrame], _ChunkResult], items: Iterator[pl.DataFrame], workers: int
 ) -> Iterator[_ChunkResult]:
     """fn over items on `workers` threads, results in input order, at most `workers` in flight
     (each holds a chunk's tensors: more in flight would only add memory)."""
