@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from dvao_cli.core import engine
+from dvao_cli.core.arrays import namespace
 from dvao_cli.core.schemes import SCHEMES, check_schemes, whitening
 from dvao_cli.core.segments import Blocks, Segments, segments
 from dvao_cli.errors import UsageError
@@ -337,8 +338,8 @@ def segment_whiten(
     count = seg.sizes(values) * 1.0
     mean = seg.sum(xl) / count
     centred = xl - seg.expand(mean)
-    lo, hi = seg.min(xl), seg.max(xl)
-    magnitude = abs(lo) * (abs(lo) >= abs(hi)) + abs(hi) * (abs(lo) < abs(hi))
+    xp = namespace(xl)
+    magnitude = xp.maximum(xp.abs(seg.min(xl)), xp.abs(seg.max(xl)))  # (n,) max |x|
     factor = whitening(seg.sumsq(centred), count, magnitude, ddof, float(eps))
     return _as_torch(seg.flat(centred * seg.expand(factor)), dev)
 

@@ -70,7 +70,8 @@ def run(
     dtype = columns[0].dtype
     size = seg.sizes(columns[0])  # (n,) int64
     size_f = xp.astype(size, dtype)
-    full_inv_dof = xp.where(size_f - ddof > 0, 1.0 / xp.where(size_f > ddof, size_f - ddof, 1.0), 0)
+    full_dof = size_f - ddof  # (n,) a numerator's degrees of freedom: every row counts
+    full_inv_dof = xp.where(full_dof > 0, 1.0 / xp.where(full_dof > 0, full_dof, 1.0), 0.0)
     rc_kind = table.numerator_of("rc", missing)
     kinds = {table.numerator_of(name, missing) for name in schemes} | {rc_kind}
     kinds.discard(table.SUMMED)  # built from s below, not per objective
@@ -121,17 +122,21 @@ def run(
     def magnitude(kind: str) -> Array:
         return table.magnitude(kind, w, stack["mean"], stack["std"], lo_0, hi_0, eps)
 
-    rc_num = numerators[rc_kind]
-    rc_std = table.own_std(seg.sumsq(rc_num), full_inv_dof, magnitude(rc_kind))
+    own: dict[str, Array] = {}  # numerator -> its std over each group (n,)
+
+    def own_std(kind: str) -> Array:
+        if kind not in own:
+            square = seg.sumsq(numerators[kind])
+            own[kind] = table.own_std(square, full_inv_dof, magnitude(kind))
+        return own[kind]
+
     advantages: dict[str, Array] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing)
-        spread = table.Spread(stack["std"], w, primary, rc_std if scheme.uses_own_std else None)
-        if scheme.uses_own_std and kind != rc_kind:  # a scheme of its own numerator's std
-            num = numerators[kind]
-            own = table.own_std(seg.sumsq(num), full_inv_dof, magnitude(kind))
-            spread = table.Spread(stack["std"], w, primary, own)
+        spread = table.Spread(
+            stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
+        )
         adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
         if scheme.whitened:
             adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps)
@@ -148,7 +153,7 @@ def run(
         lo=to_codes(stack["lo"]),
         hi=to_codes(stack["hi"]),
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
-        rc_std=to_codes(rc_std),
+        rc_std=to_codes(own_std(rc_kind)),
     )
     return EngineResult(advantages, result)
 
