@@ -76,11 +76,14 @@ print((adv ** 2).mean().to_dict())
 
 
 def measure(
-    argv: list[str], stdout=subprocess.DEVNULL, env: dict[str, str] | None = None
+    argv: list[str],
+    stdout=subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> tuple[float, float, int]:
     """Run `argv` as its own process: (wall seconds, peak RSS in MiB, exit code)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     err = proc.stderr.read().decode() if proc.stderr else ""
@@ -172,10 +175,13 @@ def main() -> None:
         analyze = [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]
         plans = {"analyze": analyze}
         envs: dict[str, dict[str, str] | None] = {}
+        cwds: dict[str, str] = {}
         for tree in args.tree:
             name, _, where = tree.partition("=")
+            root = str(Path(where).resolve())
             plans[f"analyze ({name})"] = analyze
-            envs[f"analyze ({name})"] = {**os.environ, "PYTHONPATH": str(Path(where).resolve())}
+            envs[f"analyze ({name})"] = {**os.environ, "PYTHONPATH": root}
+            cwds[f"analyze ({name})"] = root  # `python -m` looks in the working folder first
         if with_floor:
             plans = {
                 "read (floor)": [py, "-c", FLOOR_READ, str(log), columns],
@@ -187,7 +193,7 @@ def main() -> None:
         best: dict[str, tuple[float, float]] = {}
         for _ in range(args.repeat):  # round robin: the machine's noise spreads over them all
             for name, argv in plans.items():
-                wall, rss, code = measure(argv, env=envs.get(name))
+                wall, rss, code = measure(argv, env=envs.get(name), cwd=cwds.get(name))
                 if code == 0 and (name not in best or wall < best[name][0]):
                     best[name] = (wall, rss)
         for name in plans:

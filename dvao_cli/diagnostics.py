@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 
 from dvao_cli.core.schemes import twins
+from dvao_cli.core.segments import row_max, row_sum
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import AgreementSums, PairSums, SchemeSums, StepIndex, pair_sums
 
@@ -50,14 +51,14 @@ class ChunkIndex:
         return values.reshape(self.n_groups, self.uniform)
 
     def group_sum(self, values: np.ndarray) -> np.ndarray:
-        """Sum rows (N,) into their groups (G,)."""
+        """Sum rows (N,) of floats into their groups (G,)."""
         if self.uniform:
-            return self.grouped(values).sum(axis=1)
+            return row_sum(self.grouped(values))
         return np.add.reduceat(values, self.starts) if values.shape[0] else values[:0]
 
     def group_max(self, values: np.ndarray) -> np.ndarray:
         if self.uniform:
-            return self.grouped(values).max(axis=1)
+            return row_max(self.grouped(values))
         return np.maximum.reduceat(values, self.starts)
 
     def group_dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,7 +73,8 @@ def distinct_per_group(values: np.ndarray, ix: ChunkIndex, tol: float = 0.0) -> 
     more than `tol` above the previous one is a new one."""
     if ix.uniform:
         ordered = np.sort(ix.grouped(values), axis=1)  # (G, size)
-        return 1 + np.count_nonzero(ordered[:, 1:] - ordered[:, :-1] > tol, axis=1)
+        gaps = (ordered[:, 1:] - ordered[:, :-1] > tol).astype(np.float64)  # (G, size - 1)
+        return 1 + row_sum(gaps).astype(np.int64)
     order = np.lexsort((values, ix.group))  # by group, then value
     ordered, sorted_group = values[order], ix.group[order]
     new_value = np.ones(ordered.shape[0], dtype=bool)

@@ -268,9 +268,8 @@ def pattern_sums(
     sigma = std.T  # (G, K), as the table reads it
 
     def numerator(kind: str) -> np.ndarray:  # (P, G) sum_k c_k (v_pk - mean_k)
-        c = np.stack(
-            [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
-        )
+        terms = [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
+        c = np.stack([np.zeros(n_groups) if t is None else t for t in terms])  # (K, G)
         return values @ c - (c * mean).sum(axis=0)
 
     def magnitude(kind: str) -> np.ndarray:  # (G,)

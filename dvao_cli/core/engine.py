@@ -104,9 +104,14 @@ def run(
         var = seg.sumsq(centred) / xp.where(dof > 0, dof, 1.0)
         std = xp.where(varies, xp.sqrt(var), 0.0)  # (n,)
         for kind in kinds:
-            c = seg.expand(table.coefficients(kind, k, std, weights[k], eps, primary))
-            term = centred * c
-            numerators[kind] = term if kind not in numerators else numerators[kind] + term
+            c = table.coefficients(kind, k, std, weights[k], eps, primary)
+            if c is None:  # no term of objective k in this numerator
+                continue
+            term = centred * seg.expand(c)
+            if kind in numerators:
+                numerators[kind] += term  # in place, numpy and torch alike
+            else:
+                numerators[kind] = term
         for name, value in zip(moments, (count, mean, std, lo, hi), strict=True):
             moments[name].append(value)
 

@@ -152,14 +152,15 @@ def twins(schemes: Sequence[str], missing: bool) -> dict[str, str]:
 
 
 def coefficients(kind: str, k: int, sigma_k: Array, weight: float, eps: float, primary: int):
-    """(n,) c_k of objective k in numerator `kind`, from its per-group std sigma_k (n,)."""
+    """(n,) c_k of objective k in numerator `kind`, from its per-group std sigma_k (n,); None
+    when objective k has no term in it (the primary numerator's other objectives)."""
     xp = namespace(sigma_k)
     if kind == WEIGHTED or kind == SUMMED:
         return weight * xp.astype(sigma_k > 0, sigma_k.dtype)
     if kind == STANDARDISED:
         return weight * normaliser(sigma_k, eps)
     if kind == PRIMARY:
-        return xp.zeros_like(sigma_k) + (1.0 if k == primary else 0.0)
+        return xp.ones_like(sigma_k) if k == primary else None
     raise KeyError(kind)
 
 
