@@ -30,7 +30,7 @@ from functools import cache
 import numpy as np
 
 from dvao_cli.core import schemes as table
-from dvao_cli.core.conventions import binary_objectives, check_rewards
+from dvao_cli.core.conventions import check_rewards
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import (
     ObjectiveSums,
@@ -275,20 +275,32 @@ def pattern_sums(
     def magnitude(kind: str) -> np.ndarray:  # (G,)
         return table.magnitude(kind, w, mean.T, sigma, low.T, high.T, eps)
 
-    numerators: dict[str, np.ndarray] = {}
+    objective = objective_sums(
+        steps,
+        size,
+        np.repeat(size[:, None], k_obj, axis=1),
+        mean.T,
+        sigma,
+        low.T,
+        high.T,
+        table.dvao_weight(sigma, w),
+        ddof,
+    )
+    numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
     distinct_rew = np.count_nonzero(present, axis=0)  # (G,) distinct reward vectors
     twin = table.twins(schemes, missing=False)
-    binary = binary_objectives(size[:, None] * np.ones(k_obj), mean.T, sigma, low.T, high.T, ddof)
     per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing=False)
         if kind not in numerators:
-            numerators[kind] = numerator(kind)
-        num = numerators[kind]  # (P, G)
-        square = (n * num * num).sum(axis=0)  # (G,) from the deviations, as the engine's
+            num = numerator(kind)  # (P, G)
+            size_p = np.abs(num)  # (P, G)
+            square = (n * size_p * size_p).sum(axis=0)  # (G,) from the deviations, as the engine
+            numerators[kind] = (num, size_p, square, (size_p - absent).max(axis=0))
+        num, size_p, square, largest = numerators[kind]
         own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
-        scale = scheme.scale(table.Spread(sigma, w, primary, own), eps)  # (G,)
+        scale = scheme.scale(table.Spread(sigma, w, primary, own), eps)  # (G,) >= 0
         if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
             factor = table.whitening(
                 steps.sum(square * scale * scale),
@@ -298,18 +310,18 @@ def pattern_sums(
                 eps,
             )  # (S,)
             scale = scale * steps.expand(factor)
-        adv = num * scale  # (P, G) the advantage of each pattern
-        magnitude_p = np.abs(adv)
+        # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
+        limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
         if name in twin:
             distinct = per_group[twin[name]][3]
-        elif name == "grpo" and binary[primary]:  # increasing in a binary reward: 2 values or 1
-            distinct = 1 + (std[primary] > 0)
+        elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
+            distinct = 1 + (std[primary] > 0)  # 2 values where it varies, else 1
         else:
-            distinct = _distinct_present(adv, absent, distinct_rew)
+            distinct = _distinct_present(num * scale, absent, distinct_rew)
         per_group[name] = (
             square * scale * scale,
-            (magnitude_p - absent).max(axis=0),
-            np.einsum("pg,pg->g", magnitude_p <= ZERO_TOL, n),
+            largest * scale,
+            np.einsum("pg,pg->g", size_p <= limit, n),
             distinct,
         )
     scheme_sums = {
@@ -323,17 +335,6 @@ def pattern_sums(
         for name in schemes
         for square, max_abs, zeros, distinct in [per_group[name]]
     }
-    objective = objective_sums(
-        steps,
-        size,
-        np.repeat(size[:, None], k_obj, axis=1),
-        mean.T,
-        sigma,
-        low.T,
-        high.T,
-        table.dvao_weight(sigma, w),
-        ddof,
-    )
     # centred cross sums over the group: sum (r_k - mean_k)(r_l - mean_l) = sum r_k r_l - n
     # mean_k mean_l (the engine's formula too)
     pairs = pair_sums(

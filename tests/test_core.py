@@ -253,3 +253,10 @@ def test_an_objective_never_rewarded_is_not_saturated() -> None:
     assert sums.weight_sum[:, 1].tolist() == [0.0, 0.0]
     for adv in out.advantages.values():
         assert np.all(np.isfinite(adv))
+
+
+def test_the_option_parser_loads_before_numpy() -> None:
+    """The scheme names reach the command line's options without numpy: `runtime` sets the
+    BLAS thread count before numpy loads."""
+    loaded = _python("import sys, dvao_cli.cli; print('numpy' in sys.modules)")
+    assert loaded == "False"

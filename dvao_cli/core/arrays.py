@@ -10,15 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
-_NUMPY_IS_STANDARD = hasattr(np, "astype")  # numpy >= 2.0
-
 
 def namespace(*arrays: Any) -> Any:
-    """The array API namespace of `arrays` (all numpy, or all torch on one device)."""
-    if _NUMPY_IS_STANDARD and all(isinstance(a, np.ndarray | np.generic) for a in arrays):
-        return np
+    """The array API namespace of `arrays` (all numpy, or all torch on one device).
+
+    numpy is imported here, not with the module: the scheme names (`schemes.SCHEMES`) reach
+    the command line's option parsing, which must start before numpy loads (runtime sets its
+    thread count first)."""
+    import numpy as np
+
+    if hasattr(np, "astype") and all(isinstance(a, np.ndarray | np.generic) for a in arrays):
+        return np  # numpy >= 2: the standard in its main namespace
     from array_api_compat import array_namespace
 
     return array_namespace(*arrays)

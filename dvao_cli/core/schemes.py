@@ -64,7 +64,7 @@ class Spread:
 class Scheme:
     name: str
     numerator: str
-    scale: Callable[[Spread, float], Array]  # (n,) per group; 0 = no signal
+    scale: Callable[[Spread, float], Array]  # (n,) per group, >= 0; 0 = no signal
     whitened: bool = False
     uses_own_std: bool = False
     formula: str = ""
