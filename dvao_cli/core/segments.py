@@ -23,29 +23,37 @@ Array = Any
 
 # numpy reduces each short row of an (n, G) array with one inner-loop call per row: along
 # axis 1, x.min(1) takes 6.2 ms on (62500, 16) where torch's amin takes 0.3 ms (measured).
-# These reduce column by column instead (G vector operations over n), or with einsum (no
-# BLAS: a matrix-vector product goes to OpenBLAS threads, which a busy machine starves).
+# Sums go through einsum (9x x.sum(1); not a matrix-vector product, whose OpenBLAS threads a
+# busy machine starves); extremes through blocks of rows transposed into a small buffer, each
+# then reduced along its long axis (3x x.min(1) on (500000, 16), measured).
+_BLOCK_ROWS = 1024  # a (G, 1024) float64 buffer stays in the L2 cache for G up to 64
 
 
 def row_sum(x: np.ndarray) -> np.ndarray:
-    """(n, G) float -> (n,) sums of each row (einsum: 9x x.sum(1))."""
+    """(n, G) float -> (n,) sums of each row."""
     return np.einsum("ij->i", x)
 
 
-def row_min(x: np.ndarray) -> np.ndarray:
-    """(n, G) -> (n,) smallest of each row, column by column (3x x.min(1))."""
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.minimum(out, x[:, j], out=out)
+def _row_reduce(x: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    n, g = x.shape
+    out = np.empty(n, dtype=x.dtype)
+    buffer = np.empty((g, min(n, _BLOCK_ROWS)), dtype=x.dtype)
+    for start in range(0, n, _BLOCK_ROWS):
+        block = x[start : start + _BLOCK_ROWS]  # (b, G)
+        transposed = buffer[:, : block.shape[0]]
+        np.copyto(transposed, block.T)
+        ufunc.reduce(transposed, axis=0, out=out[start : start + _BLOCK_ROWS])
     return out
+
+
+def row_min(x: np.ndarray) -> np.ndarray:
+    """(n, G) -> (n,) smallest of each row."""
+    return _row_reduce(x, np.minimum)
 
 
 def row_max(x: np.ndarray) -> np.ndarray:
-    """(n, G) -> (n,) largest of each row, column by column."""
-    out = x[:, 0].copy()
-    for j in range(1, x.shape[1]):
-        np.maximum(out, x[:, j], out=out)
-    return out
+    """(n, G) -> (n,) largest of each row."""
+    return _row_reduce(x, np.maximum)
 
 
 class Blocks:
