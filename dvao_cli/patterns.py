@@ -265,24 +265,26 @@ def pattern_sums(
     low = np.stack(
         [(lv[:, None] + a).min(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
     )
-    sigma = std.T  # (G, K), as the table reads it
+    # (G, K) as the table reads them, contiguous: numpy is 10x slower on the transposed views
+    sigma, mean_g, low_g, high_g = (np.ascontiguousarray(a.T) for a in (std, mean, low, high))
 
     def numerator(kind: str) -> np.ndarray:  # (P, G) sum_k c_k (v_pk - mean_k)
         terms = [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
         c = np.stack([np.zeros(n_groups) if t is None else t for t in terms])  # (K, G)
         return values @ c - (c * mean).sum(axis=0)
 
-    def magnitude(kind: str) -> np.ndarray:  # (G,)
-        return table.magnitude(kind, w, mean.T, sigma, low.T, high.T, eps)
+    @cache
+    def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
+        return table.magnitude(kind, w, mean_g, sigma, low_g, high_g, eps)
 
     objective = objective_sums(
         steps,
         size,
         np.repeat(size[:, None], k_obj, axis=1),
-        mean.T,
+        mean_g,
         sigma,
-        low.T,
-        high.T,
+        low_g,
+        high_g,
         table.dvao_weight(sigma, w),
         ddof,
     )
