@@ -358,11 +358,14 @@ def _result(
     def t(x: Any) -> Tensor:
         return _as_torch(x, dev)
 
+    def by_group(x: Any) -> Tensor:  # the engine's (K, n) as GroupStats' (n, K)
+        return t(x).T.contiguous()
+
     stats = GroupStats(
-        mean=t(m.mean),
-        std=t(m.std),
-        dvao_weight=t(m.dvao_weight),
-        count=t(m.count).to(torch.int64),
+        mean=by_group(m.mean),
+        std=by_group(m.std),
+        dvao_weight=by_group(m.dvao_weight),
+        count=by_group(m.count).to(torch.int64),
         rc_std=t(m.rc_std),
         size=t(m.size).to(torch.int64),
     )

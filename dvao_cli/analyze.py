@@ -483,7 +483,7 @@ def _engine_sums(
         result.advantages,
         ix,
         missing,
-        primary_std=m.std[:, 0] if obj.binary[0] else None,  # grpo's primary is the first
+        primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
     )
     return _Part(
         steps=steps.tolist(),
@@ -509,7 +509,7 @@ def _per_response(
             agreement = dg.agreement_sums(result.advantages[name], logged)
             out.agreement.setdefault(name, []).append(agreement)
     if cfg.write_advantages:
-        weights_per_row = result.moments.dvao_weight[chunk.group]  # (N, K)
+        weights = result.moments.dvao_weight  # (K, G)
         columns: dict[str, Any] = {
             ROW: frame.get_column(ROW).cast(pl.Int64),
             STEP: frame.get_column(STEP),
@@ -518,7 +518,7 @@ def _per_response(
         for name in cfg.schemes:
             columns[f"adv_{name}"] = result.advantages[name].astype(np.float64)
         for k, name in enumerate(cfg.names):
-            columns[f"w_{name}"] = weights_per_row[:, k].astype(np.float64)
+            columns[f"w_{name}"] = weights[k][chunk.group].astype(np.float64)  # (N,)
         out.advantages.append(pl.DataFrame(columns))
 
 

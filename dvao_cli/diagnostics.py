@@ -154,28 +154,28 @@ def correlation_sums(
 ) -> PairSums:
     """Pearson per group from the centred sums of products; missing rewards add nothing.
 
-    columns K x (N,); mean, std (G, K). The degrees of freedom cancel in the correlation.
+    columns K x (N,); mean, std (K, G). The degrees of freedom cancel in the correlation.
     """
     k = len(columns)
     if ix.uniform and not missing:
         # sum_j (x - mu_x)(y - mu_y) = sum_j x y - n mu_x mu_y: no centred copy of the rewards
 
         def co(a: int, b: int) -> np.ndarray:  # (G,)
-            return ix.group_dot(columns[a], columns[b]) - ix.uniform * mean[:, a] * mean[:, b]
+            return ix.group_dot(columns[a], columns[b]) - ix.uniform * mean[a] * mean[b]
     else:
         centred = []
         for a, column in enumerate(columns):
             if ix.uniform:
-                c = (ix.grouped(column) - mean[:, a, None]).reshape(-1)
+                c = (ix.grouped(column) - mean[a, :, None]).reshape(-1)
             else:
-                c = column - np.repeat(mean[:, a], ix.sizes)
+                c = column - np.repeat(mean[a], ix.sizes)
             centred.append(np.nan_to_num(c, nan=0.0) if missing else c)
 
         def co(a: int, b: int) -> np.ndarray:  # (G,) pair by pair: no (N, K, K) temporary
             return ix.group_dot(centred[a], centred[b])
 
     centred_sq = np.stack([co(a, a) for a in range(k)])  # (K, G)
-    return pair_sums(centred_sq, co, (std > 0).T)
+    return pair_sums(centred_sq, co, std > 0)
 
 
 def agreement_sums(adv: np.ndarray, logged: np.ndarray) -> AgreementSums:

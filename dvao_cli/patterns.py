@@ -265,27 +265,35 @@ def pattern_sums(
     low = np.stack(
         [(lv[:, None] + a).min(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
     )
-    # (G, K) as the table reads them, contiguous: numpy is 10x slower on the transposed views
-    sigma, mean_g, low_g, high_g = (np.ascontiguousarray(a.T) for a in (std, mean, low, high))
 
-    def numerator(kind: str) -> np.ndarray:  # (P, G) sum_k c_k (v_pk - mean_k)
+    def numerator(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """The numerator sum_k c_k (v_k - mean_k) of each distinct reward vector over the
+        objectives with a term in it (U, G), and the responses showing each (U, G): for the
+        primary numerator, one row per value of the primary objective instead of P."""
         terms = [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
-        c = np.stack([np.zeros(n_groups) if t is None else t for t in terms])  # (K, G)
-        return values @ c - (c * mean).sum(axis=0)
+        used = [k for k, t in enumerate(terms) if t is not None]
+        c = np.stack([terms[k] for k in used])  # (K', G)
+        if len(used) == k_obj:
+            rows, counts_u = values, n
+        else:  # patterns alike on the objectives with a term share their numerator
+            rows, of_row = np.unique(values[:, used], axis=0, return_inverse=True)
+            member = of_row.reshape(-1)[None, :] == np.arange(rows.shape[0])[:, None]  # (U, P)
+            counts_u = member.astype(np.float64) @ n
+        return rows @ c - (c * mean[used]).sum(axis=0), counts_u
 
     @cache
     def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
-        return table.magnitude(kind, w, mean_g, sigma, low_g, high_g, eps)
+        return table.magnitude(kind, w, mean, std, low, high, eps)
 
     objective = objective_sums(
         steps,
         size,
-        np.repeat(size[:, None], k_obj, axis=1),
-        mean_g,
-        sigma,
-        low_g,
-        high_g,
-        table.dvao_weight(sigma, w),
+        np.repeat(size[None, :], k_obj, axis=0),
+        mean,
+        std,
+        low,
+        high,
+        table.dvao_weight(std, w),
         ddof,
     )
     numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
@@ -296,13 +304,15 @@ def pattern_sums(
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing=False)
         if kind not in numerators:
-            num = numerator(kind)  # (P, G)
-            size_p = np.abs(num)  # (P, G)
-            square = (n * size_p * size_p).sum(axis=0)  # (G,) from the deviations, as the engine
-            numerators[kind] = (num, size_p, square, (size_p - absent).max(axis=0))
-        num, size_p, square, largest = numerators[kind]
+            num, n_u = numerator(kind)  # (U, G) each
+            absent_u = absent if n_u is n else _absent(n_u > 0)
+            size_u = np.abs(num)  # (U, G)
+            square = (n_u * size_u * size_u).sum(axis=0)  # (G,) from the deviations, as the engine
+            largest = (size_u - absent_u).max(axis=0)  # (G,) over the vectors present
+            numerators[kind] = (num, n_u, absent_u, size_u, square, largest)
+        num, n_u, absent_u, size_u, square, largest = numerators[kind]
         own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
-        scale = scheme.scale(table.Spread(sigma, w, primary, own), eps)  # (G,) >= 0
+        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (G,) >= 0
         if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
             factor = table.whitening(
                 steps.sum(square * scale * scale),
@@ -319,11 +329,11 @@ def pattern_sums(
         elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
             distinct = 1 + (std[primary] > 0)  # 2 values where it varies, else 1
         else:
-            distinct = _distinct_present(num * scale, absent, distinct_rew)
+            distinct = _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
         per_group[name] = (
             square * scale * scale,
             largest * scale,
-            np.einsum("pg,pg->g", size_p <= limit, n),
+            np.einsum("pg,pg->g", size_u <= limit, n_u),
             distinct,
         )
     scheme_sums = {

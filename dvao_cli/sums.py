@@ -73,24 +73,27 @@ def objective_sums(
     ddof: int,
 ) -> ObjectiveSums:
     """A chunk's per-step objective sums from its group moments: size (G,) rows; count, mean,
-    std, lo, hi (smallest / largest reward), dvao_weight (G, K). A group where the objective
+    std, lo, hi (smallest / largest reward), dvao_weight (K, G). A group where the objective
     has no reward (all missing) is neither saturated nor part of its mean or std: it only
     counts in `groups`, not in `valid_groups`."""
-    present = count > 0  # (G, K)
+    present = count > 0  # (K, G)
     saturated = present & (std == 0)  # std is exactly 0 for a constant objective
-    n_groups = size.shape[0]
+
+    def per_step(values: np.ndarray) -> np.ndarray:  # (K, G) -> (S, K)
+        return steps.sum(values.astype(np.float64)).T
+
     return ObjectiveSums(
-        rows=steps.sum(size.astype(np.float64), axis=0),
-        groups=steps.sum(np.ones(n_groups), axis=0),
-        valid=steps.sum(count.astype(np.float64), axis=0),
-        reward_sum=steps.sum(np.where(present, mean * count, 0.0), axis=0),
-        std_sum=steps.sum(std, axis=0),
-        saturated=steps.sum(saturated.astype(np.float64), axis=0),
-        all_pass=steps.sum((saturated & near(mean, 1.0)).astype(np.float64), axis=0),
-        all_fail=steps.sum((saturated & near(mean, 0.0)).astype(np.float64), axis=0),
-        weight_sum=steps.sum(dvao_weight, axis=0),
+        rows=steps.sum(size.astype(np.float64)),
+        groups=steps.sum(np.ones(size.shape[0])),
+        valid=per_step(count),
+        reward_sum=per_step(np.where(present, mean * count, 0.0)),
+        std_sum=per_step(std),
+        saturated=per_step(saturated),
+        all_pass=per_step(saturated & near(mean, 1.0)),
+        all_fail=per_step(saturated & near(mean, 0.0)),
+        weight_sum=per_step(dvao_weight),
         binary=binary_objectives(count, mean, std, lo, hi, ddof),
-        valid_groups=steps.sum(present.astype(np.float64), axis=0),
+        valid_groups=per_step(present),
     )
 
 

@@ -94,7 +94,7 @@ def test_a_new_scheme_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> Non
     half = table.Scheme(
         "half",
         table.WEIGHTED,
-        lambda g, eps: 0.5 * table.normaliser(g.sigma @ g.weights, eps),
+        lambda g, eps: 0.5 * table.normaliser(g.weights @ g.sigma, eps),
     )
     monkeypatch.setattr(table, "TABLE", (*table.TABLE, half))
     monkeypatch.setattr(table, "BY_NAME", {**table.BY_NAME, "half": half})

@@ -45,7 +45,7 @@ def test_grpo_shortcut_for_a_binary_primary_objective() -> None:
     ix = _index(step, group, sizes)
     result = _run(rewards, group, ix.group_step)
     fast = dg.distinct_advantages(
-        result.advantages, ix, missing=False, primary_std=result.moments.std[:, 0]
+        result.advantages, ix, missing=False, primary_std=result.moments.std[0]
     )
     slow = {name: dg.distinct_per_group(adv, ix, 1e-8) for name, adv in result.advantages.items()}
     for name in result.advantages:

@@ -40,7 +40,7 @@ def near(values: Array, target: float) -> Array:
 
 
 def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Array, ddof: int):
-    """(K,) bool from group statistics (G, K): every reward of the objective within float
+    """(K,) bool from group statistics (K, G): every reward of the objective within float
     rounding of 0 or 1, groups without a reward skipped.
 
     In every group the rewards lie in [-tol, 1 + tol] and the mean of r (1 - r) is at most tol
@@ -56,7 +56,7 @@ def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Arra
     var_pop = std * std * to_population
     gap = mean - mean * mean - var_pop  # mean of r (1 - r) over the group
     in_range = (lo >= -BINARY_TOL) & (hi <= 1.0 + BINARY_TOL) & (gap <= BINARY_TOL)
-    return xp.all(~present | in_range, axis=0)
+    return xp.all(~present | in_range, axis=1)
 
 
 def check_rewards(k: int, count: Array, lo: Array, hi: Array) -> None:

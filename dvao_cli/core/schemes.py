@@ -50,7 +50,7 @@ PRIMARY = "primary"
 
 @dataclass(frozen=True)
 class Spread:
-    """What a scale reads, per group: sigma (n, K) the objectives' stds, weights (K,) as an
+    """What a scale reads, per group: sigma (K, n) the objectives' stds, weights (K,) as an
     array, primary the primary objective, own_std (n,) the std of the scheme's own numerator
     over the group (rounding noise counted as 0; only for schemes with `uses_own_std`)."""
 
@@ -72,14 +72,14 @@ class Scheme:
 
 def _ones(spread: Spread, eps: float) -> Array:
     xp = namespace(spread.sigma)
-    return xp.ones(spread.sigma.shape[0], dtype=spread.sigma.dtype, device=spread.sigma.device)
+    return xp.ones(spread.sigma.shape[1], dtype=spread.sigma.dtype, device=spread.sigma.device)
 
 
 TABLE: tuple[Scheme, ...] = (
     Scheme(
         "grpo",
         PRIMARY,
-        lambda g, eps: normaliser(g.sigma[:, g.primary], eps),
+        lambda g, eps: normaliser(g.sigma[g.primary], eps),
         formula="(r_p - mu_p) / (sigma_p + eps)",
     ),
     Scheme(
@@ -100,7 +100,7 @@ TABLE: tuple[Scheme, ...] = (
     Scheme(
         "dvao",
         WEIGHTED,
-        lambda g, eps: normaliser(g.sigma @ g.weights, eps),
+        lambda g, eps: normaliser(g.weights @ g.sigma, eps),
         formula="sum_k w_k (r_k - mu_k) / (sum_l w_l sigma_l + eps)",
     ),
 )
@@ -166,14 +166,14 @@ def coefficients(kind: str, k: int, sigma_k: Array, weight: float, eps: float, p
 
 def magnitude(kind: str, weights: Array, mean: Array, sigma: Array, lo: Array, hi: Array, eps):
     """(n,) the size of the terms numerator `kind` sums in each group (its noise floor's
-    scale), from the objectives' group mean, std, smallest and largest reward (n, K)."""
+    scale), from the objectives' group mean, std, smallest and largest reward (K, n)."""
     xp = namespace(mean)
     w = xp.abs(weights)
     if kind == WEIGHTED or kind == SUMMED:  # the rewards themselves: sum_k |w_k| max |r_k|
-        return xp.maximum(xp.abs(lo), xp.abs(hi)) @ w
+        return w @ xp.maximum(xp.abs(lo), xp.abs(hi))
     if kind == STANDARDISED:  # sum_k |w_k| max |r_k - mu_k| / (sigma_k + eps)
         spread = xp.maximum(hi - mean, mean - lo) * normaliser(sigma, eps)
-        return xp.where(sigma > 0, spread, 0.0) @ w
+        return w @ xp.where(sigma > 0, spread, 0.0)
     raise KeyError(kind)
 
 
@@ -195,8 +195,8 @@ def whitening(square_sum: Array, count: Array, scale: Array, ddof: int, eps: flo
 
 
 def dvao_weight(sigma: Array, weights: Array) -> Array:
-    """(n, K) w~_k = w_k sigma_k / sum_l w_l sigma_l, 0 where no objective varies."""
+    """(K, n) w~_k = w_k sigma_k / sum_l w_l sigma_l, 0 where no objective varies."""
     xp = namespace(sigma)
-    signal = sigma * weights  # (n, K)
-    total = xp.sum(signal, axis=1)  # (n,)
-    return xp.where(total[:, None] > 0, signal / xp.where(total > 0, total, 1.0)[:, None], 0.0)
+    signal = sigma * weights[:, None]  # (K, n)
+    total = xp.sum(signal, axis=0)  # (n,)
+    return xp.where(total > 0, signal / xp.where(total > 0, total, 1.0), 0.0)
