@@ -323,3 +323,22 @@ def test_reference_on_a_fast_path_batch_with_nan():
     ref = reference(rewards, group, step, [0.6, 0.4], 1, 1e-4, 0, True)
     for name in SCHEMES:
         np.testing.assert_allclose(res.advantages[name].numpy(), ref[name], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-4, 1e-2])
+def test_reference_applies_the_noise_rule_at_any_eps(eps: float) -> None:
+    """Anti-correlated objectives (o1 = 1 - o0, equal weights): s is constant, so RC is 0, and
+    AC cancels to rounding noise, so GDPO is 0 too, whatever eps (not noise / eps)."""
+    rng = np.random.default_rng(5)
+    group = np.repeat(np.arange(12), 6)
+    step = group // 4
+    first = (rng.random(group.shape[0]) < 0.5).astype(np.float64) * 0.7 + 0.1
+    rewards = np.stack([first, 1.0 - first], axis=1)
+    res = compute_advantages(rewards, group, step, [0.5, 0.5], eps=eps)
+    ref = reference(rewards, group, step, np.array([0.5, 0.5]), 0, eps)
+    assert set(ref) == set(SCHEMES)  # the oracle covers every scheme of the table
+    for name in ("rc", "gdpo"):
+        assert np.all(ref[name] == 0.0), name
+        assert np.all(np.abs(res.advantages[name].numpy()) <= 1e-12), name
+    for name in SCHEMES:
+        np.testing.assert_allclose(res.advantages[name].numpy(), ref[name], atol=1e-9)
