@@ -203,16 +203,16 @@ def _check_common(ddof: int, eps: float, nan: Any) -> str:
 
 @dataclass(frozen=True)
 class _Place:
-    """numpy on the CPU (device cpu) or torch on `device`."""
+    """Where a call computes: numpy on the CPU, or torch on `device` (CUDA, or the CPU when a
+    torch tensor came in)."""
 
     device: torch.device
     dtype: torch.dtype
+    torch_cpu: bool = False  # a torch CPU tensor came in: torch computes it
 
     @property
     def numpy(self) -> bool:
         return self.device.type == "cpu" and not self.torch_cpu
-
-    torch_cpu: bool = False  # a torch CPU tensor came in: torch computes it
 
 
 _NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
