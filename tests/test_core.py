@@ -59,9 +59,12 @@ def test_analyze_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
             "rm_score": rng.random(320),  # continuous: the row engine's path
         }
     ).write_parquet(path)
+    from dvao_cli.runtime import gpu_present
+
+    device = "cpu" if gpu_present() else "auto"  # auto on a machine without a GPU: the CPU
     loaded = _python(
         "import sys; from dvao_cli.analyze import analyze; "
-        f"a = analyze({str(path)!r}, device='auto'); "
+        f"a = analyze({str(path)!r}, device={device!r}); "
         "print(a.summary['settings']['device'], 'torch' in sys.modules)"
     )
     assert loaded == "cpu False"
