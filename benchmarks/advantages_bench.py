@@ -13,6 +13,10 @@ the engine; the Parquet read is timed cold and warm alike).
     .venv/bin/python benchmarks/advantages_bench.py                # 20M rows x 3, groups of 16
     .venv/bin/python benchmarks/advantages_bench.py --threads 1     # steadier on a busy machine
     .venv/bin/python benchmarks/advantages_bench.py --rows 2000000 --device cuda
+    .venv/bin/python benchmarks/advantages_bench.py --torch         # torch tensors in (trainers)
+
+numpy input runs the core's arithmetic on numpy (the CPU path of `dvao analyze`); with --torch
+the same rows go in as torch tensors and torch computes them (the path of trainers and CUDA).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip-ragged", action="store_true", help="skip the shuffled-rows run")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--torch", action="store_true", help="pass torch tensors, not numpy")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -80,7 +85,8 @@ def main() -> None:
 
     print(
         f"rows {rows:,}  objectives {args.objectives}  group size {args.group_size}  "
-        f"torch threads {torch.get_num_threads()}  cpus {os.cpu_count()}  device {args.device}"
+        f"torch threads {torch.get_num_threads()}  cpus {os.cpu_count()}  device {args.device}  "
+        f"input {'torch' if args.torch else 'numpy'}"
     )
     results: list[tuple[str, tuple[float, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,6 +105,8 @@ def main() -> None:
 
         results.append(("read parquet (step, group_id, rewards)", timed(read, args.repeat, False)))
     rewards, group, step = loaded["rewards"], loaded["group"], loaded["step"]
+    if args.torch:
+        rewards, group, step = (torch.from_numpy(x) for x in (rewards, group, step))
 
     def run(schemes=SCHEMES, dtype=torch.float64, r=rewards, g=group, s=step):
         return lambda: compute_advantages(r, g, s, schemes=schemes, dtype=dtype, device=args.device)
@@ -115,6 +123,8 @@ def main() -> None:
     )
     if not args.skip_ragged:
         order = np.random.default_rng(1).permutation(rows)
+        if args.torch:
+            order = torch.from_numpy(order)
         shuffled = (rewards[order], group[order], step[order])
         del order
         results.append(

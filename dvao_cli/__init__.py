@@ -1,8 +1,12 @@
 """dvao: per-objective variance, DVAO weights and multi-reward advantage diagnostics for GRPO.
 
-The Python API (torch is imported on first use, not at `import dvao_cli`):
+The Python API (torch is imported on first use, not at `import dvao_cli`; the command line's
+typer, rich and click never are):
 
     from dvao_cli import dvao_advantages, compute_advantages
+
+The computational core is `dvao_cli.core`: the table of schemes (`core.schemes`), its
+numerical conventions and tolerances, and the row engine (`core.engine`, numpy or torch).
 """
 
 from __future__ import annotations

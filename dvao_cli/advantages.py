@@ -1,28 +1,21 @@
-"""The advantage engine: every multi-reward scheme, vectorised over groups, on CPU or CUDA.
+"""The advantage API: every multi-reward scheme, vectorised over groups, on CPU or CUDA.
 
 Notation (docs/schemes.md): N responses, K objectives, rewards r (N, K), a group index (N,)
 mapping each response to its prompt-at-a-step, a step index (N,), preference weights w (K,).
-Inside a group, mu_k / sigma_k are the mean / std of objective k (std with `ddof`, `eps` added
-to every std that divides):
+The formulas are written once, in the scheme table (`dvao_cli.core.schemes`); the arithmetic
+over the rows is `dvao_cli.core.engine`. This module checks and converts the inputs and
+returns torch tensors.
 
-    grpo   (r_p - mu_p) / (sigma_p + eps)                       one primary objective p
-    rc     s = sum_k w_k r_k, (s - mean s) / (std s + eps)
-    ac     sum_k w_k (r_k - mu_k) / (sigma_k + eps)
-    gdpo   ac, then (x - mean x) / (std x + eps) over all responses of the same step
-    dvao   sum_k w_k (r_k - mu_k) / (sum_l w_l sigma_l + eps)
+Where it runs: a torch tensor is computed by torch on its own device (device "auto"), and the
+results are torch tensors there. Anything else (numpy arrays, sequences) runs on numpy on the
+CPU, or on CUDA when asked for (or "auto" finds a GPU); the results are torch tensors either
+way (on the CPU without a copy).
 
 Zero variance never yields NaN or inf: a normaliser that is 0 gives advantage 0. An objective
 whose values are all equal inside a group has sigma_k = 0 exactly (tested with min == max, not
 with a rounded std), contributes nothing and gets DVAO weight 0. A combined std (RC's std s,
-GDPO's step std) below 64 ulps of the magnitude of the terms it came from is rounding noise
-(e.g. anti-correlated objectives whose weighted sum is constant): the deviations it would
-divide are noise as well, and the advantage is 0, whatever eps.
-
-Layout and speed: the work loops over the K objectives (K is small), never over groups. Each
-objective's column is copied once into a contiguous (N,) buffer; groups are reduced either by a
-reshape to (groups, G) when every group has G rows stored contiguously (the fast path) or by
-segment reductions (index_add_ / scatter_reduce) for ragged or interleaved groups. Advantages
-are accumulated in (N,) buffers, so no (N, K) temporary is ever materialised.
+GDPO's step std) at or below 64 ulps of the magnitude of the terms it came from is rounding
+noise: the advantage is then 0, whatever eps (`dvao_cli.core.conventions`).
 """
 
 from __future__ import annotations
@@ -32,12 +25,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from dvao_cli.errors import InputError, UsageError
-from dvao_cli.options import SCHEMES, check_schemes
-from dvao_cli.sums import NOISE_ULPS as _NOISE_ULPS
+from dvao_cli.core import engine
+from dvao_cli.core.arrays import namespace
+from dvao_cli.core.schemes import SCHEMES, check_schemes, whitening
+from dvao_cli.core.segments import Blocks, Segments, segments
+from dvao_cli.errors import UsageError
 
 NAN_POLICIES = ("error", "drop", "ignore")
 
@@ -102,6 +98,7 @@ class AdvantageResult:
 
 def resolve_device(device: str | torch.device | Any = "auto") -> torch.device:
     """'auto' -> cuda when available else cpu; 'cpu' / 'cuda' / 'cuda:1' / a torch.device as is.
+    (compute_advantages' "auto" keeps a torch tensor on its own device: `_placement`.)
 
     Raises UsageError for an unknown name or CUDA asked for on a machine without it.
     """
@@ -174,16 +171,6 @@ def as_tensor(
     return t
 
 
-def _as_codes(x: Any, n_rows: int, name: str, device: torch.device) -> Tensor:
-    """An integer index (N,) as int64 on `device`."""
-    t = as_tensor(x, name=name)
-    if t.ndim != 1 or t.shape[0] != n_rows:
-        raise UsageError(f"{name} must have shape ({n_rows},), got {tuple(t.shape)}")
-    if t.is_floating_point():
-        raise UsageError(f"{name} must be integers, got {t.dtype}")
-    return t.to(device=device, dtype=torch.int64)
-
-
 def _check_weights(weights: Any, k: int) -> list[float]:
     """Weights as K python floats (used as given); default 1/K."""
     if weights is None:
@@ -210,122 +197,89 @@ def _check_common(ddof: int, eps: float, nan: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Segments: how rows map to groups. Two layouts share one interface.
+# Where a call runs, and its inputs as arrays of that place
 # --------------------------------------------------------------------------------------------
 
 
-class _Blocks:
-    """Fast path: n groups of G rows, group b stored in rows [b*G, (b+1)*G).
+@dataclass(frozen=True)
+class _Place:
+    """Where a call computes: numpy on the CPU, or torch on `device` (CUDA, or the CPU when a
+    torch tensor came in)."""
 
-    Values live in a (n, G) view; per-group statistics are (n,) in block order; `order` (n,)
-    maps block -> group code when the blocks are not in code order.
-    """
+    device: torch.device
+    dtype: torch.dtype
+    torch_cpu: bool = False  # a torch CPU tensor came in: torch computes it
 
-    def __init__(self, n: int, size: int, order: Tensor | None = None) -> None:
-        self.n = n
-        self.g = size
-        self.order = order
-
-    def sizes(self, device: torch.device) -> Tensor:
-        return torch.full((self.n,), self.g, dtype=torch.int64, device=device)
-
-    def layout(self, x: Tensor) -> Tensor:  # (N,) -> (n, G)
-        return x.view(self.n, self.g)
-
-    def flat(self, xl: Tensor) -> Tensor:  # (n, G) -> (N,)
-        return xl.reshape(-1)
-
-    def sum(self, xl: Tensor) -> Tensor:  # (n, G) -> (n,)
-        return xl.sum(1)
-
-    def sumsq(self, xl: Tensor) -> Tensor:  # (n, G) -> (n,), no (N,) temporary
-        return row_dot(xl, xl)
-
-    def minmax(self, lo_src: Tensor, hi_src: Tensor) -> tuple[Tensor, Tensor]:
-        # amin + amax: 3x faster on CPU than torch.aminmax along a short inner dim (measured)
-        return lo_src.amin(1), hi_src.amax(1)
-
-    def expand(self, stat: Tensor) -> Tensor:  # (n,) -> broadcastable (n, 1)
-        return stat[:, None]
-
-    def to_codes(self, stat: Tensor) -> Tensor:  # block order -> group-code order
-        if self.order is None:
-            return stat
-        out = torch.empty_like(stat)
-        out[self.order] = stat
-        return out
+    @property
+    def numpy(self) -> bool:
+        return self.device.type == "cpu" and not self.torch_cpu
 
 
-class _Ragged:
-    """General path: any group sizes, any row order; segment reductions over `index` (N,)."""
-
-    def __init__(self, index: Tensor, n: int) -> None:
-        self.index = index
-        self.n = n
-        self._sizes = torch.bincount(index, minlength=n) if index.numel() else None
-
-    def sizes(self, device: torch.device) -> Tensor:
-        if self._sizes is None:
-            return torch.zeros(self.n, dtype=torch.int64, device=device)
-        return self._sizes
-
-    def layout(self, x: Tensor) -> Tensor:
-        return x
-
-    def flat(self, xl: Tensor) -> Tensor:
-        return xl
-
-    def sum(self, xl: Tensor) -> Tensor:
-        return torch.zeros(self.n, dtype=xl.dtype, device=xl.device).index_add_(0, self.index, xl)
-
-    def sumsq(self, xl: Tensor) -> Tensor:
-        return self.sum(xl * xl)
-
-    def minmax(self, lo_src: Tensor, hi_src: Tensor) -> tuple[Tensor, Tensor]:
-        # an empty group keeps (+big, -big): +-inf for floats, the int64 extremes for integers
-        if lo_src.is_floating_point():
-            top, bottom = math.inf, -math.inf
-        else:
-            top, bottom = torch.iinfo(lo_src.dtype).max, torch.iinfo(lo_src.dtype).min
-        lo = torch.full((self.n,), top, dtype=lo_src.dtype, device=lo_src.device)
-        hi = torch.full((self.n,), bottom, dtype=hi_src.dtype, device=hi_src.device)
-        lo.scatter_reduce_(0, self.index, lo_src, "amin", include_self=True)
-        hi.scatter_reduce_(0, self.index, hi_src, "amax", include_self=True)
-        return lo, hi
-
-    def expand(self, stat: Tensor) -> Tensor:  # (n,) -> (N,)
-        return stat.index_select(0, self.index)
-
-    def to_codes(self, stat: Tensor) -> Tensor:
-        return stat
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
-def _segments(codes: Tensor, n: int) -> _Blocks | _Ragged:
-    """Pick the fast path when all n groups have the same size and contiguous rows."""
-    rows = codes.shape[0]
-    if n > 0 and rows % n == 0:
-        size = rows // n
-        view = codes.view(n, size)
-        first = view[:, 0]  # (n,) the code of each block
-        if bool((view == first[:, None]).all()):
-            if bool((first == torch.arange(n, device=codes.device)).all()):
-                return _Blocks(n, size)
-            if bool((torch.bincount(first, minlength=n) == 1).all()):
-                return _Blocks(n, size, order=first)
-    return _Ragged(codes, n)
+def _placement(rewards: Any, device: Any, dtype: Any) -> _Place:
+    """Torch input: its own device unless one is named. Other input: numpy on the CPU, or
+    CUDA when named (or "auto" finds one)."""
+    is_tensor = isinstance(rewards, Tensor)
+    name = getattr(device, "value", device)
+    if is_tensor and (name is None or name == "auto"):
+        dev = resolve_device(rewards.device)
+    else:
+        dev = resolve_device("auto" if name is None else device)
+    return _Place(dev, _resolve_dtype(dtype, dev), torch_cpu=is_tensor and dev.type == "cpu")
 
 
-def row_dot(a: Tensor, b: Tensor) -> Tensor:
-    """(n, G), (n, G) -> (n,) sum over each row of a * b, without an (n, G) temporary.
+def _to_place(x: Any, place: _Place, dtype: Any = None) -> Any:
+    """A tensor or array as the place's array type (numpy for the numpy place)."""
+    if place.numpy:
+        if isinstance(x, Tensor):
+            x = x.detach().cpu().numpy()
+        if dtype is None:
+            return np.asarray(x)
+        return np.asarray(x, dtype=_NUMPY_DTYPES.get(dtype, dtype))
+    t = x if isinstance(x, Tensor) else torch.from_numpy(np.asarray(x))
+    return t.to(device=place.device, dtype=dtype or t.dtype)
 
-    einsum, not linalg.vecdot: 2.5x faster on CPU for short rows (G = 16, measured)."""
-    return torch.einsum("ij,ij->i", a, b)
+
+def _columns(source: Tensor | np.ndarray, place: _Place) -> list[Any]:
+    """(N, K) rewards -> K contiguous (N,) columns of the compute dtype."""
+    if place.numpy:
+        arr = source.detach().cpu().numpy() if isinstance(source, Tensor) else source
+        np_dtype = _NUMPY_DTYPES[place.dtype]
+        return [np.ascontiguousarray(arr[:, k], dtype=np_dtype) for k in range(arr.shape[1])]
+    t = source if isinstance(source, Tensor) else torch.from_numpy(source)
+    return [
+        t[:, k].to(device=place.device, dtype=place.dtype).contiguous() for k in range(t.shape[1])
+    ]
 
 
-def _dense_codes(values: Tensor) -> tuple[Tensor, int]:
+def _as_torch(x: Any, device: torch.device) -> Tensor:
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    return x.to(device)
+
+
+def _as_codes(x: Any, n_rows: int, name: str, place: _Place) -> Any:
+    """An integer index (N,) as int64 of the place."""
+    t = as_tensor(x, name=name)
+    if t.ndim != 1 or t.shape[0] != n_rows:
+        raise UsageError(f"{name} must have shape ({n_rows},), got {tuple(t.shape)}")
+    if t.is_floating_point():
+        raise UsageError(f"{name} must be integers, got {t.dtype}")
+    return _to_place(t.to(torch.int64), place)
+
+
+def _dense_codes(values: Any) -> tuple[Any, int]:
     """Arbitrary integer labels (M,) -> dense codes 0..S-1 (M,), S. Sorted input skips the sort."""
-    if values.numel() == 0:
-        return values.clone(), 0
+    if values.shape[0] == 0:
+        return values, 0
+    if isinstance(values, np.ndarray):
+        if values.shape[0] == 1 or bool(np.all(values[1:] >= values[:-1])):
+            codes = np.concatenate([[0], np.cumsum(values[1:] != values[:-1])]).astype(np.int64)
+            return codes, int(codes[-1]) + 1
+        uniq, codes = np.unique(values, return_inverse=True)
+        return codes.astype(np.int64), int(uniq.shape[0])
     if values.numel() == 1 or bool((values[1:] >= values[:-1]).all()):
         change = torch.zeros_like(values)
         change[1:] = values[1:] != values[:-1]
@@ -335,69 +289,20 @@ def _dense_codes(values: Tensor) -> tuple[Tensor, int]:
     return codes, int(uniq.numel())
 
 
+def _group_steps(step: Any, seg: Segments, n_rows: int, place: _Place) -> tuple[Any, int]:
+    """Each group's step code (seg.n,) in seg's group order, and the number of steps; a step
+    must not vary inside a group."""
+    steps = seg.layout(_as_codes(step, n_rows, "step", place))
+    lo, hi = seg.min(steps), seg.max(steps)  # (n,) per group
+    used = seg.sizes(steps) > 0
+    if bool(((lo != hi) & used).any()):
+        raise UsageError("step varies inside a group; a group belongs to one step")
+    return _dense_codes(lo * used)
+
+
 # --------------------------------------------------------------------------------------------
 # Whitening
 # --------------------------------------------------------------------------------------------
-
-
-def _whiten(
-    xl: Tensor,
-    seg: _Blocks | _Ragged,
-    parent: Tensor | None,
-    n_parent: int,
-    ddof: int,
-    eps: float,
-    scale: Tensor | None = None,
-) -> Tensor:
-    """(x - mean) / (std + eps) over parents of segments (e.g. steps made of groups).
-
-    xl: values in seg's layout. parent (seg.n,) maps each segment to a parent 0..n_parent-1;
-    None whitens every segment on its own. Returns a new tensor in seg's layout.
-
-    A std below 64 ulps of `scale` (seg.n,), the magnitude of the terms each segment's values
-    were summed from, is rounding noise: the centred values are noise too and come out 0, with
-    any eps (AC identically 0 by cancellation must not be whitened into advantages of size 1).
-    Without `scale`, the values' own magnitude is used, and a parent whose values are all equal
-    gives 0.
-    """
-    dtype, device = xl.dtype, xl.device
-
-    def up(stat: Tensor) -> Tensor:  # (seg.n,) -> (n_parent,)
-        if parent is None:
-            return stat
-        return torch.zeros(n_parent, dtype=stat.dtype, device=device).index_add_(0, parent, stat)
-
-    def down(stat: Tensor) -> Tensor:  # (n_parent,) -> (seg.n,)
-        return stat if parent is None else stat.index_select(0, parent)
-
-    count = up(seg.sizes(device).to(dtype))  # (n_parent,)
-    mean = up(seg.sum(xl)) / count.clamp(min=1)
-    out = xl - seg.expand(down(mean))  # centred, seg layout
-    dof = count - ddof
-    var = torch.where(dof > 0, up(seg.sumsq(out)) / dof.clamp(min=1), torch.zeros_like(count))
-    std = var.sqrt()
-    tol = _NOISE_ULPS * torch.finfo(dtype).eps
-    if scale is not None:
-        if parent is not None:
-            scale = torch.zeros(n_parent, dtype=dtype, device=device).scatter_reduce_(
-                0, parent, scale, "amax"
-            )
-        noise = std <= tol * scale
-    else:
-        lo, hi = seg.minmax(xl, xl)
-        if parent is not None:
-            lo = torch.full((n_parent,), math.inf, dtype=dtype, device=device).scatter_reduce_(
-                0, parent, lo, "amin"
-            )
-            hi = torch.full((n_parent,), -math.inf, dtype=dtype, device=device).scatter_reduce_(
-                0, parent, hi, "amax"
-            )
-        noise = (std <= tol * torch.maximum(lo.abs(), hi.abs())) | (hi == lo)
-    denom = torch.where(noise, torch.zeros_like(std), std) + eps
-    # a noise std means the centred values are noise too: 0, whatever eps
-    inv = torch.where((denom > 0) & ~noise, 1.0 / torch.where(denom > 0, denom, 1.0), 0.0)
-    out.mul_(seg.expand(down(inv)))
-    return out
 
 
 def segment_whiten(
@@ -412,182 +317,63 @@ def segment_whiten(
     """(x - mean) / (std + eps) within each segment (e.g. GDPO's whitening over a step).
 
     x (N,) values; segment (N,) integer labels (any values, any order; None = one segment).
-    A segment whose std (plus eps) is 0 gives 0. Returns (N,) on the chosen device.
+    A segment whose std is 0, or rounding noise of its values' magnitude, gives 0. Returns (N,)
+    on the chosen device.
     """
     _check_common(ddof, eps, "error")
     dev = resolve_device(device)
-    dt = _resolve_dtype(dtype, dev)
+    place = _Place(dev, _resolve_dtype(dtype, dev), torch_cpu=isinstance(x, Tensor))
     xt = as_tensor(x, name="x")
     if xt.ndim != 1:
         raise UsageError(f"x must have shape (N,), got {tuple(xt.shape)}")
-    values = torch.empty(xt.shape[0], dtype=dt, device=dev)
-    values.copy_(xt)
-    if values.numel() == 0:
-        return values
+    values = _to_place(xt, place, place.dtype)
+    if values.shape[0] == 0:
+        return _as_torch(values, dev)
     if segment is None:
-        seg: _Blocks | _Ragged = _Blocks(1, values.shape[0])
+        seg: Segments = Blocks(1, values.shape[0])
     else:
-        codes, n = _dense_codes(_as_codes(segment, values.shape[0], "segment", dev))
-        seg = _segments(codes, n)
-    with torch.no_grad():
-        out = _whiten(seg.layout(values), seg, None, seg.n, ddof, float(eps))
-    return seg.flat(out)
+        codes, n = _dense_codes(_as_codes(segment, values.shape[0], "segment", place))
+        seg = segments(codes, n)
+    xl = seg.layout(values)
+    count = seg.sizes(values) * 1.0
+    mean = seg.sum(xl) / count
+    centred = xl - seg.expand(mean)
+    xp = namespace(xl)
+    magnitude = xp.maximum(xp.abs(seg.min(xl)), xp.abs(seg.max(xl)))  # (n,) max |x|
+    factor = whitening(seg.sumsq(centred), count, magnitude, ddof, float(eps))
+    return _as_torch(seg.flat(centred * seg.expand(factor)), dev)
 
 
 # --------------------------------------------------------------------------------------------
-# The engine
+# compute_advantages
 # --------------------------------------------------------------------------------------------
 
 
-def _engine(
-    source: Tensor,
-    seg: _Blocks | _Ragged,
-    step_parent: tuple[Tensor | None, int],
-    weights: list[float],
-    schemes: tuple[str, ...],
-    ddof: int,
-    eps: float,
-    primary: int,
-    nan: str,
-    device: torch.device,
-    dtype: torch.dtype,
+def _result(
+    out: engine.EngineResult, weights: list[float], schemes: tuple[str, ...], place: _Place
 ) -> AdvantageResult:
-    """Core computation. source (N, K) on any device/dtype (columns are copied one at a time);
-    seg maps rows to groups; step_parent = (group -> step code (seg.n,) or None, n_steps)."""
-    n_rows, k_obj = source.shape
-    n = seg.n
-    ignore = nan == "ignore"
-    want = set(schemes)
-    zeros_n = torch.zeros(n, dtype=dtype, device=device)
-    sizes = seg.sizes(device)  # (n,) int64
-    size_f = sizes.to(dtype)
+    m = out.moments
+    dev = place.device
 
-    # (N,) buffer reused per objective: the raw column, then (in place) the centred column
-    col = torch.empty(n_rows, dtype=dtype, device=device)
-    col_l = cen_l = seg.layout(col)
+    def t(x: Any) -> Tensor:
+        return _as_torch(x, dev)
 
-    means, stds, counts, scales = [], [], [], []  # K x (n,)
-    num = None  # sum_k w_k [sigma_k>0] (r_k - mu_k), layout: DVAO's numerator, RC's s - mean s
-    ac = None  # sum_k w_k (r_k - mu_k) / (sigma_k + eps), layout
-    ac_scale = None  # (n,) sum_k |w_k| max|r_k - mu_k| / (sigma_k + eps): GDPO's noise floor
-    grpo = None
-    s_sum = None  # nan="ignore": s = sum_k w_k r_k with missing rewards adding nothing
-    present = None  # nan="ignore": rows with at least one reward (layout, bool)
-    need_num = (not ignore) or ("dvao" in want)
-    need_ac = bool(want & {"ac", "gdpo"})
+    def by_group(x: Any) -> Tensor:  # the engine's (K, n) as GroupStats' (n, K)
+        return t(x).T.contiguous()
 
-    # Without NaN handling every objective shares the group sizes: precompute 1 / (size - ddof).
-    full_dof = size_f - ddof  # (n,)
-    full_inv_dof = torch.where(full_dof > 0, 1.0 / full_dof.clamp(min=1), zeros_n)
-    size_one = size_f.clamp(min=1)  # an unused group code has size 0: mean 0, not NaN
-    for k in range(k_obj):
-        w_k = weights[k]
-        col.copy_(source[:, k])
-        if ignore:
-            ok = torch.isfinite(col_l)  # (layout) bool
-            count = seg.sum(ok.to(dtype))  # (n,)
-            lo, hi = seg.minmax(torch.where(ok, col_l, math.inf), torch.where(ok, col_l, -math.inf))
-            col_l.masked_fill_(~ok, 0.0)
-            present = ok if present is None else present.logical_or_(ok)
-            s_sum = col_l * w_k if s_sum is None else s_sum.add_(col_l, alpha=w_k)
-            dof = count - ddof
-            inv_dof = torch.where(dof > 0, 1.0 / dof.clamp(min=1), zeros_n)
-            mean = seg.sum(col_l).div_(count.clamp(min=1))  # (n,)
-        else:
-            ok = None
-            count = size_f
-            inv_dof = full_inv_dof
-            lo, hi = seg.minmax(col_l, col_l)
-            mean = seg.sum(col_l).div_(size_one)  # (n,)
-        cen_l.sub_(seg.expand(mean))  # col_l is not used raw after this
-        if ok is not None:
-            cen_l.masked_fill_(~ok, 0.0)
-        # An objective constant in the group (or with too few rewards) has sigma exactly 0:
-        # decided by min == max, which is exact, not by a rounded std.
-        varies = (hi != lo).logical_and_(inv_dof > 0)  # (n,) bool
-        vf = varies.to(dtype)
-        std = seg.sumsq(cen_l).mul_(inv_dof).sqrt_().mul_(vf)  # (n,)
-        # 1 / (sigma + eps) where the objective varies (then sigma > 0), else 0
-        inv = torch.where(varies, std + eps, 1.0).reciprocal_().mul_(vf)
-        if need_num:
-            term = seg.expand(vf * w_k)
-            num = cen_l * term if num is None else num.addcmul_(cen_l, term)
-        if need_ac:
-            coef = seg.expand(inv * w_k)
-            ac = cen_l * coef if ac is None else ac.addcmul_(cen_l, coef)
-            if "gdpo" in want:  # the size of this objective's terms in AC
-                spread = torch.maximum(hi - mean, mean - lo)  # (n,) max |r_k - mu_k|
-                size_k = torch.where(varies, spread * inv * abs(w_k), 0.0)
-                ac_scale = size_k if ac_scale is None else ac_scale.add_(size_k)
-        if k == primary and "grpo" in want:
-            grpo = cen_l * seg.expand(inv)
-        means.append(mean)
-        stds.append(std)
-        counts.append(count)
-        # magnitude of the objective's values, for RC's noise floor
-        if ignore:
-            lo = torch.where(ok_any := count > 0, lo, 0.0)
-            hi = torch.where(ok_any, hi, 0.0)
-        scales.append(torch.maximum(lo.abs_(), hi.abs_()))
-
-    mean_nk = torch.stack(means, dim=1)  # (n, K)
-    finite = torch.isfinite(mean_nk).all(0)  # (K,)
-    if not bool(finite.all()):
-        k = int((~finite).nonzero()[0, 0])
-        raise InputError(
-            f"objective {k}: rewards contain NaN or inf; validate them or use nan='ignore'"
-        )
-    std_nk = torch.stack(stds, dim=1)  # (n, K)
-    w_t = torch.tensor(weights, dtype=dtype, device=device)  # (K,)
-    wsig = std_nk @ w_t  # (n,) sum_l w_l sigma_l
-    dvao_weight = torch.where(
-        wsig[:, None] > 0, std_nk * w_t / torch.where(wsig > 0, wsig, 1.0)[:, None], 0.0
-    )
-
-    # RC: deviations of s from its group mean, then its std.
-    if ignore:
-        s_mean = seg.sum(s_sum).div_(size_one)
-        dev = s_sum.sub_(seg.expand(s_mean))  # owned: scaled in place below
-    else:
-        dev = num  # sum_k w_k [sigma_k > 0] (r_k - mu_k) = s - mean s (shared with DVAO)
-    rc_std = seg.sumsq(dev).mul_(full_inv_dof).sqrt_()  # (n,)
-    # A std below the rounding noise of s's terms: s is constant by cancellation, so its
-    # deviations are noise too and RC's advantage is 0 (whatever eps).
-    scale_s = torch.stack(scales, dim=1) @ w_t.abs()  # (n,) magnitude of s's terms
-    rc_noise = rc_std <= scale_s.mul_(_NOISE_ULPS * torch.finfo(dtype).eps)
-    rc_std = torch.where(rc_noise, zeros_n, rc_std)
-
-    def inverse(denom: Tensor) -> Tensor:  # (n,) 1 / denom, 0 where denom is 0
-        return torch.where(denom > 0, denom, 1.0).reciprocal_().mul_(denom > 0)
-
-    adv: dict[str, Tensor] = {}
-    if "rc" in want:
-        inv = seg.expand(inverse(rc_std + eps).masked_fill_(rc_noise, 0.0))
-        adv["rc"] = dev.mul_(inv) if ignore else dev * inv
-    if "dvao" in want:
-        adv["dvao"] = num.mul_(seg.expand(inverse(wsig + eps)))  # num is not used after this
-    if "ac" in want:
-        adv["ac"] = ac  # _whiten below returns a new tensor
-    if "gdpo" in want:
-        parent, n_steps = step_parent
-        adv["gdpo"] = _whiten(ac, seg, parent, n_steps, ddof, eps, scale=ac_scale)
-    if grpo is not None:
-        adv["grpo"] = grpo
-    if ignore and present is not None:
-        for name in ("rc", "gdpo"):  # a row without any reward gets 0 (ac/dvao/grpo already 0)
-            if name in adv:
-                adv[name].masked_fill_(~present, 0.0)
-
-    ordered = {name: seg.flat(adv[name]) for name in schemes}
     stats = GroupStats(
-        mean=seg.to_codes(mean_nk),
-        std=seg.to_codes(std_nk),
-        dvao_weight=seg.to_codes(dvao_weight),
-        count=seg.to_codes(torch.stack(counts, dim=1).to(torch.int64)),
-        rc_std=seg.to_codes(rc_std),
-        size=seg.to_codes(sizes),
+        mean=by_group(m.mean),
+        std=by_group(m.std),
+        dvao_weight=by_group(m.dvao_weight),
+        count=by_group(m.count).to(torch.int64),
+        rc_std=t(m.rc_std),
+        size=t(m.size).to(torch.int64),
     )
-    return AdvantageResult(advantages=ordered, stats=stats, weights=w_t)
+    return AdvantageResult(
+        advantages={name: t(out.advantages[name]) for name in schemes},
+        stats=stats,
+        weights=torch.tensor(weights, dtype=place.dtype, device=dev),
+    )
 
 
 def _empty_result(
@@ -648,46 +434,44 @@ def compute_advantages(
     weights (K,) used as given (default 1/K). ddof 0 = population std, 1 = Bessel; eps is added
     to every std that divides. nan: "error" (rewards must be finite; NaN/inf raise InputError),
     "ignore" (TRL: missing rewards are skipped in sums and means), "drop" (the reader already
-    dropped them: same as "error"). device "auto" = CUDA when present; dtype default float64 on
-    CPU, float32 on CUDA. Only the schemes asked for are computed; stats are always returned.
+    dropped them: same as "error"). device "auto" = a tensor's own device, else CUDA when
+    present; dtype default float64 on CPU, float32 on CUDA. Only the schemes asked for are
+    computed; stats are always returned, as torch tensors on the device used.
     """
     chosen = check_schemes(schemes)
     policy = _check_common(ddof, eps, nan)
-    dev = resolve_device(device)
-    dt = _resolve_dtype(dtype, dev)
+    place = _placement(rewards, device, dtype)
     source = _check_rewards(rewards, ndim=2)
     n_rows, k_obj = source.shape
     w = _check_weights(weights, k_obj)
     _check_primary(primary, k_obj)
-    codes = _as_codes(group, n_rows, "group", dev)
+    codes = _as_codes(group, n_rows, "group", place)
     if n_rows == 0:
-        return _empty_result(0, k_obj, w, chosen, dev, dt)
-    lo, hi = torch.aminmax(codes)
-    if int(lo) < 0 or int(hi) >= n_rows:
-        raise UsageError(
-            f"group codes must lie in 0..{n_rows - 1} (dense codes), got {int(lo)}..{int(hi)}"
-        )
-    seg = _segments(codes, int(hi) + 1)
-
-    parent: Tensor | None = None
-    n_steps = 1
+        return _empty_result(0, k_obj, w, chosen, place.device, place.dtype)
+    lo, hi = int(codes.min()), int(codes.max())
+    if lo < 0 or hi >= n_rows:
+        raise UsageError(f"group codes must lie in 0..{n_rows - 1} (dense codes), got {lo}..{hi}")
+    seg = segments(codes, hi + 1)
+    step_of_group, n_steps = None, 1
     if step is not None and "gdpo" not in chosen:  # unused, but a wrong shape is still a bug
         step_len = as_tensor(step, name="step").shape
         if tuple(step_len) != (n_rows,):
             raise UsageError(f"step must have shape ({n_rows},), got {tuple(step_len)}")
-    if "gdpo" in chosen:
-        if step is None:
-            parent = torch.zeros(seg.n, dtype=torch.int64, device=dev)  # the batch is one step
-        else:
-            steps = seg.layout(_as_codes(step, n_rows, "step", dev))
-            s_lo, s_hi = seg.minmax(steps, steps)  # (n,) per group
-            used = seg.sizes(dev) > 0
-            if bool(((s_lo != s_hi) & used).any()):
-                raise UsageError("step varies inside a group; a group belongs to one step")
-            parent, n_steps = _dense_codes(torch.where(used, s_lo, s_lo.new_zeros(())))
-    return _engine(
-        source, seg, (parent, n_steps), w, chosen, ddof, float(eps), primary, policy, dev, dt
+    if "gdpo" in chosen and step is not None:
+        step_of_group, n_steps = _group_steps(step, seg, n_rows, place)
+    out = engine.run(
+        _columns(source, place),
+        seg,
+        step_of_group,
+        n_steps,
+        w,
+        chosen,
+        ddof=ddof,
+        eps=float(eps),
+        primary=primary,
+        missing=policy == "ignore",
     )
+    return _result(out, w, chosen, place)
 
 
 def group_stats(
@@ -735,37 +519,29 @@ def _dense(
 ) -> Tensor:
     t = _check_rewards(rewards, ndim=3)
     policy = _check_common(ddof, eps, nan)
-    if device is None:
-        dev = t.device if isinstance(rewards, Tensor) else resolve_device("auto")
-        dev = resolve_device(dev)
-    else:
-        dev = resolve_device(device)
     if dtype is None and t.dtype in (torch.float32, torch.float64) and isinstance(rewards, Tensor):
-        dt = t.dtype
-    else:
-        dt = _resolve_dtype(dtype, dev)
+        dtype = t.dtype
+    place = _placement(rewards, device, dtype)
     prompts, size, k_obj = t.shape
     w = _check_weights(weights, k_obj)
     _check_primary(primary, k_obj)
     if prompts * size == 0:
-        return torch.zeros(prompts, size, dtype=dt, device=dev)
-    seg = _Blocks(prompts, size)
-    parent = torch.zeros(prompts, dtype=torch.int64, device=dev)  # all prompts are one step
+        return torch.zeros(prompts, size, dtype=place.dtype, device=place.device)
+    source = t.reshape(prompts * size, k_obj)
     with torch.no_grad():
-        result = _engine(
-            t.reshape(prompts * size, k_obj),
-            seg,
-            (parent, 1),
+        out = engine.run(
+            _columns(source, place),
+            Blocks(prompts, size),
+            None,  # all prompts are one step
+            1,
             w,
             (scheme,),
-            ddof,
-            float(eps),
-            primary,
-            policy,
-            dev,
-            dt,
+            ddof=ddof,
+            eps=float(eps),
+            primary=primary,
+            missing=policy == "ignore",
         )
-    return result.advantages[scheme].view(prompts, size)
+    return _as_torch(out.advantages[scheme], place.device).view(prompts, size)
 
 
 def dvao_advantages(

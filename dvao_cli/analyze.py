@@ -1,12 +1,18 @@
-"""`dvao analyze`'s core: stream a log through the diagnostics.
+"""`dvao analyze`'s core: plan, map, reduce over ranges of whole steps.
 
-The log is read in frames of whole steps (see `schema.iter_frames`) on a reader thread; worker
-threads prepare each one and compute its per-step sums (a few numbers per step), so memory does
-not grow with the number of rows. A chunk whose objectives take few distinct rewards (pass/fail,
-partial credit) is summarised from its per-group reward-pattern counts (`patterns`, numpy); any
-other goes through the advantage engine and `diagnostics` (torch, imported only then). With an
-output folder, or a `logged_advantage` column to compare with, the engine also computes every
-response's advantages; they are appended to `advantages.parquet` chunk by chunk.
+  * plan: the ranges of whole steps to read, from the Parquet footers' step floors
+    (`schema.iter_frames`), read ahead on a reader thread (`_plan`);
+  * map: each range's per-step sums, a few numbers per step (`_map`, on worker threads; pure);
+  * reduce: the sums of every range, in input order (`_Accumulator.add`), then the summary
+    (`_finish`).
+
+Memory does not grow with the number of rows. A range whose objectives take few distinct
+rewards (pass/fail, partial credit) is summarised from its per-group reward-pattern counts
+(`patterns`); any other goes through the row engine (`core.engine`) and `diagnostics`. Both are
+numpy on the CPU (torch is not imported); the engine runs on torch with `--device cuda` (or
+`auto` on a machine with a GPU). With an output folder, or a `logged_advantage` column to
+compare with, the engine also computes every response's advantages; they are appended to
+`advantages.parquet` range by range.
 """
 
 from __future__ import annotations
@@ -25,21 +31,23 @@ import numpy as np
 import polars as pl
 
 from dvao_cli import gate, patterns
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.core import engine
+from dvao_cli.core.schemes import SCHEMES, check_schemes
+from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
+from dvao_cli.errors import InputError, RewardValueError, UsageError
 from dvao_cli.io import check_outputs, dumps_json, input_files, output_set
-from dvao_cli.options import SCHEMES, check_schemes, resolve_weights
+from dvao_cli.options import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import iter_frames
+from dvao_cli.runtime import gpu_present
 from dvao_cli.summary import RunSettings, Summary, build_summary
-from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
+from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums, objective_sums
 
 if TYPE_CHECKING:
     import torch
-
-    from dvao_cli.advantages import AdvantageResult
 
 
 ADVANTAGES_FILE = "advantages.parquet"
@@ -124,10 +132,8 @@ class _Accumulator:
 
 
 def _to_list(values: Any) -> list[Any]:
-    """A numpy array or a tensor (on any device) as nested Python lists."""
-    if isinstance(values, np.ndarray):
-        return values.tolist()
-    return values.detach().cpu().tolist()
+    """A numpy array as nested Python lists."""
+    return np.asarray(values).tolist()
 
 
 def _as_lists(sums: Any) -> dict[str, list[Any]]:
@@ -196,14 +202,8 @@ def analyze(
             spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
-        frames = prefetch(
-            iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=out_dir is not None)
-        )
-
-        def work(frame: pl.DataFrame) -> _ChunkResult:
-            return _analyze_chunk(prepare_chunk(frame, spec, nan, check_finite=False), cfg)
-
-        for res in _in_order(work, frames, workers):
+        frames = _plan(spec, nan, chunk_rows, row_index=out_dir is not None)
+        for res in _in_order(lambda frame: _map(frame, cfg), frames, workers):
             chunk = res.chunk
             acc.add(res)
             if adv_writer is not None:
@@ -228,6 +228,17 @@ def analyze(
             analysis.write_into(stage)
             analysis.written = [Path(out_dir) / name for name in OUT_FILES]
     return analysis
+
+
+def _plan(spec: LogSpec, nan: str, chunk_rows: int, row_index: bool) -> Iterator[pl.DataFrame]:
+    """The log as frames of whole steps of about `chunk_rows` rows, planned from the footers'
+    step floors and read ahead on a thread."""
+    return prefetch(iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index))
+
+
+def _map(frame: pl.DataFrame, cfg: _Settings) -> _ChunkResult:
+    """One range of whole steps: checked and ordered, then its per-step sums."""
+    return _analyze_chunk(prepare_chunk(frame, cfg.spec, cfg.nan, check_finite=False), cfg)
 
 
 def prefetch(items: Iterator[Any], depth: int = 1) -> Iterator[Any]:
@@ -314,10 +325,19 @@ class _Settings:
     chunk_rows: int  # the engine works on pieces of whole steps of about this many rows
 
     @cached_property
-    def device(self) -> torch.device:
+    def device(self) -> torch.device | None:
+        """Where the row engine runs: None for numpy on the CPU (torch is not imported), a
+        torch device for CUDA (`--device cuda`, or `auto` on a machine with a GPU)."""
+        if self.device_name == "cpu" or (self.device_name == "auto" and not gpu_present()):
+            return None
         from dvao_cli.advantages import resolve_device
 
-        return resolve_device(self.device_name)
+        found = resolve_device(self.device_name)
+        return None if found.type == "cpu" else found
+
+    @property
+    def device_label(self) -> str:
+        return "cpu" if self.device is None else str(self.device)
 
 
 @dataclass
@@ -349,12 +369,12 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     per_response = cfg.has_logged or cfg.write_advantages
     # the engine holds several (N,) buffers per row: it gets pieces of about chunk_rows rows
     pieces = chunk.split(cfg.chunk_rows) if found is None or per_response else []
-    if found is None:  # many distinct rewards (or a missing one): the engine's way
+    if found is None:  # many distinct rewards (or a missing one): the row engine's way
         for piece in pieces:
-            result, rewards = _run_engine(piece, cfg)
-            out.parts.append(_engine_sums(piece, cfg, result, rewards))
+            result, columns = _run_engine(piece, cfg)
+            out.parts.append(_engine_sums(piece, cfg, result, columns))
             _per_response(out, piece, cfg, result)
-        out.device = str(cfg.device)
+        out.device = cfg.device_label
         return out
     steps, group_step = chunk.group_steps()
     counts = patterns.pattern_counts(
@@ -364,91 +384,104 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         group_size=chunk.uniform,
         group=None if chunk.uniform else chunk.group,
     )
-    obj, sch, pairs = patterns.pattern_sums(
-        counts,
-        found.levels,
-        group_step,
-        steps.shape[0],
-        cfg.weights,
-        cfg.schemes,
-        cfg.ddof,
-        cfg.eps,
-    )
+    try:
+        obj, sch, pairs = patterns.pattern_sums(
+            counts,
+            found.levels,
+            group_step,
+            steps.shape[0],
+            cfg.weights,
+            cfg.schemes,
+            cfg.ddof,
+            cfg.eps,
+        )
+    except RewardValueError as err:
+        raise _reward_error(err, cfg, frame) from None
     out.parts.append(_Part(steps.tolist(), obj, sch, pairs))
     for piece in pieces:  # advantages only for the rows, not for the sums
         _per_response(out, piece, cfg, _run_engine(piece, cfg)[0])
     if pieces:
-        out.device = str(cfg.device)
+        out.device = cfg.device_label
     return out
 
 
-def _tensor(series: pl.Series) -> torch.Tensor:
-    """A read-only view of a polars column as a tensor, without copying (nothing writes to it)."""
-    import torch
+def _reward_error(err: RewardValueError, cfg: _Settings, frame: pl.DataFrame) -> InputError:
+    """The core's error about objective k as the reader's one line: the column, and the real
+    reason (non-finite rewards are counted and located over the whole log)."""
+    if err.non_finite:
+        return non_finite_error(cfg.spec, frame)
+    reason = err.message.split(": ", 1)[-1]
+    return InputError(reason, path=cfg.spec.label, column=cfg.names[err.objective])
 
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-        return torch.from_numpy(series.to_numpy())
 
+def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[engine.EngineResult, list[np.ndarray]]:
+    """The row engine over one chunk: (its result as numpy arrays, the reward columns K x (N,)
+    it read). numpy on the CPU; torch on CUDA."""
+    frame = chunk.frame
+    columns = [
+        np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
+        for name in cfg.names
+    ]
+    _, group_step = chunk.group_steps()
+    n_steps = int(group_step[-1]) + 1 if group_step.shape[0] else 0
+    dev = cfg.device
+    if dev is None:
+        seg: Segments = (
+            Blocks(chunk.n_groups, chunk.uniform)
+            if chunk.uniform
+            else NumpyRagged(chunk.group, chunk.n_groups, is_sorted=True)
+        )
+        rows, step_of_group = columns, group_step
+    else:
+        import torch
 
-def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[AdvantageResult, torch.Tensor]:
-    """The advantage engine over one chunk: (its result, the rewards (N, K) it read)."""
-    import torch
-
-    from dvao_cli.advantages import compute_advantages
-
-    frame, dev, dtype = chunk.frame, cfg.device, torch.float64
-    # (N, K) column-major: every per-objective pass reads one contiguous column
-    rewards = torch.from_numpy(frame.select(cfg.names).to_numpy(order="fortran", writable=True)).to(
-        dev, dtype
-    )
+        with warnings.catch_warnings():  # read-only columns from polars: copied to the device
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            rows = [torch.from_numpy(column).to(dev) for column in columns]
+        step_of_group = torch.from_numpy(group_step).to(dev)
+        seg = (
+            Blocks(chunk.n_groups, chunk.uniform)
+            if chunk.uniform
+            else TorchRagged(torch.from_numpy(chunk.group).to(dev), chunk.n_groups)
+        )
     try:
-        result = compute_advantages(
-            rewards,
-            torch.from_numpy(chunk.group).to(dev),  # (N,)
-            _tensor(frame.get_column(STEP)).to(dev),  # (N,)
-            torch.tensor(cfg.weights, dtype=dtype, device=dev),
-            schemes=cfg.schemes,
+        result = engine.run(
+            rows,
+            seg,
+            step_of_group,
+            n_steps,
+            cfg.weights,
+            tuple(cfg.schemes),
             ddof=cfg.ddof,
             eps=cfg.eps,
-            nan="ignore" if cfg.nan == "ignore" else "error",
-            device=dev,
-            dtype=dtype,
+            missing=cfg.nan == "ignore",
         )
-    except InputError:
-        # the reader left the NaN check to the engine (it sees it in the group means): say
-        # which column, how many and where, as the reader would have
-        raise non_finite_error(cfg.spec, frame) from None
-    return result, rewards
+    except RewardValueError as err:
+        raise _reward_error(err, cfg, frame) from None
+    if dev is not None:
+        result = engine.to_numpy(result)
+    return result, columns
 
 
 def _engine_sums(
-    chunk: Chunk, cfg: _Settings, result: AdvantageResult, rewards: torch.Tensor
+    chunk: Chunk, cfg: _Settings, result: engine.EngineResult, columns: list[np.ndarray]
 ) -> _Part:
     """The per-step sums of a chunk from the engine's advantages (any reward, missing too)."""
-    import torch
-
     from dvao_cli import diagnostics as dg
 
-    dev = rewards.device
     steps, group_step = chunk.group_steps()
-    ix = dg.ChunkIndex(
-        group=torch.from_numpy(chunk.group).to(dev),
-        sizes=torch.from_numpy(chunk.sizes).to(dev),
-        group_step=torch.from_numpy(group_step).to(dev),
-        steps=torch.from_numpy(steps).to(dev),
-        uniform=chunk.uniform,
-    )
-    stats = result.stats
+    ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
+    m = result.moments
     missing = cfg.nan == "ignore"  # only then can a reward be NaN here
-    obj = dg.objective_sums(stats, ix, cfg.ddof)
-    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(rewards, missing), ix)  # (G,)
+    obj = objective_sums(
+        ix.by_step, m.size, m.count, m.mean, m.std, m.lo, m.hi, m.dvao_weight, cfg.ddof
+    )
+    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(columns, missing), ix)  # (G,)
     distinct = dg.distinct_advantages(
         result.advantages,
         ix,
-        exact_shortcuts=not missing,
-        stats=stats,
-        primary_binary=bool(obj.binary[0]),  # grpo's primary objective is the first
+        missing,
+        primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
     )
     return _Part(
         steps=steps.tolist(),
@@ -457,36 +490,38 @@ def _engine_sums(
             name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
             for name in cfg.schemes
         },
-        pairs=dg.correlation_sums(rewards, stats, ix, missing),
+        pairs=dg.correlation_sums(columns, m.mean, m.std, ix, missing),
     )
 
 
-def _per_response(out: _ChunkResult, chunk: Chunk, cfg: _Settings, result: AdvantageResult) -> None:
+def _per_response(
+    out: _ChunkResult, chunk: Chunk, cfg: _Settings, result: engine.EngineResult
+) -> None:
     """Agreement with logged_advantage, and the rows of advantages.parquet, from the engine."""
     from dvao_cli import diagnostics as dg
 
     frame = chunk.frame
     if cfg.has_logged:
-        logged = _tensor(frame.get_column(LOGGED)).to(cfg.device, result.weights.dtype)
+        logged = frame.get_column(LOGGED).cast(pl.Float64).to_numpy()
         for name in cfg.schemes:
             agreement = dg.agreement_sums(result.advantages[name], logged)
             out.agreement.setdefault(name, []).append(agreement)
     if cfg.write_advantages:
-        weights_per_row = result.stats.dvao_weight.cpu().numpy()[chunk.group]  # (N, K)
+        weights = result.moments.dvao_weight  # (K, G)
         columns: dict[str, Any] = {
             ROW: frame.get_column(ROW).cast(pl.Int64),
             STEP: frame.get_column(STEP),
             GROUP: frame.get_column(GROUP),
         }
         for name in cfg.schemes:
-            columns[f"adv_{name}"] = result.advantages[name].cpu().numpy().astype(np.float64)
+            columns[f"adv_{name}"] = result.advantages[name].astype(np.float64)
         for k, name in enumerate(cfg.names):
-            columns[f"w_{name}"] = weights_per_row[:, k].astype(np.float64)
+            columns[f"w_{name}"] = weights[k][chunk.group].astype(np.float64)  # (N,)
         out.advantages.append(pl.DataFrame(columns))
 
 
 def _in_order(
-    fn: Callable[[Chunk], _ChunkResult], items: Iterator[Chunk], workers: int
+    fn: Callable[[pl.DataFrame], _ChunkResult], items: Iterator[pl.DataFrame], workers: int
 ) -> Iterator[_ChunkResult]:
     """fn over items on `workers` threads, results in input order, at most `workers` in flight
     (each holds a chunk's tensors: more in flight would only add memory)."""

@@ -90,3 +90,14 @@ def reading(path: str | Path | None) -> Iterator[None]:
         if is_panic(err):
             raise panic_error(err, path) from None
         raise
+
+
+class RewardValueError(InputError):
+    """A reward the core cannot use: NaN or inf (without nan='ignore'), or too large in
+    magnitude for float64 (tolerances.MAX_REWARD). `objective` is the column's index, so that
+    the reader can name the column and the rows."""
+
+    def __init__(self, message: str, *, objective: int, non_finite: bool) -> None:
+        self.objective = objective
+        self.non_finite = non_finite
+        super().__init__(message)

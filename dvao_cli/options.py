@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
 from enum import Enum
 from typing import Annotated
 
 import typer
 
+from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.errors import UsageError
 
-SCHEMES: tuple[str, ...] = ("grpo", "rc", "ac", "gdpo", "dvao")
+__all__ = ["SCHEMES", "check_schemes"]  # the scheme names live in the core's table
 
 
 class NanPolicy(str, Enum):
@@ -27,12 +27,7 @@ class Device(str, Enum):
     cuda = "cuda"
 
 
-class Scheme(str, Enum):
-    grpo = "grpo"
-    rc = "rc"
-    ac = "ac"
-    gdpo = "gdpo"
-    dvao = "dvao"
+Scheme = Enum("Scheme", {name: name for name in SCHEMES}, type=str)  # the table's names
 
 
 ObjectiveOpt = Annotated[
@@ -177,19 +172,3 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
     if candidates:
         return " (available: " + ", ".join(f"'{c}'" for c in candidates) + ")"
     return ""
-
-
-def check_schemes(schemes: Iterable[str]) -> tuple[str, ...]:
-    """Scheme names, validated and de-duplicated in the order given."""
-    if isinstance(schemes, str):
-        schemes = (schemes,)
-    chosen: list[str] = []
-    for scheme in schemes:
-        name = str(getattr(scheme, "value", scheme))
-        if name not in SCHEMES:
-            close = difflib.get_close_matches(name, SCHEMES, n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise UsageError(f"unknown scheme '{name}'{hint}; choose from {', '.join(SCHEMES)}")
-        if name not in chosen:
-            chosen.append(name)
-    return tuple(chosen)

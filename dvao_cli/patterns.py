@@ -13,11 +13,11 @@ check that both give the same numbers.
 Numpy only: a run whose chunks all take this path never imports torch.
 
 Notation (docs/schemes.md): a group of n responses, n_p of them with pattern p whose reward for
-objective k is v_pk. A scheme that is linear in the centred rewards with per-group coefficients
-c (K,) gives pattern p the advantage c . (v_p - mean). The conventions are the engine's: ddof
-and eps as given, sigma_k = 0 exactly when the objective is constant in the group (one value
-present decides), a normaliser of 0 gives advantage 0, and a combined std (RC's, GDPO's) below
-64 ulps of its terms is rounding noise: the advantage is then 0, whatever eps.
+objective k is v_pk. Every scheme of the table (`dvao_cli.core.schemes`) is a numerator that is
+linear in the centred rewards, with per-group coefficients c (K,), times a per-group scale:
+pattern p gets c . (v_p - mean) times that scale. This module computes group moments and those
+numerators from the counts; the formulas and conventions (`core.conventions`: sigma_k = 0
+exactly when one value is present, a normaliser of 0 gives 0, rounding noise) are the table's.
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ from functools import cache
 
 import numpy as np
 
+from dvao_cli.core import schemes as table
+from dvao_cli.core.conventions import check_rewards
+from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import (
-    DISTINCT_TOL,
-    NOISE_ULPS,
-    ZERO_TOL,
     ObjectiveSums,
     PairSums,
     SchemeSums,
     StepIndex,
+    objective_sums,
     pair_sums,
 )
 
@@ -152,9 +153,6 @@ def pattern_counts(
     return counts.reshape(n_patterns, n_groups)
 
 
-_TINY = np.finfo(np.float64).tiny
-
-
 def _inverse(denom: np.ndarray) -> np.ndarray:
     """1 / denom, 0 where denom is not positive (a normaliser of 0 gives advantage 0)."""
     return np.divide(1.0, denom, out=np.zeros_like(denom), where=denom > 0)
@@ -210,17 +208,6 @@ def _absent(present: np.ndarray) -> np.ndarray:
     return _ABSENT.take(present.view(np.uint8))
 
 
-def _zero_count(magnitude: np.ndarray, limit: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Responses per group whose advantage is zero: |A| = magnitude (Q, G) times a per-group
-    factor, so |A| <= 1e-12 where magnitude <= limit (G,) (inf where the factor is 0)."""
-    return np.einsum("qg,qg->g", magnitude <= limit, n)
-
-
-def _zero_limit(factor: np.ndarray) -> np.ndarray:
-    """(G,) 1e-12 / factor: the largest magnitude whose advantage counts as zero."""
-    return np.divide(ZERO_TOL, factor, out=np.full_like(factor, np.inf), where=factor > 0)
-
-
 def pattern_sums(
     counts: np.ndarray,
     levels: Sequence[np.ndarray],
@@ -230,19 +217,21 @@ def pattern_sums(
     schemes: Sequence[str],
     ddof: int = 0,
     eps: float = 0.0,
+    primary: int = 0,
 ) -> tuple[ObjectiveSums, dict[str, SchemeSums], PairSums]:
     """A chunk's per-step sums from its pattern counts (P, G) and the objectives' levels (the
     `Patterns` the codes came with).
 
     group_step (G,) is each group's step code 0..S-1, non-decreasing (groups sorted by step);
-    whole steps only, since GDPO whitens over a step. Same conventions as the engine.
-
-    Every scheme is linear in the centred rewards inside a group: A = c . (r - mean) with
-    per-group coefficients c (K, G), so the advantage of pattern p is c . v_p - c . mean.
+    whole steps only, since GDPO whitens over a step. The formulas are the scheme table's: each
+    numerator is sum_k c_k (v_pk - mean_k) for pattern p, with the table's coefficients c (K, G)
+    per group, and each scheme is its numerator times the table's scale.
     """
     digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
     n_patterns, n_groups = counts.shape
     k_obj = values.shape[1]
+    for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
+        check_rewards(k, np.ones(1), lv[:1], lv[-1:])
     w = np.asarray(weights, dtype=np.float64)  # (K,)
     steps = StepIndex(group_step, n_steps)
     n = counts.astype(np.float64)  # (P, G)
@@ -253,7 +242,6 @@ def pattern_sums(
     total = values.T @ n  # (K, G) sum of each objective's rewards
     mean = total / size  # (K, G)
     inv_dof = _inverse(size - ddof)  # (G,)
-    binary = np.array([set(lv.tolist()) <= {0.0, 1.0} for lv in levels])  # (K,) rewards 0 / 1
     # per objective, the responses holding each of its values: (V_k, G)
     level_n = [
         (digits[:, k][None, :] == np.arange(len(lv))[:, None]).astype(np.float64) @ n
@@ -270,9 +258,6 @@ def pattern_sums(
         ]
     )  # (K, G)
     std = np.sqrt(centred_sq * inv_dof) * varies  # (K, G)
-    inv_std = varies / np.maximum(std + eps, _TINY)  # (K, G) 1 / (sigma + eps), 0 if constant
-    wsig = w @ std  # (G,) sum_l w_l sigma_l
-    dvao_weight = std * (w[:, None] * _inverse(wsig))  # (K, G)
     # the largest and smallest reward present, per objective (K, G)
     high = np.stack(
         [(lv[:, None] - a).max(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
@@ -281,95 +266,77 @@ def pattern_sums(
         [(lv[:, None] + a).min(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
     )
 
-    want = set(schemes)
-    distinct_rew = np.count_nonzero(present, axis=0)  # (G,) distinct reward vectors
-    per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
+    def numerator(kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """The numerator sum_k c_k (v_k - mean_k) of each distinct reward vector over the
+        objectives with a term in it (U, G), and the responses showing each (U, G): for the
+        primary numerator, one row per value of the primary objective instead of P."""
+        terms = [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
+        used = [k for k, t in enumerate(terms) if t is not None]
+        c = np.stack([terms[k] for k in used])  # (K', G)
+        if len(used) == k_obj:
+            rows, counts_u = values, n
+        else:  # patterns alike on the objectives with a term share their numerator
+            rows, of_row = np.unique(values[:, used], axis=0, return_inverse=True)
+            member = of_row.reshape(-1)[None, :] == np.arange(rows.shape[0])[:, None]  # (U, P)
+            counts_u = member.astype(np.float64) @ n
+        return rows @ c - (c * mean[used]).sum(axis=0), counts_u
 
-    if "grpo" in want:  # the primary (first) objective alone: a table over its values
-        adv = (levels[0][:, None] - mean[0]) * inv_std[0]  # (V_0, G)
-        magnitude = np.abs(adv)
-        if binary[0]:  # increasing in a binary reward: 2 values or 1
-            distinct = 1 + varies[0]
+    @cache
+    def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
+        return table.magnitude(kind, w, mean, std, low, high, eps)
+
+    objective = objective_sums(
+        steps,
+        size,
+        np.repeat(size[None, :], k_obj, axis=0),
+        mean,
+        std,
+        low,
+        high,
+        table.dvao_weight(std, w),
+        ddof,
+    )
+    numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
+    distinct_rew = np.count_nonzero(present, axis=0)  # (G,) distinct reward vectors
+    twin = table.twins(schemes, missing=False)
+    per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
+    for name in schemes:
+        scheme = table.BY_NAME[name]
+        kind = table.numerator_of(name, missing=False)
+        if kind not in numerators:
+            num, n_u = numerator(kind)  # (U, G) each
+            absent_u = absent if n_u is n else _absent(n_u > 0)
+            size_u = np.abs(num)  # (U, G)
+            square = (n_u * size_u * size_u).sum(axis=0)  # (G,) from the deviations, as the engine
+            largest = (size_u - absent_u).max(axis=0)  # (G,) over the vectors present
+            numerators[kind] = (num, n_u, absent_u, size_u, square, largest)
+        num, n_u, absent_u, size_u, square, largest = numerators[kind]
+        own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
+        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (G,) >= 0
+        if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
+            factor = table.whitening(
+                steps.sum(square * scale * scale),
+                steps.sum(size),
+                steps.max(magnitude(kind)),
+                ddof,
+                eps,
+            )  # (S,)
+            scale = scale * steps.expand(factor)
+        # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
+        limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
+        if name in twin:
+            distinct = per_group[twin[name]][3]
+        elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
+            distinct = 1 + (std[primary] > 0)  # 2 values where it varies, else 1
         else:
-            distinct = _distinct_present(adv, level_absent[0], np.count_nonzero(level_n[0], 0))
-        per_group["grpo"] = (
-            (level_n[0] * magnitude * magnitude).sum(axis=0),
-            (magnitude - level_absent[0]).max(axis=0),
-            _zero_count(magnitude, np.full(n_groups, ZERO_TOL), level_n[0]),
+            distinct = _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
+        per_group[name] = (
+            square * scale * scale,
+            largest * scale,
+            np.einsum("pg,pg->g", size_u <= limit, n_u),
             distinct,
         )
-
-    if want & {"rc", "dvao"}:
-        # For the patterns present, sum_k w_k [sigma_k > 0] (r_k - mean_k) = s - mean s with
-        # s = w . v (a constant objective has r_k = mean_k, up to rounding). RC and DVAO divide
-        # it by a per-group constant, so patterns with the same s (the same in every group)
-        # share their advantage: work on those classes of patterns.
-        s_values, of_class = np.unique(values @ w, return_inverse=True)  # (C,), (P,)
-        member = (of_class[None, :] == np.arange(s_values.shape[0])[:, None]).astype(np.float64)
-        class_n = member @ n  # (C, G)
-        class_present = class_n > 0
-        class_absent = _absent(class_present)
-        # a constant objective's mean is its value (n v / n can miss it by an ulp)
-        s_mean = w @ np.where(varies, mean, high)  # (G,)
-        hi = (s_values[:, None] - class_absent).max(axis=0) - s_mean  # over the present ones
-        lo = (s_values[:, None] + class_absent).min(axis=0) - s_mean
-        num_max = np.maximum(hi, -lo)  # (G,) max |s - mean s|
-        deviation = np.abs(s_values[:, None] - s_mean)  # (C, G)
-        # from the deviations, not c' Co c: s constant by cancellation must give a sum of
-        # squares at the rounding noise of the deviations, as the engine's (see rc_std)
-        num_square = (class_n * deviation * deviation).sum(axis=0)
-        rc_std = np.sqrt(num_square * inv_dof)
-        # below the rounding noise of s's terms, s is constant by cancellation: RC gives 0
-        scale_s = np.abs(w) @ np.maximum(np.abs(low), np.abs(high))  # (G,) sum_k |w_k| max|r_k|
-        rc_noise = rc_std <= scale_s * (NOISE_ULPS * np.finfo(np.float64).eps)
-        rc_factor = np.where(rc_noise, 0.0, _inverse(rc_std + eps))
-        # where no objective varies, the engine's deviations are exactly 0 (each is masked)
-        dvao_factor = np.where(wsig > 0, _inverse(wsig + eps), 0.0)
-        # distinct RC advantages among the classes present (1e-8, as the engine compares them);
-        # DVAO is RC times a positive constant in each group: the same responses apart
-        signed = (s_values[:, None] - s_mean) * rc_factor  # (C, G)
-        distinct = _distinct_present(signed, class_absent, np.count_nonzero(class_present, 0))
-        for name, factor in (("rc", rc_factor), ("dvao", dvao_factor)):
-            if name in want:
-                zeros = _zero_count(deviation, _zero_limit(factor), class_n)
-                per_group[name] = (num_square * factor**2, num_max * factor, zeros, distinct)
-
-    if want & {"ac", "gdpo"}:
-        coef = w[:, None] * inv_std  # (K, G)
-        ac = values @ coef  # (P, G) c . v_p
-        ac -= (coef * mean).sum(axis=0)  # AC advantage of each pattern: c . (v_p - mean)
-        hi = (ac - absent).max(axis=0)  # (G,) largest AC advantage present
-        lo = (ac + absent).min(axis=0)
-        magnitude = np.abs(ac)  # (P, G)
-        ac_square = (n * magnitude * magnitude).sum(axis=0)  # not c' Co c: see num_square
-        # GDPO is increasing in AC within a step: the same distinct values
-        distinct = _distinct_present(ac, absent, distinct_rew)
-        if "ac" in want:
-            zeros = _zero_count(magnitude, np.full(n_groups, ZERO_TOL), n)
-            per_group["ac"] = (ac_square, np.maximum(hi, -lo), zeros, distinct)
-        if "gdpo" in want:  # AC whitened over each step's responses, as the engine's _whiten
-            # AC sums to 0 over every group, so over the step: the step mean is 0
-            count = steps.sum(size)  # (S,)
-            step_dof = count - ddof
-            step_total = steps.sum(ac_square)  # (S,) sum of AC^2 over the step
-            step_var = np.divide(
-                step_total, step_dof, out=np.zeros_like(step_total), where=step_dof > 0
-            )
-            step_std = np.sqrt(step_var)
-            # below the rounding noise of AC's terms (|w_k| max|r_k - mean_k| / sigma_k), AC
-            # is 0 by cancellation: so is GDPO
-            spread = np.maximum(high - mean, mean - low)  # (K, G) max |r_k - mean_k|
-            scale = steps.max((np.abs(w)[:, None] * inv_std * spread).sum(axis=0))  # (S,)
-            noise = step_std <= scale * (NOISE_ULPS * np.finfo(np.float64).eps)
-            factor = steps.expand(np.where(noise, 0.0, _inverse(step_std + eps)))  # (G,)
-            zeros = _zero_count(magnitude, _zero_limit(factor), n)
-            per_group["gdpo"] = (
-                ac_square * factor**2,
-                np.maximum(hi, -lo) * factor,
-                zeros,
-                distinct,
-            )
-    scheme = {
+    scheme_sums = {
         name: SchemeSums(
             square_sum=steps.sum(square),
             max_abs=steps.max(max_abs),
@@ -380,25 +347,11 @@ def pattern_sums(
         for name in schemes
         for square, max_abs, zeros, distinct in [per_group[name]]
     }
-
-    saturated = ~varies  # (K, G)
-    objective = ObjectiveSums(
-        rows=steps.sum(size),
-        groups=steps.sum(np.ones(n_groups)),
-        valid=np.repeat(steps.sum(size)[:, None], k_obj, axis=1),
-        reward_sum=steps.sum(total).T,
-        std_sum=steps.sum(std).T,
-        saturated=steps.sum(saturated.astype(np.float64)).T,
-        all_pass=steps.sum((saturated & (mean == 1.0)).astype(np.float64)).T,
-        all_fail=steps.sum((saturated & (mean == 0.0)).astype(np.float64)).T,
-        weight_sum=steps.sum(dvao_weight).T,
-        binary=binary,
-    )
     # centred cross sums over the group: sum (r_k - mean_k)(r_l - mean_l) = sum r_k r_l - n
     # mean_k mean_l (the engine's formula too)
     pairs = pair_sums(
         centred_sq,
         lambda k, j: (values[:, k] * values[:, j]) @ n - total[k] * mean[j],
-        varies,
+        std > 0,
     )
-    return objective, scheme, pairs
+    return objective, scheme_sums, pairs

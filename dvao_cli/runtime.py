@@ -43,3 +43,11 @@ def stream_workers() -> int:
     if value:
         return max(1, int(value))
     return max(1, min(8, os.cpu_count() or 1))
+
+
+def gpu_present() -> bool:
+    """Whether this machine may have a CUDA GPU, without importing torch: a device node of the
+    NVIDIA (or ROCm) driver. Only then does `--device auto` ask torch (and pay its import)."""
+    if "torch" in sys.modules:
+        return bool(sys.modules["torch"].cuda.is_available())
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd"))

@@ -2,9 +2,10 @@
 
 Chunks hold whole steps, so the per-step sums of every chunk are concatenated and the whole-log
 figures are ratios of sums: the summary is the same whatever the chunk size. Two producers fill
-these: `diagnostics` (torch, over the engine's advantages) and `patterns` (numpy, over per-group
-reward-pattern counts when every objective takes few distinct rewards). Arrays are torch
-tensors or numpy arrays.
+these: `diagnostics` (over the row engine's advantages) and `patterns` (over per-group
+reward-pattern counts when every objective takes few distinct rewards). Both give their group
+moments to `objective_sums`, so "saturated", "all-pass" and "binary" are decided in one place.
+Arrays are numpy arrays.
 """
 
 from __future__ import annotations
@@ -15,18 +16,12 @@ from typing import Any
 
 import numpy as np
 
-Array = Any  # torch.Tensor or np.ndarray
+from dvao_cli.core.conventions import binary_objectives, near
+from dvao_cli.core.tolerances import DISTINCT_TOL, NOISE_ULPS, ZERO_TOL
 
-# Numerical conventions shared by every path:
-# a combined std (RC's std of s, GDPO's step std) below this many ulps of its terms' magnitude
-# is rounding noise (anti-correlated objectives whose weighted sum is constant) and counts as 0;
-NOISE_ULPS = 64.0
-# sorted advantages less than 1e-8 apart count as one value when counting distinct values (the
-# same advantage reached by different arithmetic differs in the last bits; a gap, not a grid:
-# rounding to a grid of 1e-8 splits two such values that straddle a grid boundary);
-DISTINCT_TOL = 1e-8
-# an advantage with |A| <= 1e-12 counts as zero.
-ZERO_TOL = 1e-12
+__all__ = ["DISTINCT_TOL", "NOISE_ULPS", "ZERO_TOL"]  # the shared constants, from the core
+
+Array = Any  # np.ndarray
 
 
 class StepIndex:
@@ -58,11 +53,48 @@ class ObjectiveSums:
     valid: Array  # (S, K) non-missing rewards
     reward_sum: Array  # (S, K)
     std_sum: Array  # (S, K) sum over groups of the within-group std
-    saturated: Array  # (S, K) groups with zero within-group variance
-    all_pass: Array  # (S, K) groups where every reward is 1
-    all_fail: Array  # (S, K) groups where every reward is 0
+    saturated: Array  # (S, K) groups with a reward and zero within-group variance
+    all_pass: Array  # (S, K) saturated groups whose reward is 1 (within BINARY_TOL)
+    all_fail: Array  # (S, K) saturated groups whose reward is 0 (within BINARY_TOL)
     weight_sum: Array  # (S, K) sum over groups of the DVAO weight
-    binary: Array  # (K,) every reward in {0, 1} (missing ones skipped)
+    binary: Array  # (K,) every reward within BINARY_TOL of 0 or 1 (missing ones skipped)
+    valid_groups: Array  # (S, K) groups with at least one reward of the objective
+
+
+def objective_sums(
+    steps: StepIndex,
+    size: np.ndarray,
+    count: np.ndarray,
+    mean: np.ndarray,
+    std: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    dvao_weight: np.ndarray,
+    ddof: int,
+) -> ObjectiveSums:
+    """A chunk's per-step objective sums from its group moments: size (G,) rows; count, mean,
+    std, lo, hi (smallest / largest reward), dvao_weight (K, G). A group where the objective
+    has no reward (all missing) is neither saturated nor part of its mean or std: it only
+    counts in `groups`, not in `valid_groups`."""
+    present = count > 0  # (K, G)
+    saturated = present & (std == 0)  # std is exactly 0 for a constant objective
+
+    def per_step(values: np.ndarray) -> np.ndarray:  # (K, G) -> (S, K)
+        return steps.sum(values.astype(np.float64)).T
+
+    return ObjectiveSums(
+        rows=steps.sum(size.astype(np.float64)),
+        groups=steps.sum(np.ones(size.shape[0])),
+        valid=per_step(count),
+        reward_sum=per_step(np.where(present, mean * count, 0.0)),
+        std_sum=per_step(std),
+        saturated=per_step(saturated),
+        all_pass=per_step(saturated & near(mean, 1.0)),
+        all_fail=per_step(saturated & near(mean, 0.0)),
+        weight_sum=per_step(dvao_weight),
+        binary=binary_objectives(count, mean, std, lo, hi, ddof),
+        valid_groups=per_step(present),
+    )
 
 
 @dataclass

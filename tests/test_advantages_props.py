@@ -212,19 +212,27 @@ def test_float32_agrees_with_float64(batch):
 # --------------------------------------------------------------------------------------------
 
 
-def _whiten_ref(x: np.ndarray, ddof: int, eps: float) -> np.ndarray:
+def _noise_free(std: float, magnitude: float) -> float:
+    """The documented noise rule, for any eps: a combined std at or below 64 ulps of the
+    magnitude of the terms it came from is 0."""
+    return std if std > NOISE * magnitude else 0.0
+
+
+def _whiten_ref(x: np.ndarray, magnitude: float, ddof: int, eps: float) -> np.ndarray:
+    """(x - mean) / (std + eps) over one step; 0 where the std is 0 or rounding noise."""
     n = len(x)
     mean = x.mean()
     std = math.sqrt(((x - mean) ** 2).sum() / (n - ddof)) if n - ddof > 0 else 0.0
-    if eps == 0 and (std <= NOISE * np.abs(x).max() or x.max() == x.min()):
-        std = 0.0
-    return (x - mean) / (std + eps) if std + eps > 0 else np.zeros(n)
+    std = _noise_free(std, magnitude)
+    return (x - mean) / (std + eps) if std > 0 else np.zeros(n)
 
 
 def reference(rewards, group, step, w, ddof=0, eps=0.0, primary=0, ignore=False):
-    """Every scheme by explicit loops over groups and objectives (float64 numpy)."""
+    """Every scheme of the table by explicit loops over groups and objectives (float64 numpy),
+    written from docs/schemes.md, scheme by scheme."""
     n, k_obj = rewards.shape
     out = {name: np.zeros(n) for name in SCHEMES}
+    ac_terms = np.zeros(n)  # per row: its group's sum_k |w_k| max |r_k - mu_k| / (sigma_k + eps)
     for g in np.unique(group):
         rows = np.flatnonzero(group == g)
         r = rewards[rows]  # (m, K)
@@ -232,6 +240,7 @@ def reference(rewards, group, step, w, ddof=0, eps=0.0, primary=0, ignore=False)
         ok = np.isfinite(r) if ignore else np.ones_like(r, dtype=bool)
         centred = np.zeros((m, k_obj))
         sigma = np.zeros(k_obj)
+        spread = np.zeros(k_obj)  # max |r_k - mu_k| over the group
         for k in range(k_obj):
             vals = r[ok[:, k], k]
             if len(vals) == 0:
@@ -241,24 +250,32 @@ def reference(rewards, group, step, w, ddof=0, eps=0.0, primary=0, ignore=False)
             if dof > 0 and vals.max() != vals.min():
                 sigma[k] = math.sqrt(((vals - mu) ** 2).sum() / dof)
                 centred[ok[:, k], k] = vals - mu
+                spread[k] = np.abs(vals - mu).max()
+        ac_terms[rows] = sum(
+            w[k] * spread[k] / (sigma[k] + eps) for k in range(k_obj) if sigma[k] > 0
+        )
+        wsig = sum(w[k] * sigma[k] for k in range(k_obj))
         for j in range(m):
-            ac = sum(w[k] * centred[j, k] / (sigma[k] + eps) for k in range(k_obj) if sigma[k] > 0)
-            out["ac"][rows[j]] = ac
+            # grpo: (r_p - mu_p) / (sigma_p + eps)
             p = primary
             out["grpo"][rows[j]] = centred[j, p] / (sigma[p] + eps) if sigma[p] > 0 else 0.0
-            wsig = sum(w[k] * sigma[k] for k in range(k_obj))
+            # ac: sum_k w_k (r_k - mu_k) / (sigma_k + eps)
+            ac = sum(w[k] * centred[j, k] / (sigma[k] + eps) for k in range(k_obj) if sigma[k] > 0)
+            out["ac"][rows[j]] = ac
+            # dvao: sum_k w_k (r_k - mu_k) / (sum_l w_l sigma_l + eps)
             num = sum(w[k] * centred[j, k] for k in range(k_obj))
-            out["dvao"][rows[j]] = num / (wsig + eps) if wsig + eps > 0 else 0.0
+            out["dvao"][rows[j]] = num / (wsig + eps) if wsig > 0 else 0.0
+        # rc: s = sum_k w_k r_k (a missing reward adds nothing), (s - mean s) / (std s + eps)
         s = np.array([sum(w[k] * r[j, k] for k in range(k_obj) if ok[j, k]) for j in range(m)])
         dev = s - s.mean()
         rc_std = math.sqrt((dev**2).sum() / (m - ddof)) if m - ddof > 0 else 0.0
         scale = sum(w[k] * np.abs(r[ok[:, k], k]).max(initial=0.0) for k in range(k_obj))
-        if eps == 0 and rc_std <= NOISE * scale:
-            rc_std = 0.0
-        out["rc"][rows] = dev / (rc_std + eps) if rc_std + eps > 0 else 0.0
+        rc_std = _noise_free(rc_std, scale)
+        out["rc"][rows] = dev / (rc_std + eps) if rc_std > 0 else 0.0
+    # gdpo: ac, whitened over the responses of each step
     for s_val in np.unique(step):
         rows = np.flatnonzero(step == s_val)
-        out["gdpo"][rows] = _whiten_ref(out["ac"][rows], ddof, eps)
+        out["gdpo"][rows] = _whiten_ref(out["ac"][rows], ac_terms[rows].max(), ddof, eps)
     if ignore:
         empty = ~np.isfinite(rewards).any(axis=1)
         for name in SCHEMES:
@@ -306,3 +323,22 @@ def test_reference_on_a_fast_path_batch_with_nan():
     ref = reference(rewards, group, step, [0.6, 0.4], 1, 1e-4, 0, True)
     for name in SCHEMES:
         np.testing.assert_allclose(res.advantages[name].numpy(), ref[name], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("eps", [0.0, 1e-4, 1e-2])
+def test_reference_applies_the_noise_rule_at_any_eps(eps: float) -> None:
+    """Anti-correlated objectives (o1 = 1 - o0, equal weights): s is constant, so RC is 0, and
+    AC cancels to rounding noise, so GDPO is 0 too, whatever eps (not noise / eps)."""
+    rng = np.random.default_rng(5)
+    group = np.repeat(np.arange(12), 6)
+    step = group // 4
+    first = (rng.random(group.shape[0]) < 0.5).astype(np.float64) * 0.7 + 0.1
+    rewards = np.stack([first, 1.0 - first], axis=1)
+    res = compute_advantages(rewards, group, step, [0.5, 0.5], eps=eps)
+    ref = reference(rewards, group, step, np.array([0.5, 0.5]), 0, eps)
+    assert set(ref) == set(SCHEMES)  # the oracle covers every scheme of the table
+    for name in ("rc", "gdpo"):
+        assert np.all(ref[name] == 0.0), name
+        assert np.all(np.abs(res.advantages[name].numpy()) <= 1e-12), name
+    for name in SCHEMES:
+        np.testing.assert_allclose(res.advantages[name].numpy(), ref[name], atol=1e-9)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from dvao_cli import diagnostics as dg
-from dvao_cli.advantages import compute_advantages
+from dvao_cli.core import engine
+from dvao_cli.core.conventions import binary_objectives
+from dvao_cli.core.schemes import SCHEMES
+from dvao_cli.core.segments import segments
 
 
 def _batch(seed: int, k: int, ragged: bool):
@@ -18,29 +20,34 @@ def _batch(seed: int, k: int, ragged: bool):
     p = rng.random(k)
     rewards = (rng.random((group.shape[0], k)) < p).astype(np.float64)
     rewards[group % 7 == 0, 0] = 1.0  # some saturated objectives
-    return (
-        torch.from_numpy(rewards),
-        torch.from_numpy(group),
-        torch.from_numpy(step),
-        torch.from_numpy(sizes.astype(np.int64)),
-    )
+    return rewards, group, step, sizes.astype(np.int64)
 
 
-def _index(step: torch.Tensor, group: torch.Tensor, sizes: torch.Tensor) -> dg.ChunkIndex:
-    starts = torch.cumsum(sizes, 0) - sizes  # (G,) each group's first row
-    steps, group_step = torch.unique_consecutive(step[starts], return_inverse=True)
+def _index(step: np.ndarray, group: np.ndarray, sizes: np.ndarray) -> dg.ChunkIndex:
+    starts = np.cumsum(sizes) - sizes  # (G,) each group's first row
+    steps, group_step = np.unique(step[starts], return_inverse=True)
     uniform = int(sizes[0]) if bool((sizes == sizes[0]).all()) else 0
     return dg.ChunkIndex(group, sizes, group_step, steps, uniform)
 
 
+def _run(rewards: np.ndarray, group: np.ndarray, step_of_group: np.ndarray, ddof: int = 0):
+    n = int(group.max()) + 1
+    columns = [np.ascontiguousarray(rewards[:, k]) for k in range(rewards.shape[1])]
+    k = rewards.shape[1]
+    n_steps = int(step_of_group.max()) + 1
+    return engine.run(
+        columns, segments(group, n), step_of_group, n_steps, [1 / k] * k, SCHEMES, ddof=ddof
+    )
+
+
 def test_grpo_shortcut_for_a_binary_primary_objective() -> None:
     rewards, group, step, sizes = _batch(0, 3, False)
-    result = compute_advantages(rewards, group, step, dtype=torch.float64)
     ix = _index(step, group, sizes)
+    result = _run(rewards, group, ix.group_step)
     fast = dg.distinct_advantages(
-        result.advantages, ix, exact_shortcuts=True, stats=result.stats, primary_binary=True
+        result.advantages, ix, missing=False, primary_std=result.moments.std[0]
     )
-    slow = dg.distinct_advantages(result.advantages, ix, exact_shortcuts=False)
+    slow = {name: dg.distinct_per_group(adv, ix, 1e-8) for name, adv in result.advantages.items()}
     for name in result.advantages:
         assert fast[name].tolist() == slow[name].tolist(), name
 
@@ -48,7 +55,11 @@ def test_grpo_shortcut_for_a_binary_primary_objective() -> None:
 def test_binary_objectives_from_group_statistics() -> None:
     rewards, group, step, sizes = _batch(1, 3, True)
     rewards[5, 2] = 0.5  # one reward strictly between 0 and 1
-    stats = compute_advantages(rewards, group, step, dtype=torch.float64).stats
-    assert dg.binary_objectives(stats, ddof=0).tolist() == [True, True, False]
-    stats1 = compute_advantages(rewards, group, step, ddof=1, dtype=torch.float64).stats
-    assert dg.binary_objectives(stats1, ddof=1).tolist() == [True, True, False]
+    ix = _index(step, group, sizes)
+
+    def binary(ddof: int) -> np.ndarray:
+        m = _run(rewards, group, ix.group_step, ddof).moments
+        return binary_objectives(m.count, m.mean, m.std, m.lo, m.hi, ddof)
+
+    assert binary(0).tolist() == [True, True, False]
+    assert binary(1).tolist() == [True, True, False]

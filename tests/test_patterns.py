@@ -258,3 +258,49 @@ def test_any_subset_of_schemes(tmp_path: Path, schemes: list[str]) -> None:
     fast, slow = both_paths(path, schemes=schemes)
     assert_same_analysis(fast, slow)
     assert list(fast.summary.schemes) == schemes
+
+
+OWN_FIGURES = (  # an objective's figures that do not depend on the other objectives
+    "mean",
+    "within_group_std",
+    "saturation",
+    "saturation_pass",
+    "saturation_fail",
+    "binary",
+    "missing_rewards",
+    "saturated_from_step",
+    "saturation_after",
+    "saturated_kind",
+)
+
+
+def _probe_logs(tmp_path: Path, one: float) -> tuple[Path, Path]:
+    """accuracy alone (the pattern path), and the same beside a continuous reward (the row
+    engine's path); accuracy's 1s are `one`."""
+    rng = np.random.default_rng(11)
+    group = np.repeat(np.arange(60), 8)
+    p = rng.choice([0.0, 0.3, 1.0], 60)[group]  # some groups all-pass, some all-fail
+    accuracy = np.where(rng.random(group.shape[0]) < p, one, 0.0)
+    base = {"step": group // 6, "group_id": group % 6, "accuracy": accuracy}
+    alone, beside = tmp_path / "alone.parquet", tmp_path / "beside.parquet"
+    pl.DataFrame(base).write_parquet(alone)
+    pl.DataFrame({**base, "rm_score": rng.random(group.shape[0])}).write_parquet(beside)
+    return alone, beside
+
+
+@pytest.mark.parametrize("one", [1.0, 1.0 - 1e-13, 1.0 + 1e-13, 0.999])
+def test_near_binary_probe(tmp_path: Path, one: float) -> None:
+    """An objective's figures are the same with and without an unrelated continuous reward
+    beside it: "binary" (and all-pass) mean one thing on every path. A 1 that went through
+    float arithmetic (within 1e-9) is still a pass; 0.999 is not."""
+    alone, beside = _probe_logs(tmp_path, one)
+    a = analyze(alone).summary.to_json()["objectives"]["accuracy"]
+    b = analyze(beside).summary.to_json()["objectives"]["accuracy"]
+    for key in OWN_FIGURES:
+        assert_same(a[key], b[key], key)
+    assert a["binary"] is (one != 0.999)
+    if a["binary"]:
+        assert a["saturation_pass"] is not None and a["saturation_pass"] > 0.1
+        assert a["saturation_fail"] > 0.1
+    else:
+        assert a["saturation_pass"] is None

@@ -1,0 +1,220 @@
+"""The row backend: group moments and numerators from the rows, then the scheme table.
+
+One pass over the K objectives (K is small), never a loop over groups. For objective k the
+column is reduced per group (count, smallest, largest, mean, std), centred, and folded into
+each numerator the asked-for schemes need (sum_k c_k (r_k - mu_k), the coefficients from
+`schemes.coefficients`). Then every scheme is its numerator times its per-group scale from
+the table, whitened per step where the table says so. Works on numpy arrays (the CPU) and on
+torch tensors (CUDA, or torch inputs) alike: the arithmetic is written once against the array
+API; `segments` holds the group reductions of each library.
+
+Conventions (`conventions`): sigma_k is exactly 0 for an objective constant in its group
+(min == max, not a rounded std) or with fewer than ddof + 1 rewards; with nan="ignore" a
+missing reward is skipped in sums and means, and a row with no reward gets advantage 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dvao_cli.core import schemes as table
+from dvao_cli.core.arrays import namespace
+from dvao_cli.core.conventions import check_rewards
+from dvao_cli.core.segments import Segments, ragged
+
+Array = Any
+
+
+@dataclass(frozen=True)
+class GroupMoments:
+    """Per group, in group-code order: size (n,) rows; count, mean, std, lo, hi (K, n) per
+    objective over its present rewards (lo / hi the smallest / largest; +inf / -inf where a
+    group has none); dvao_weight (K, n); rc_std (n,) the std of RC's numerator (0 where it is
+    rounding noise). Objective-major: numpy broadcasts a per-group (n,) vector over (K, n)
+    along its long axis (over (n, K) it loops per group, 10x slower)."""
+
+    size: Array
+    count: Array
+    mean: Array
+    std: Array
+    lo: Array
+    hi: Array
+    dvao_weight: Array
+    rc_std: Array
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    advantages: dict[str, Array]  # (N,) per scheme, in the rows' order
+    moments: GroupMoments
+
+
+def run(
+    columns: list[Array],
+    seg: Segments,
+    step_of_group: Array | None,
+    n_steps: int,
+    weights: list[float],
+    schemes: tuple[str, ...],
+    *,
+    ddof: int = 0,
+    eps: float = 0.0,
+    primary: int = 0,
+    missing: bool = False,
+) -> EngineResult:
+    """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
+    dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
+    0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward."""
+    xp = namespace(*columns)
+    where = columns[0].device
+    dtype = columns[0].dtype
+    size = seg.sizes(columns[0])  # (n,) int64
+    size_f = xp.astype(size, dtype)
+    full_dof = size_f - ddof  # (n,) a numerator's degrees of freedom: every row counts
+    full_inv_dof = xp.where(full_dof > 0, 1.0 / xp.where(full_dof > 0, full_dof, 1.0), 0.0)
+    rc_kind = table.numerator_of("rc", missing)
+    kinds = {table.numerator_of(name, missing) for name in schemes} | {rc_kind}
+    kinds.discard(table.SUMMED)  # built from s below, not per objective
+    numerators: dict[str, Array] = {}
+    s = None  # missing rewards: s = sum_k w_k r_k, a missing reward adding nothing
+    present = None  # missing rewards: rows with at least one reward (layout, bool)
+    moments: dict[str, list[Array]] = {"count": [], "mean": [], "std": [], "lo": [], "hi": []}
+
+    for k, column in enumerate(columns):
+        col = seg.layout(column)
+        if missing:
+            ok = xp.isfinite(col)
+            count = seg.sum(xp.astype(ok, dtype))  # (n,)
+            lo = seg.min(xp.where(ok, col, float("inf")))
+            hi = seg.max(xp.where(ok, col, float("-inf")))
+            col = xp.where(ok, col, 0.0)
+            present = ok if present is None else present | ok
+            s = col * weights[k] if s is None else s + col * weights[k]
+        else:
+            ok = None
+            count = size_f
+            lo, hi = seg.min(col), seg.max(col)
+        check_rewards(k, count, lo, hi)
+        mean = seg.sum(col) / xp.where(count > 0, count, 1.0)  # (n,)
+        centred = col - seg.expand(mean)
+        if ok is not None:
+            centred = xp.where(ok, centred, 0.0)
+        dof = count - ddof
+        varies = (hi != lo) & (dof > 0)  # decided exactly, not by a rounded std
+        var = seg.sumsq(centred) / xp.where(dof > 0, dof, 1.0)
+        std = xp.where(varies, xp.sqrt(var), 0.0)  # (n,)
+        for kind in kinds:
+            c = table.coefficients(kind, k, std, weights[k], eps, primary)
+            if c is None:  # no term of objective k in this numerator
+                continue
+            term = centred * seg.expand(c)
+            if kind in numerators:
+                numerators[kind] += term  # in place, numpy and torch alike
+            else:
+                numerators[kind] = term
+        for name, value in zip(moments, (count, mean, std, lo, hi), strict=True):
+            moments[name].append(value)
+
+    stack = {name: xp.stack(values, axis=0) for name, values in moments.items()}  # (K, n)
+    w = xp.asarray(weights, dtype=dtype, device=where)  # (K,)
+    # lo / hi of a group without rewards are +-inf: 0 for the magnitudes
+    lo_0 = xp.where(stack["count"] > 0, stack["lo"], 0.0)
+    hi_0 = xp.where(stack["count"] > 0, stack["hi"], 0.0)
+    if missing:
+        s_mean = seg.sum(s) / xp.where(size_f > 0, size_f, 1.0)
+        numerators[table.SUMMED] = s - seg.expand(s_mean)
+
+    def magnitude(kind: str) -> Array:
+        return table.magnitude(kind, w, stack["mean"], stack["std"], lo_0, hi_0, eps)
+
+    own: dict[str, Array] = {}  # numerator -> its std over each group (n,)
+
+    def own_std(kind: str) -> Array:
+        if kind not in own:
+            square = seg.sumsq(numerators[kind])
+            own[kind] = table.own_std(square, full_inv_dof, magnitude(kind))
+        return own[kind]
+
+    advantages: dict[str, Array] = {}
+    for name in schemes:
+        scheme = table.BY_NAME[name]
+        kind = table.numerator_of(name, missing)
+        spread = table.Spread(
+            stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
+        )
+        adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
+        if scheme.whitened:
+            adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps)
+        if present is not None:
+            adv = xp.where(present, adv, 0.0)
+        advantages[name] = seg.flat(adv)
+
+    def to_codes(stat: Array) -> Array:  # (K, n) or (n,) in group-code order
+        return seg.to_codes(stat.T).T if stat.ndim == 2 else seg.to_codes(stat)
+
+    result = GroupMoments(
+        size=to_codes(size),
+        count=to_codes(stack["count"]),
+        mean=to_codes(stack["mean"]),
+        std=to_codes(stack["std"]),
+        lo=to_codes(stack["lo"]),
+        hi=to_codes(stack["hi"]),
+        dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
+        rc_std=to_codes(own_std(rc_kind)),
+    )
+    return EngineResult(advantages, result)
+
+
+def _whiten(
+    values: Array,
+    seg: Segments,
+    step_of_group: Array | None,
+    n_steps: int,
+    magnitude: Array,
+    ddof: int,
+    eps: float,
+) -> Array:
+    """values (seg's layout) centred on the mean of their step and times the table's whitening
+    factor; magnitude (n,) the size of each group's terms (the noise floor's scale)."""
+    xp = namespace(values)
+    like = values
+    size_f = xp.astype(seg.sizes(like), values.dtype)
+    if step_of_group is None:  # one step: plain reductions over the groups
+
+        def up(stat: Array) -> Array:  # (n,) -> (1,)
+            return xp.sum(stat, axis=0, keepdims=True)
+
+        def top(stat: Array) -> Array:
+            return xp.max(stat, axis=0, keepdims=True)
+
+        def down(stat: Array) -> Array:  # (1,) -> (n,)
+            return xp.broadcast_to(stat, (seg.n,))
+    else:
+        steps = ragged(step_of_group, n_steps)  # groups -> steps
+
+        def up(stat: Array) -> Array:
+            return steps.sum(steps.layout(stat))
+
+        def top(stat: Array) -> Array:
+            return steps.max(steps.layout(stat))
+
+        def down(stat: Array) -> Array:
+            return steps.flat(steps.expand(stat))
+
+    count = up(size_f)  # (S,)
+    mean = up(seg.sum(values)) / xp.where(count > 0, count, 1.0)
+    centred = values - seg.expand(down(mean))
+    factor = table.whitening(up(seg.sumsq(centred)), count, top(magnitude), ddof, eps)
+    return centred * seg.expand(down(factor))
+
+
+def to_numpy(result: EngineResult) -> EngineResult:
+    """A result computed by torch (e.g. on CUDA) as numpy arrays on the CPU."""
+
+    def host(x: Array) -> Any:
+        return x.detach().cpu().numpy()
+
+    m = result.moments
+    moments = GroupMoments(*(host(getattr(m, f)) for f in GroupMoments.__dataclass_fields__))
+    return EngineResult({name: host(adv) for name, adv in result.advantages.items()}, moments)
