@@ -26,10 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvao_cli.advantages import compute_advantages, resolve_device
+from dvao_cli.advantages import compute_advantages
 from dvao_cli.errors import UsageError
 from dvao_cli.io import write_json
-from dvao_cli.options import did_you_mean, resolve_weights
 from dvao_cli.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,25 +37,12 @@ from dvao_cli.train.checkpoint import (
     save_checkpoint,
     set_python_rng_state,
 )
-from dvao_cli.train.config import CONFIG_FILE, TrainConfig
+from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
 from dvao_cli.train.model import Policy, PolicyConfig, build_policy, sample, token_logprobs
 from dvao_cli.train.outputs import METRICS, MetricsWriter, remove_parts_after, write_rollouts
 from dvao_cli.train.rewards import UserReward, load_reward
-from dvao_cli.train.tasks import PROMPT_LEN, TASKS, Problem, Task
+from dvao_cli.train.tasks import TASKS, Problem, Task
 from dvao_cli.train.vocab import EOS, PAD, decode, encode
-
-RESERVED = (
-    "step",
-    "group_id",
-    "sample_id",
-    "prompt",
-    "completion",
-    "logged_advantage",
-    "objective",
-    "reward",
-    "row",
-)
-
 
 class TrainingInterrupted(Exception):
     """Ctrl-C: raised after the last completed step was checkpointed (step None: nothing saved)."""
@@ -91,37 +77,13 @@ class Setup:
     device: torch.device
 
 
-def prepare(config: TrainConfig) -> Setup:
-    """Validate the options, load user rewards, resolve objectives and weights (in `config` too)."""
-    config.validate()
-    task = TASKS[config.task]
-    if config.sft_until is None:
-        config.sft_until = task.sft_until
+def load_setup(config: TrainConfig) -> Setup:
+    """The task and the user's reward functions of a resolved config (imports their code)."""
     user = [load_reward(spec) for spec in config.rewards]
-    names = list(task.rewards)
-    for reward in user:
-        if reward.name in RESERVED:
-            raise UsageError(f"--reward '{reward.spec}': '{reward.name}' is a reserved column name")
-        if reward.name in names:
-            raise UsageError(
-                f"--reward '{reward.spec}': a reward named '{reward.name}' exists "
-                "already (reward names are function names)"
-            )
-        names.append(reward.name)
-    objectives = list(config.objectives) or list(names)
-    for name in objectives:
-        if name not in names:
-            raise UsageError(
-                f"--objective '{name}' is not a reward of this run" + did_you_mean(name, names)
-            )
-    if len(set(objectives)) != len(objectives):
-        raise UsageError("--objective names an objective twice")
-    weights = resolve_weights(objectives, dict(config.weights))
-    config.objectives = objectives
-    config.weights = dict(zip(objectives, weights, strict=True))
-    device = resolve_device(config.device)
-    config.device = device.type  # recorded resolved: a resumed run must not switch devices
-    return Setup(task, user, names, objectives, weights, device)
+    names = list(TASKS[config.task].rewards) + [reward.name for reward in user]
+    weights = [config.weights[name] for name in config.objectives]
+    device = torch.device(config.device)
+    return Setup(TASKS[config.task], user, names, list(config.objectives), weights, device)
 
 
 def pick_threads(config: TrainConfig, device: torch.device) -> int:
@@ -168,12 +130,12 @@ def supervised_warm_start(
         if should_stop():
             raise TrainingInterrupted(Path("."), None)
         problems = task.problems(rng, config.sft_batch)
-        seqs = [encode(p.prompt) + task.sft_target(p) for p in problems]
+        seqs = [encode(p.prompt) + task.sft_target(p, rng) for p in problems]
         length = max(len(s) for s in seqs)
         batch = torch.tensor([s + [PAD] * (length - len(s)) for s in seqs], device=device)
         logits, _ = model(batch[:, :-1])  # (B, T-1, V)
         target = batch[:, 1:].clone()
-        target[:, : PROMPT_LEN - 1] = -100  # learn the answer, not the prompt
+        target[:, : task.prompt_len - 1] = -100  # learn the answer, not the prompt
         target[target == PAD] = -100
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
@@ -186,8 +148,7 @@ def supervised_warm_start(
         with torch.no_grad():  # exact answer: every answer token right (ignored ones count)
             hit = (logits.argmax(dim=-1) == target) | (target == -100)
             acc = float(hit.all(dim=1).to(torch.float32).mean())
-        until = 1.0 if config.sft_until is None else config.sft_until
-        if until < 1.0 and acc >= until:  # 1 runs every step
+        if config.sft_until < 1.0 and acc >= config.sft_until:  # 1 runs every step
             break
     return loss_value, done, acc
 
@@ -269,15 +230,15 @@ def rl_step(
     mask = (comp != PAD).to(torch.float32)  # (N, T_c)
     n_tok = mask.sum(dim=1).clamp_min(1.0)  # (N,)
     with torch.no_grad():
-        ref_logp = token_logprobs(ref, seqs, PROMPT_LEN, config.temperature)
+        ref_logp = token_logprobs(ref, seqs, setup.task.prompt_len, config.temperature)
         old_logp = (
-            token_logprobs(model, seqs, PROMPT_LEN, config.temperature)
+            token_logprobs(model, seqs, setup.task.prompt_len, config.temperature)
             if config.ppo_epochs > 1
             else None
         )
     loss_value = kl_value = grad_norm = 0.0
     for epoch in range(config.ppo_epochs):
-        logp = token_logprobs(model, seqs, PROMPT_LEN, config.temperature)  # (N, T_c)
+        logp = token_logprobs(model, seqs, setup.task.prompt_len, config.temperature)  # (N, T_c)
         old = logp.detach() if old_logp is None else old_logp
         ratio = torch.exp(logp - old)
         unclipped = ratio * adv[:, None]
@@ -357,21 +318,6 @@ class _StopFlag:
 WarmCache = dict[tuple[Any, ...], dict[str, Any]]
 
 
-def _warm_key(config: TrainConfig, device: torch.device) -> tuple[Any, ...]:
-    return (
-        config.task,
-        config.seed,
-        config.layers,
-        config.width,
-        config.heads,
-        config.sft_steps,
-        config.sft_lr,
-        config.sft_until,
-        config.sft_batch,
-        str(device),
-    )
-
-
 def _checkpoint_state(
     model: Policy,
     ref: Policy,
@@ -407,7 +353,8 @@ def train_run(
     every step. Raises TrainingInterrupted on Ctrl-C after saving a checkpoint.
     """
     run_dir = Path(run_dir)
-    setup = prepare(config)
+    config = resolve(config)
+    setup = load_setup(config)
     device = setup.device
     threads_before = torch.get_num_threads()
     torch.set_num_threads(pick_threads(config, device))
@@ -433,7 +380,7 @@ def _train(
         layers=config.layers,
         width=config.width,
         heads=config.heads,
-        max_len=PROMPT_LEN + config.max_new_tokens + 2,
+        max_len=setup.task.prompt_len + config.max_new_tokens + 2,
     )
     t_start = time.perf_counter()
 
@@ -479,7 +426,7 @@ def _train(
             remove_checkpoints(run_dir)
             (run_dir / METRICS).unlink(missing_ok=True)
             write_json(config.to_json(), run_dir / CONFIG_FILE)
-            key = _warm_key(config, device)
+            key = config.warm_key()
             cached = None if warm_cache is None else warm_cache.get(key)
             if cached is not None:  # the warm start is deterministic: reuse it across schemes
                 model.load_state_dict(cached["model"])
