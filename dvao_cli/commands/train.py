@@ -264,9 +264,10 @@ def _run_compare(
     schemes = parse_schemes(compare)
     sweep = None if sweep_text is None else parse_sweep(sweep_text)
     n_runs = len(schemes) * seeds * (1 if sweep is None else len(sweep))
-    n_jobs = pick_jobs(
-        jobs, max(1, n_runs), config.steps * config.prompts_per_step * config.group_size
-    )
+    from dvao_cli.train.config import resolve
+
+    steps = resolve(config).steps or 0
+    n_jobs = pick_jobs(jobs, max(1, n_runs), steps * config.prompts_per_step * config.group_size)
     with progress("compare", total=n_runs if n_jobs > 1 else None, extra_column="stats") as bar:
 
         def on_run(name: str, i: int, total: int) -> None:

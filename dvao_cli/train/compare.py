@@ -237,7 +237,7 @@ def run_compare(
         done = [rows[j] for j in sorted(rows)]
         write_parquet(_frame(done, objectives), out / COMPARE_FILE)  # partial results survive
 
-    n_jobs = pick_jobs(jobs, len(runs), base.steps * base.prompts_per_step * base.group_size)
+    n_jobs = pick_jobs(jobs, len(runs), resolve(base).steps * base.prompts_per_step * base.group_size)
     if n_jobs == 1:
         warm: WarmCache = {}
         for i, run in enumerate(runs):

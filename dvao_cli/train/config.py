@@ -63,7 +63,12 @@ class TrainConfig:
         choices=tuple(TASKS),
         warm=True,
     )
-    steps: int = option(500, "GRPO steps (with --resume: the new total).", "--steps")
+    steps: int | None = option(
+        None,
+        "GRPO steps (with --resume: the new total). Default: 300 for reasoning, else 500.",
+        "--steps",
+        show_default=False,
+    )
     prompts_per_step: int = option(32, "Prompts sampled per step.", "--prompts-per-step")
     group_size: int = option(8, "Completions sampled per prompt (G).", "--group-size", "-G")
     scheme: str = option(
@@ -139,7 +144,7 @@ class TrainConfig:
                 f"--scheme '{self.scheme}' is unknown" + did_you_mean(self.scheme, list(SCHEMES))
             )
         positive = {
-            "--steps": self.steps,
+            "--steps": 1 if self.steps is None else self.steps,
             "--prompts-per-step": self.prompts_per_step,
             "--layers": self.layers,
             "--width": self.width,
@@ -225,6 +230,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     weights = resolve_weights(objectives, dict(config.weights))
     return replace(
         config,
+        steps=task.steps if config.steps is None else config.steps,
         sft_until=task.sft_until if config.sft_until is None else config.sft_until,
         max_new_tokens=(
             task.max_new_tokens if config.max_new_tokens is None else config.max_new_tokens

@@ -195,10 +195,9 @@ def rl_step(
     p, g, device = config.prompts_per_step, config.group_size, setup.device
     problems = setup.task.problems(rng, p)
     rows = [prob for prob in problems for _ in range(g)]  # (N,) = P*G, grouped
-    prompts = torch.tensor([encode(prob.prompt) for prob in problems], device=device)
-    prompts = prompts.repeat_interleave(g, dim=0)  # (N, T_p)
+    prompts = torch.tensor([encode(prob.prompt) for prob in problems], device=device)  # (P, T_p)
     model.eval()
-    comp = sample(model, prompts, config.max_new_tokens, config.temperature, gen)  # (N, T_c)
+    comp = sample(model, prompts, config.max_new_tokens, config.temperature, gen, g)  # (N, T_c)
     comp_cpu = comp.cpu()
     texts = [decode(c) for c in comp_cpu.tolist()]
     finished = (comp_cpu == EOS).any(dim=1).tolist()
@@ -226,19 +225,18 @@ def rl_step(
 
     # policy update: PPO-style clipped ratio over the completion tokens (EOS included)
     model.train()
-    seqs = torch.cat([prompts, comp], dim=1)  # (N, T_p + T_c)
     mask = (comp != PAD).to(torch.float32)  # (N, T_c)
     n_tok = mask.sum(dim=1).clamp_min(1.0)  # (N,)
     with torch.no_grad():
-        ref_logp = token_logprobs(ref, seqs, setup.task.prompt_len, config.temperature)
+        ref_logp = token_logprobs(ref, prompts, comp, config.temperature, g)
         old_logp = (
-            token_logprobs(model, seqs, setup.task.prompt_len, config.temperature)
+            token_logprobs(model, prompts, comp, config.temperature, g)
             if config.ppo_epochs > 1
             else None
         )
     loss_value = kl_value = grad_norm = 0.0
     for epoch in range(config.ppo_epochs):
-        logp = token_logprobs(model, seqs, setup.task.prompt_len, config.temperature)  # (N, T_c)
+        logp = token_logprobs(model, prompts, comp, config.temperature, g)  # (N, T_c)
         old = logp.detach() if old_logp is None else old_logp
         ratio = torch.exp(logp - old)
         unclipped = ratio * adv[:, None]
