@@ -296,9 +296,11 @@ class FileWarmCache:
 
 
 def _worker_init() -> None:
-    # the parent stops the workers through the pool; Ctrl-C in the terminal reaches the whole
-    # process group, and each run's own handler finishes its step and saves a checkpoint
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # a worker leaves the terminal's process group: Ctrl-C reaches the parent only, which passes
+    # it on (once per Ctrl-C), so each run finishes its step and saves a checkpoint; an idle
+    # worker ignores it (a run installs its own handler while it runs)
+    os.setpgrp()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker(run: PlannedRun, out: Path, objectives: list[str], cache: str) -> dict[str, Any]:
@@ -345,6 +347,9 @@ def _run_parallel(
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
             except KeyboardInterrupt:
                 interrupted = interrupted or TrainingInterrupted(out, None)
+                for process in list(getattr(pool, "_processes", {}).values()):
+                    if process.pid is not None and process.is_alive():
+                        os.kill(process.pid, signal.SIGINT)
                 continue
             for future in done:
                 i = running.pop(future)

@@ -52,6 +52,9 @@ class TrainingInterrupted(Exception):
         self.step = step
         super().__init__(f"interrupted at step {step}")
 
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a --compare worker process
+        return (TrainingInterrupted, (self.run_dir, self.step))
+
 
 @dataclass
 class RunResult:
