@@ -14,8 +14,9 @@ from dvao_cli.errors import EXIT_INTERRUPTED, UsageError
 
 HELP = (
     "Train a tiny character-level policy with GRPO on toy multi-reward tasks (arithmetic, "
-    "budget, reasoning) under any scheme, writing a dvao rollout log, metrics.parquet and checkpoints. "
-    "With --compare, run several schemes on the same seeds and print a comparison table."
+    "budget, reasoning) under any scheme, writing a dvao rollout log, metrics.parquet and "
+    "checkpoints. With --compare, run several schemes on the same seeds and print a comparison "
+    "table."
 )
 
 
@@ -85,6 +86,7 @@ def _signature() -> inspect.Signature:
 def command(**params: Any) -> None:
     """Train with GRPO and write a dvao log."""
     from dvao_cli.train.config import CONFIG_FILE, from_cli, load_config
+    from dvao_cli.train.outputs import check_out_keeps_inputs
 
     ctx: typer.Context = params.pop("ctx")
     out: Path = params.pop("out")
@@ -117,10 +119,13 @@ def command(**params: Any) -> None:
             raise UsageError(_resume_rewards_message(resume, config.rewards, given_rewards))
         if _given(ctx, "steps"):
             config = replace(config, steps=params["steps"])
+        check_out_keeps_inputs(resume, config.rewards)
         _run_single(config, resume, resume=True)
         return
 
     config = from_cli(params)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; --out names a run directory")
     if (out / CONFIG_FILE).exists() and not overwrite:
         raise UsageError(
             f"{out} already holds a run: resume it with --resume {out}, pick another "
@@ -129,6 +134,7 @@ def command(**params: Any) -> None:
     if compare is None:
         if sweep_weights is not None or _given(ctx, "seeds") or _given(ctx, "jobs"):
             raise UsageError("--seeds, --sweep-weights and --jobs go with --compare")
+        check_out_keeps_inputs(out, config.rewards)
         _run_single(config, out, resume=False)
     else:
         _run_compare(config, compare, seeds, sweep_weights, out, jobs)
@@ -257,12 +263,21 @@ def _run_compare(
         parse_sweep,
         pick_jobs,
         run_compare,
+        run_name,
         summarize,
     )
     from dvao_cli.train.loop import TrainingInterrupted
+    from dvao_cli.train.outputs import check_out_keeps_inputs
 
     schemes = parse_schemes(compare)
     sweep = None if sweep_text is None else parse_sweep(sweep_text)
+    names = [
+        run_name(scheme, config.seed + i, w1)
+        for scheme in schemes
+        for w1 in (sweep if sweep is not None else [None])
+        for i in range(max(seeds, 0))
+    ]
+    check_out_keeps_inputs(out, config.rewards, names)
     n_runs = len(schemes) * seeds * (1 if sweep is None else len(sweep))
     from dvao_cli.train.config import resolve
 

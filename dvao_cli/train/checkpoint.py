@@ -8,6 +8,7 @@ CPU generator, Python's `random` used to draw prompts).
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from dvao_cli.errors import InputError
 from dvao_cli.io import atomic_path
+from dvao_cli.train.outputs import writing
 
 CHECKPOINTS = "checkpoints"
 
@@ -25,9 +27,13 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
 
 
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any]) -> Path:
+    """Serialised in memory, then written atomically with plain file I/O (a full disk is an
+    OSError with its errno, not a torch message)."""
     path = checkpoint_path(run_dir, step)
-    with atomic_path(path) as tmp:
-        torch.save({"step": step, **state}, tmp)
+    buffer = io.BytesIO()
+    torch.save({"step": step, **state}, buffer)
+    with writing(path), atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
     return path
 
 

@@ -30,10 +30,10 @@ from typing import Any
 import polars as pl
 
 from dvao_cli.errors import UsageError
-from dvao_cli.io import write_json, write_parquet
 from dvao_cli.options import SCHEMES, did_you_mean
 from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
 from dvao_cli.train.loop import TrainingInterrupted, WarmCache, final_rewards, train_run
+from dvao_cli.train.outputs import write_json_file, write_parquet_file
 
 COMPARE_FILE = "compare.parquet"
 REFERENCE = "dvao"  # the scheme every other one is compared with, paired by seed
@@ -219,7 +219,7 @@ def run_compare(
     out = Path(out_dir)
     objectives, seeds, runs = plan(base, schemes, n_seeds, sweep)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(
+    write_json_file(
         {
             "compare": True,
             "objectives": objectives,
@@ -235,9 +235,10 @@ def run_compare(
     def finished(i: int, result: dict[str, Any]) -> None:
         rows[i] = result
         done = [rows[j] for j in sorted(rows)]
-        write_parquet(_frame(done, objectives), out / COMPARE_FILE)  # partial results survive
+        write_parquet_file(_frame(done, objectives), out / COMPARE_FILE)  # partial results survive
 
-    n_jobs = pick_jobs(jobs, len(runs), resolve(base).steps * base.prompts_per_step * base.group_size)
+    per_run = (resolve(base).steps or 0) * base.prompts_per_step * base.group_size
+    n_jobs = pick_jobs(jobs, len(runs), per_run)
     if n_jobs == 1:
         warm: WarmCache = {}
         for i, run in enumerate(runs):

@@ -71,9 +71,7 @@ class TrainConfig:
     )
     prompts_per_step: int = option(32, "Prompts sampled per step.", "--prompts-per-step")
     group_size: int = option(8, "Completions sampled per prompt (G).", "--group-size", "-G")
-    scheme: str = option(
-        "dvao", "Multi-reward advantage scheme.", "--scheme", choices=SCHEMES
-    )
+    scheme: str = option("dvao", "Multi-reward advantage scheme.", "--scheme", choices=SCHEMES)
     objectives: list[str] = option(
         [],
         "Reward the run optimises (repeatable, in order). Default: every reward of the task "
@@ -93,7 +91,9 @@ class TrainConfig:
         show_default=False,
         metavar="MODULE:FUNCTION",
     )
-    sft_steps: int = option(1500, "Supervised warm-start steps before RL.", "--sft-steps", warm=True)
+    sft_steps: int = option(
+        1500, "Supervised warm-start steps before RL.", "--sft-steps", warm=True
+    )
     sft_lr: float = option(3e-3, "Warm-start learning rate.", "--sft-lr", warm=True)
     sft_until: float | None = option(
         None,
@@ -123,13 +123,9 @@ class TrainConfig:
         show_default=False,
     )
     device: str = option("auto", "Torch device.", shared=DeviceOpt, warm=True)
-    threads: int = option(
-        0, "Torch CPU threads; 0 picks (1 for small models).", "--threads"
-    )
+    threads: int = option(0, "Torch CPU threads; 0 picks (1 for small models).", "--threads")
     seed: int = option(0, "Random seed (weights, prompts, sampling).", "--seed", warm=True)
-    checkpoint_every: int = option(
-        50, "Save a checkpoint every N steps.", "--checkpoint-every"
-    )
+    checkpoint_every: int = option(50, "Save a checkpoint every N steps.", "--checkpoint-every")
     ddof: int = option(0, "Std degrees of freedom.", shared=DdofOpt)
     eps: float = option(0.0, "Added to every std that divides.", shared=EpsOpt)
     nan: str = option("ignore", "NaN rewards (a --reward's None) are skipped, as in TRL.")

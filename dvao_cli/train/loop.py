@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dvao_cli.advantages import compute_advantages
-from dvao_cli.errors import UsageError
-from dvao_cli.io import write_json
+from dvao_cli.errors import InputError, UsageError
 from dvao_cli.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -39,10 +38,18 @@ from dvao_cli.train.checkpoint import (
 )
 from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
 from dvao_cli.train.model import Policy, PolicyConfig, build_policy, sample, token_logprobs
-from dvao_cli.train.outputs import METRICS, MetricsWriter, remove_parts_after, write_rollouts
+from dvao_cli.train.outputs import (
+    METRICS,
+    MetricsWriter,
+    remove_parts_after,
+    write_json_file,
+    write_rollouts,
+    writing,
+)
 from dvao_cli.train.rewards import UserReward, load_reward
 from dvao_cli.train.tasks import TASKS, Problem, Task
 from dvao_cli.train.vocab import EOS, PAD, decode, encode
+
 
 class TrainingInterrupted(Exception):
     """Ctrl-C: raised after the last completed step was checkpointed (step None: nothing saved)."""
@@ -316,6 +323,9 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# what loading a checkpoint's content into this run raises when it holds the wrong content
+_WRONG_CONTENT = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
+
 WarmCache = dict[tuple[Any, ...], dict[str, Any]]
 
 
@@ -401,20 +411,26 @@ def _train(
             if path is None:
                 raise UsageError(f"--resume {run_dir}: no checkpoint to resume from")
             state = load_checkpoint(path)
-            model.load_state_dict(state["model"])
-            ref = copy.deepcopy(model)
-            ref.load_state_dict(state["ref"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["sample_generator"])
-            torch.set_rng_state(state["torch_rng"])
-            set_python_rng_state(rng, state["python_rng"])
-            start = int(state["step"])
+            try:  # a file that loads safely can still hold the wrong content
+                model.load_state_dict(state["model"])
+                ref = copy.deepcopy(model)
+                ref.load_state_dict(state["ref"])
+                opt.load_state_dict(state["optimizer"])
+                gen.set_state(state["sample_generator"])
+                torch.set_rng_state(state["torch_rng"])
+                set_python_rng_state(rng, state["python_rng"])
+                start = int(state["step"])
+                elapsed0 = float(state.get("elapsed_s", 0.0))
+            except _WRONG_CONTENT as err:
+                what = f"missing {err}" if isinstance(err, KeyError) else str(err).split("\n")[0]
+                raise InputError(
+                    f"checkpoint does not match this run ({type(err).__name__}: {what})", path=path
+                ) from None
             if config.steps < start:
                 raise UsageError(
                     f"--resume {run_dir}: the run is at step {start}; --steps {config.steps} "
                     "would go back (pass a larger --steps to continue)"
                 )
-            elapsed0 = float(state.get("elapsed_s", 0.0))
             removed = remove_parts_after(run_dir, start)
             metrics.load_until(start)
             say(
@@ -422,11 +438,12 @@ def _train(
                 + (f" ({removed} later rollout part files removed)" if removed else "")
             )
         else:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            with writing(run_dir):
+                run_dir.mkdir(parents=True, exist_ok=True)
             remove_parts_after(run_dir, 0)
             remove_checkpoints(run_dir)
             (run_dir / METRICS).unlink(missing_ok=True)
-            write_json(config.to_json(), run_dir / CONFIG_FILE)
+            write_json_file(config.to_json(), run_dir / CONFIG_FILE)
             key = config.warm_key()
             cached = None if warm_cache is None else warm_cache.get(key)
             if cached is not None:  # the warm start is deterministic: reuse it across schemes
