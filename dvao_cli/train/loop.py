@@ -238,13 +238,16 @@ def rl_step(
     mask = (comp != PAD).to(torch.float32)  # (N, T_c)
     n_tok = mask.sum(dim=1).clamp_min(1.0)  # (N,)
     with torch.no_grad():
-        ref_logp = token_logprobs(ref, prompts, comp, config.temperature, g)
+        # the reference only matters to the KL term: with --kl 0 (TRL's default beta) it is not
+        # run, and the logged kl is NaN
+        ref_logp = token_logprobs(ref, prompts, comp, config.temperature, g) if config.kl else None
         old_logp = (
             token_logprobs(model, prompts, comp, config.temperature, g)
             if config.ppo_epochs > 1
             else None
         )
-    loss_value = kl_value = grad_norm = 0.0
+    loss_value = grad_norm = 0.0
+    kl_value = math.nan
     for epoch in range(config.ppo_epochs):
         logp = token_logprobs(model, prompts, comp, config.temperature, g)  # (N, T_c)
         old = logp.detach() if old_logp is None else old_logp
@@ -252,9 +255,11 @@ def rl_step(
         unclipped = ratio * adv[:, None]
         clipped = torch.clamp(ratio, 1.0 - config.clip, 1.0 + config.clip) * adv[:, None]
         pg = -torch.minimum(unclipped, clipped)  # (N, T_c)
-        log_r = ref_logp - logp
-        kl_tok = torch.exp(log_r) - log_r - 1.0  # k3 estimator, >= 0
-        per_seq = ((pg + config.kl * kl_tok) * mask).sum(dim=1) / n_tok  # (N,)
+        if ref_logp is not None:
+            log_r = ref_logp - logp
+            kl_tok = torch.exp(log_r) - log_r - 1.0  # k3 estimator, >= 0
+            pg = pg + config.kl * kl_tok
+        per_seq = (pg * mask).sum(dim=1) / n_tok  # (N,)
         loss = per_seq.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -262,7 +267,8 @@ def rl_step(
         opt.step()
         if epoch == 0:
             loss_value = float(loss.detach())
-            kl_value = float(((kl_tok.detach() * mask).sum(dim=1) / n_tok).mean())
+            if ref_logp is not None:
+                kl_value = float(((kl_tok.detach() * mask).sum(dim=1) / n_tok).mean())
             grad_norm = float(norm)
 
     write_rollouts(

@@ -123,23 +123,29 @@ class MetricsWriter:
     def __init__(self, run_dir: Path, columns: list[str]) -> None:
         self.path = run_dir / METRICS
         self.columns = columns
+        self.schema = {c: (pl.Int64 if c == "step" else pl.Float64) for c in columns}
         self.rows: list[dict[str, Any]] = []
+        self._frame = self._rows_frame([])
+
+    def _rows_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [{c: r.get(c) for c in self.columns} for r in rows], schema=self.schema, orient="row"
+        )
 
     def load_until(self, step: int) -> None:
         """Keep the rows of steps <= `step` from an existing metrics.parquet (resume)."""
         if self.path.is_file():
             frame = pl.read_parquet(self.path).filter(pl.col("step") <= step)
             self.rows = frame.to_dicts()
+            self._frame = self._rows_frame(self.rows)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+        self._frame = pl.concat([self._frame, self._rows_frame([row])], rechunk=False)
         self.flush()
 
     def frame(self) -> pl.DataFrame:
-        schema = {c: (pl.Int64 if c == "step" else pl.Float64) for c in self.columns}
-        return pl.DataFrame(
-            [{c: r.get(c) for c in self.columns} for r in self.rows], schema=schema, orient="row"
-        )
+        return self._frame
 
     def flush(self) -> None:
-        write_parquet_file(self.frame(), self.path)
+        write_parquet_file(self._frame, self.path)
