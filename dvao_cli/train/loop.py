@@ -428,7 +428,8 @@ def _train(
                 start = int(state["step"])
                 elapsed0 = float(state.get("elapsed_s", 0.0))
             except _WRONG_CONTENT as err:
-                what = f"missing {err}" if isinstance(err, KeyError) else str(err).split("\n")[0]
+                what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
+                what = what if len(what) <= 240 else what[:237] + "..."  # one line
                 raise InputError(
                     f"checkpoint does not match this run ({type(err).__name__}: {what})", path=path
                 ) from None
