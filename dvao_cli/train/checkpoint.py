@@ -26,14 +26,18 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / CHECKPOINTS / f"step-{step:06d}.pt"
 
 
-def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any]) -> Path:
-    """Serialised in memory, then written atomically with plain file I/O (a full disk is an
-    OSError with its errno, not a torch message)."""
-    path = checkpoint_path(run_dir, step)
+def save_torch(obj: Any, path: Path) -> None:
+    """`torch.save` serialised in memory, then written atomically with plain file I/O: a full
+    disk is an OSError with its errno (one line, exit 2), not a torch message."""
     buffer = io.BytesIO()
-    torch.save({"step": step, **state}, buffer)
+    torch.save(obj, buffer)
     with writing(path), atomic_path(path) as tmp:
         tmp.write_bytes(buffer.getbuffer())
+
+
+def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any]) -> Path:
+    path = checkpoint_path(run_dir, step)
+    save_torch({"step": step, **state}, path)
     return path
 
 

@@ -288,19 +288,14 @@ class FileWarmCache:
         return torch.load(path, weights_only=True) if path.is_file() else None
 
     def __setitem__(self, key: tuple[Any, ...], state: dict[str, Any]) -> None:
-        import torch
+        from dvao_cli.train.checkpoint import save_torch
 
-        from dvao_cli.io import atomic_path
-
-        with atomic_path(self._path(key)) as tmp:
-            torch.save(state, tmp)
+        save_torch(state, self._path(key))
 
 
 def _worker_init() -> None:
-    # a worker leaves the terminal's process group: Ctrl-C reaches the parent only, which passes
-    # it on (once per Ctrl-C), so each run finishes its step and saves a checkpoint; an idle
-    # worker ignores it (a run installs its own handler while it runs)
-    os.setpgrp()
+    # Ctrl-C reaches every process of the terminal's group: a running run's own handler finishes
+    # its step and saves a checkpoint; an idle worker ignores it
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -346,11 +341,8 @@ def _run_parallel(
         while running:
             try:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt:  # start no more runs; wait for the running ones to stop
                 interrupted = interrupted or TrainingInterrupted(out, None)
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    if process.pid is not None and process.is_alive():
-                        os.kill(process.pid, signal.SIGINT)
                 continue
             for future in done:
                 i = running.pop(future)
