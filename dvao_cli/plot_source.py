@@ -66,6 +66,7 @@ class PlotSource:
     summary: dict[str, Any] = field(default_factory=dict)  # summary.json's content
     compare: pl.DataFrame | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    curves: pl.DataFrame | None = None  # compare folder: per-run curves (`plot_compare`)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -322,6 +323,9 @@ def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
                 column=f"final_{name}",
             )
     weights = {name: float("nan") for name in names}
+    from dvao_cli.plot_compare import read_curves
+
+    swept = config.get("sweep_weights") is not None  # a weight sweep keeps its Pareto figure
     return PlotSource(
         kind="compare",
         label=label,
@@ -330,6 +334,7 @@ def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
         weights=weights,
         compare=compare,
         config=config,
+        curves=None if swept else read_curves(path, compare, names),
     )
 
 
@@ -362,6 +367,13 @@ def build_figures(
     from dvao_cli import plots
 
     if src.kind == "compare":
+        from dvao_cli.plot_compare import CURVES, curves_figure
+
+        curves = {}
+        if src.curves is not None and src.curves.height:
+            curves[CURVES] = curves_figure(src.curves, objectives, smooth=smooth, label=src.label)
+            if len(objectives) < 2:
+                return curves, {"pareto": "needs at least two objectives"}
         if len(objectives) < 2:
             raise UsageError(
                 "the Pareto figure needs two objectives; this comparison has "
@@ -369,7 +381,7 @@ def build_figures(
             )
         x_obj, y_obj = objectives[0], objectives[1]
         fig = plots.pareto_figure(src.compare, src.objectives, x_obj, y_obj, label=src.label)
-        return {"pareto": fig}, {}
+        return {**curves, "pareto": fig}, {}
     assert src.steps is not None and src.schemes is not None
     result = plots.analysis_figures(
         src.steps,

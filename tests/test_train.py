@@ -323,7 +323,8 @@ def test_resume_gives_the_same_final_weights(cli, tmp_path: Path, rewards_file: 
     shutil.copy(
         split / "rollouts" / "step-000003.parquet", split / "rollouts" / "step-000005.parquet"
     )
-    res = cli("train", "--resume", split, "--steps", "6")
+    # a run's reward code is named again on resume (never imported from the run folder)
+    res = cli("train", "--resume", split, "--steps", "6", "--reward", f"{rewards_file}:chars")
     assert res.code == 0, res.err
     assert "resuming" in res.err and "1 later rollout part files removed" in res.err
     _assert_same_run(full, split, 6)
@@ -354,7 +355,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
     assert _parts(cut) == ["step-000001.parquet", "step-000002.parquet"]
     assert (cut / "checkpoints" / "step-000002.pt").is_file()
     monkeypatch.delenv("DVAO_TEST_STOP_AT")
-    res = cli("train", "--resume", cut)
+    res = cli("train", "--resume", cut, "--reward", f"{rewards_file}:ones")
     assert res.code == 0, res.err
     _assert_same_run(full, cut, 5)
 
@@ -494,6 +495,8 @@ def test_sweep_weights(cli, tmp_path: Path) -> None:
         "dvao,ac",
         "--sweep-weights",
         "0.3,0.7",
+        "--seeds",  # --compare defaults to 5 seeds
+        "1",
     )
     assert res.code == 0, res.err
     frame = pl.read_parquet(out / "compare.parquet")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from enum import Enum
+import inspect
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,125 +11,31 @@ import typer
 
 from dvao_cli.console import get_console, info, progress, warn
 from dvao_cli.errors import EXIT_INTERRUPTED, UsageError
-from dvao_cli.options import DdofOpt, Device, DeviceOpt, EpsOpt, Scheme, WeightOpt, parse_weights
 
 HELP = (
     "Train a tiny character-level policy with GRPO on toy multi-reward tasks (arithmetic, "
-    "budget) under any scheme, writing a dvao rollout log, metrics.parquet and checkpoints. "
-    "With --compare, run several schemes on the same seeds and print a comparison table."
+    "budget, reasoning) under any scheme, writing a dvao rollout log, metrics.parquet and "
+    "checkpoints. With --compare, run several schemes on the same seeds and print a comparison "
+    "table."
 )
 
 
-class TaskName(str, Enum):
-    arithmetic = "arithmetic"
-    budget = "budget"
+# options that --resume takes from the command line; the rest come from the run's config.json
+_RESUME_OVERRIDABLE = {"steps", "out", "resume", "rewards"}
 
 
-# options that --resume takes from the run's config.json instead of the command line
-_RESUME_OVERRIDABLE = {"steps", "out", "resume"}
-
-
-def command(
+def _run_options(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")] = Path(
         "dvao-train"
     ),
-    task: Annotated[
-        TaskName,
-        typer.Option(
-            "--task",
-            help="Task: arithmetic (accuracy, format, length) or budget "
-            "(accuracy vs length under a 2-character budget).",
-        ),
-    ] = TaskName.arithmetic,
-    steps: Annotated[
-        int, typer.Option("--steps", help="GRPO steps (with --resume: the new total).")
-    ] = 500,
-    prompts_per_step: Annotated[
-        int, typer.Option("--prompts-per-step", help="Prompts sampled per step.")
-    ] = 32,
-    group_size: Annotated[
-        int, typer.Option("--group-size", "-G", help="Completions sampled per prompt (G).")
-    ] = 8,
-    scheme: Annotated[
-        Scheme, typer.Option("--scheme", help="Multi-reward advantage scheme.")
-    ] = Scheme.dvao,
-    weight: WeightOpt = None,
-    objective: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--objective",
-            "-O",
-            help="Reward the run optimises (repeatable, in order). "
-            "Default: every reward of the task plus every --reward.",
-            show_default=False,
-        ),
-    ] = None,
-    reward: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--reward",
-            help="Extra reward module:function (or file.py:function), TRL's "
-            "convention: f(prompts=, completions=, **kw) -> list of float or None. "
-            "Repeatable; named after the function.",
-            show_default=False,
-        ),
-    ] = None,
-    sft_steps: Annotated[
-        int, typer.Option("--sft-steps", help="Supervised warm-start steps before RL.")
-    ] = 1500,
-    sft_lr: Annotated[float, typer.Option("--sft-lr", help="Warm-start learning rate.")] = 3e-3,
-    sft_until: Annotated[
-        float | None,
-        typer.Option(
-            "--sft-until",
-            help="Stop the warm start early once its batch accuracy (teacher-forced) reaches "
-            "this; 1 runs every --sft-steps. Default: 0.5 for arithmetic, 0.9 for budget.",
-            show_default=False,
-        ),
-    ] = None,
-    lr: Annotated[
-        float, typer.Option("--lr", help="AdamW learning rate for RL (constant).")
-    ] = 5e-4,
-    clip: Annotated[float, typer.Option("--clip", help="PPO ratio clip range.")] = 0.2,
-    kl: Annotated[
-        float, typer.Option("--kl", help="KL penalty coefficient to the warm-started reference.")
-    ] = 0.0,
-    ppo_epochs: Annotated[
-        int,
-        typer.Option(
-            "--ppo-epochs", help="Updates per batch of rollouts (the clip matters from 2 on)."
-        ),
-    ] = 1,
-    max_grad_norm: Annotated[
-        float, typer.Option("--max-grad-norm", help="Gradient clipping norm.")
-    ] = 1.0,
-    temperature: Annotated[
-        float, typer.Option("--temperature", help="Sampling temperature.")
-    ] = 1.0,
-    layers: Annotated[int, typer.Option("--layers", help="Transformer layers.")] = 2,
-    width: Annotated[int, typer.Option("--width", help="Model width (multiple of 4).")] = 64,
-    max_new_tokens: Annotated[
-        int, typer.Option("--max-new-tokens", help="Longest completion, end token included.")
-    ] = 6,
-    device: DeviceOpt = Device.auto,
-    threads: Annotated[
-        int, typer.Option("--threads", help="Torch CPU threads; 0 picks (1 for small models).")
-    ] = 0,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Random seed (weights, prompts, sampling).")
-    ] = 0,
-    checkpoint_every: Annotated[
-        int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")
-    ] = 50,
-    ddof: DdofOpt = 0,
-    eps: EpsOpt = 0.0,
     resume: Annotated[
         Path | None,
         typer.Option(
             "--resume",
-            help="Continue the run in DIR from its last checkpoint (its "
-            "options, device included, come from DIR/config.json; --steps may extend it).",
+            help="Continue the run in DIR from its last checkpoint (its options, device "
+            "included, come from DIR/config.json; --steps may extend it; a run with --reward "
+            "functions needs the same --reward options again: no code named only in DIR runs).",
             show_default=False,
         ),
     ] = None,
@@ -143,7 +50,7 @@ def command(
     ] = None,
     seeds: Annotated[
         int, typer.Option("--seeds", help="With --compare: seeds per scheme (seed, seed+1, ...).")
-    ] = 1,
+    ] = 5,
     sweep_weights: Annotated[
         str | None,
         typer.Option(
@@ -153,13 +60,42 @@ def command(
             show_default=False,
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="With --compare: runs in parallel processes (0: one per CPU core, at most 4, "
+            "when each run samples at least 20,000 completions; else 1).",
+        ),
+    ] = 0,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing run in --out.")
     ] = False,
 ) -> None:
-    """Train with GRPO and write a dvao log."""
-    from dvao_cli.train.config import CONFIG_FILE, TrainConfig, load_config
+    """The options of `dvao train` that are not part of a run's config."""
 
+
+def _signature() -> inspect.Signature:
+    from dvao_cli.train.config import cli_parameters
+
+    own = list(inspect.signature(_run_options, eval_str=True).parameters.values())
+    return inspect.Signature(own + cli_parameters())
+
+
+def command(**params: Any) -> None:
+    """Train with GRPO and write a dvao log."""
+    from dvao_cli.train.config import CONFIG_FILE, from_cli, load_config
+    from dvao_cli.train.outputs import check_out_keeps_inputs
+
+    ctx: typer.Context = params.pop("ctx")
+    out: Path = params.pop("out")
+    resume: Path | None = params.pop("resume")
+    compare: str | None = params.pop("compare")
+    seeds: int = params.pop("seeds")
+    sweep_weights: str | None = params.pop("sweep_weights")
+    jobs: int = params.pop("jobs")
+    overwrite: bool = params.pop("overwrite")
     if resume is not None:
         if compare is not None:
             raise UsageError("--resume continues one run; it cannot be combined with --compare")
@@ -176,52 +112,56 @@ def command(
                 "--resume takes the options from "
                 + str(resume / CONFIG_FILE)
                 + "; ignored: "
-                + ", ".join("--" + n.replace("_", "-") for n in ignored)
+                + ", ".join(_flag(n) for n in ignored)
             )
+        given_rewards = list(params["rewards"] or [])
+        if given_rewards != config.rewards:
+            raise UsageError(_resume_rewards_message(resume, config.rewards, given_rewards))
         if _given(ctx, "steps"):
-            config.steps = steps
+            config = replace(config, steps=params["steps"])
+        check_out_keeps_inputs(resume, config.rewards)
         _run_single(config, resume, resume=True)
         return
 
-    config = TrainConfig(
-        task=task.value,
-        steps=steps,
-        prompts_per_step=prompts_per_step,
-        group_size=group_size,
-        scheme=scheme.value,
-        objectives=list(objective or []),
-        weights=parse_weights(weight),
-        rewards=list(reward or []),
-        sft_steps=sft_steps,
-        sft_lr=sft_lr,
-        sft_until=sft_until,
-        lr=lr,
-        clip=clip,
-        kl=kl,
-        ppo_epochs=ppo_epochs,
-        max_grad_norm=max_grad_norm,
-        temperature=temperature,
-        layers=layers,
-        width=width,
-        max_new_tokens=max_new_tokens,
-        device=device.value,
-        threads=threads,
-        seed=seed,
-        checkpoint_every=checkpoint_every,
-        ddof=ddof,
-        eps=eps,
-    )
+    config = from_cli(params)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; --out names a run directory")
     if (out / CONFIG_FILE).exists() and not overwrite:
         raise UsageError(
             f"{out} already holds a run: resume it with --resume {out}, pick another "
             "--out, or pass --overwrite"
         )
     if compare is None:
-        if sweep_weights is not None or _given(ctx, "seeds"):
-            raise UsageError("--seeds and --sweep-weights go with --compare")
+        if sweep_weights is not None or _given(ctx, "seeds") or _given(ctx, "jobs"):
+            raise UsageError("--seeds, --sweep-weights and --jobs go with --compare")
+        check_out_keeps_inputs(out, config.rewards)
         _run_single(config, out, resume=False)
     else:
-        _run_compare(config, compare, seeds, sweep_weights, out)
+        _run_compare(config, compare, seeds, sweep_weights, out, jobs)
+
+
+command.__signature__ = _signature()  # type: ignore[attr-defined]
+
+
+def _flag(name: str) -> str:
+    from dvao_cli.train.config import TrainConfig
+
+    meta = TrainConfig.__dataclass_fields__.get(name)
+    if meta is not None and meta.metadata["flags"]:
+        return meta.metadata["flags"][0]
+    return "--" + name.replace("_", "-")
+
+
+def _resume_rewards_message(run: Path, recorded: list[str], given: list[str]) -> str:
+    if not recorded:
+        return f"--resume {run}: the run has no --reward; do not pass one"
+    specs = " ".join(f"--reward {spec}" for spec in recorded)
+    if not given:
+        return (
+            f"--resume {run}: the run used reward code that dvao does not import from a run "
+            f"folder; name it again to resume: {specs}"
+        )
+    return f"--resume {run}: the --reward options differ from the run's; it used: {specs}"
 
 
 def _given(ctx: typer.Context, name: str) -> bool:
@@ -310,55 +250,102 @@ def _render_run(result: Any) -> None:
         )
 
 
-def _run_compare(config: Any, compare: str, seeds: int, sweep_text: str | None, out: Path) -> None:
+def _run_compare(
+    config: Any, compare: str, seeds: int, sweep_text: str | None, out: Path, jobs: int
+) -> None:
     from rich.table import Table
 
     from dvao_cli.console import table_box
     from dvao_cli.train.compare import (
-        fmt_pct,
+        REFERENCE,
+        fmt_interval,
         parse_schemes,
         parse_sweep,
+        pick_jobs,
         run_compare,
+        run_name,
         summarize,
     )
     from dvao_cli.train.loop import TrainingInterrupted
+    from dvao_cli.train.outputs import check_out_keeps_inputs
 
     schemes = parse_schemes(compare)
     sweep = None if sweep_text is None else parse_sweep(sweep_text)
-    with progress("compare", total=None, extra_column="stats") as bar:
+    names = [
+        run_name(scheme, config.seed + i, w1)
+        for scheme in schemes
+        for w1 in (sweep if sweep is not None else [None])
+        for i in range(max(seeds, 0))
+    ]
+    check_out_keeps_inputs(out, config.rewards, names)
+    n_runs = len(schemes) * seeds * (1 if sweep is None else len(sweep))
+    from dvao_cli.train.config import resolve
+
+    steps = resolve(config).steps or 0
+    n_jobs = pick_jobs(jobs, max(1, n_runs), steps * config.prompts_per_step * config.group_size)
+    with progress("compare", total=n_runs if n_jobs > 1 else None, extra_column="stats") as bar:
 
         def on_run(name: str, i: int, total: int) -> None:
-            bar.update(description=f"{name} ({i + 1}/{total})")
-            bar.set_total(None)
+            if n_jobs > 1:  # called as each run ends
+                bar.update(advance=1, description=f"{name} done ({i + 1}/{total})")
+            else:
+                bar.update(description=f"{name} ({i + 1}/{total})")
+                bar.set_total(None)
 
         def on_step(row: dict[str, Any]) -> None:
             bar.update(advance=1, stats=_stats_text(row))
 
         try:
             frame = run_compare(
-                config, schemes, seeds, sweep, out, on_run=on_run, on_step=on_step, on_info=None
+                config,
+                schemes,
+                seeds,
+                sweep,
+                out,
+                jobs=n_jobs,
+                on_run=on_run,
+                on_step=on_step,
+                on_info=None,
             )
         except TrainingInterrupted as err:
             raise _interrupted(err) from None
     objectives = [c[len("final_") :] for c in frame.columns if c.startswith("final_")]
+    summary = summarize(frame, objectives)
+    paired = seeds > 1 and any(s.vs_reference is not None for s in summary)
     table = Table(box=table_box())
     table.add_column("scheme")
     if sweep is not None:
         table.add_column("w " + objectives[0], justify="right")
     for o in objectives:
         table.add_column(o, justify="right")
+    if paired:
+        for o in objectives:
+            table.add_column(f"{o} - {REFERENCE}", justify="right")
     table.add_column("wall s", justify="right")
-    for row in summarize(frame, objectives).iter_rows(named=True):
-        cells = [row["scheme"]]
+    for row in summary:
+        cells = [row.scheme]
         if sweep is not None:
-            cells.append(f"{row['w_' + objectives[0]]:g}")
-        cells += [fmt_pct(row[f"{o}_mean"], row[f"{o}_spread"]) for o in objectives]
-        cells.append(f"{row['wall_s']:.1f}")
+            cells.append(f"{row.weights[0]:g}")
+        cells += [fmt_interval(row.finals[o]) for o in objectives]
+        if paired:
+            diff = row.vs_reference
+            cells += [
+                "" if diff is None else fmt_interval(diff[o], signed=True, mark=True)
+                for o in objectives
+            ]
+        cells.append(f"{row.wall_s:.1f}")
         table.add_row(*cells)
     console = get_console()
+    plural = "s" if seeds > 1 else ""
     console.print(
-        f"final reward % (mean over the last 10% of steps), mean ± std over {seeds} "
-        f"seed{'s' if seeds > 1 else ''}",
+        f"final reward % (mean over the last 10% of steps), mean ± 95% t-interval over {seeds} "
+        f"seed{plural}"
+        + (
+            f"; '{REFERENCE}' columns: difference from {REFERENCE} paired by seed, "
+            "* where its 95% interval excludes 0"
+            if paired
+            else ""
+        ),
         markup=False,
         highlight=False,
     )

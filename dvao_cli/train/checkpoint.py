@@ -8,6 +8,7 @@ CPU generator, Python's `random` used to draw prompts).
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 
 from dvao_cli.errors import InputError
 from dvao_cli.io import atomic_path
+from dvao_cli.train.outputs import writing
 
 CHECKPOINTS = "checkpoints"
 
@@ -24,10 +26,18 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return run_dir / CHECKPOINTS / f"step-{step:06d}.pt"
 
 
+def save_torch(obj: Any, path: Path) -> None:
+    """`torch.save` serialised in memory, then written atomically with plain file I/O: a full
+    disk is an OSError with its errno (one line, exit 2), not a torch message."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with writing(path), atomic_path(path) as tmp:
+        tmp.write_bytes(buffer.getbuffer())
+
+
 def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any]) -> Path:
     path = checkpoint_path(run_dir, step)
-    with atomic_path(path) as tmp:
-        torch.save({"step": step, **state}, tmp)
+    save_torch({"step": step, **state}, path)
     return path
 
 

@@ -1,53 +1,136 @@
-"""Every option of a `dvao train` run, validated, and its `config.json` form."""
+"""Every option of a `dvao train` run: its default, its help and its flag, written once.
+
+`TrainConfig` is the single source: `dvao train`'s typer options are built from its fields'
+metadata (`cli_parameters`), `config.json` is its JSON form, and `resolve` turns the options as
+given into the options as run (task defaults filled in, objectives and weights resolved, the
+device chosen) without touching the config it is given.
+"""
 
 from __future__ import annotations
 
+import inspect
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, get_args
 
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.options import SCHEMES, did_you_mean
+from dvao_cli.options import SCHEMES, DdofOpt, DeviceOpt, EpsOpt, WeightOpt, did_you_mean
+from dvao_cli.train.tasks import TASKS
 
 CONFIG_FILE = "config.json"
 
 
-@dataclass
+def option(
+    default: Any,
+    help: str,
+    *flags: str,
+    choices: tuple[str, ...] = (),
+    shared: Any = None,
+    warm: bool = False,
+    show_default: bool = True,
+    metavar: str | None = None,
+) -> Any:
+    """A config field with its CLI metadata.
+
+    flags: the option's names (none: not on the command line); choices: allowed values; shared:
+    an option type from `dvao_cli.options` used as is (its help is shared with `dvao analyze`);
+    warm: the field shapes the model or the warm start (part of the warm-start cache key).
+    """
+    meta = {
+        "help": help,
+        "flags": flags,
+        "choices": choices,
+        "shared": shared,
+        "warm": warm,
+        "show_default": show_default,
+        "metavar": metavar,
+    }
+    if isinstance(default, (list, dict)):
+        return field(default_factory=type(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
-    task: str = "arithmetic"
-    steps: int = 500
-    prompts_per_step: int = 32
-    group_size: int = 8
-    scheme: str = "dvao"
-    objectives: list[str] = field(default_factory=list)  # empty: every reward of the run
-    weights: dict[str, float] = field(default_factory=dict)  # empty: 1/K each
-    rewards: list[str] = field(default_factory=list)  # user rewards, "module:function"
-    sft_steps: int = 1500
-    sft_lr: float = 3e-3
-    sft_until: float | None = None  # stop the warm start at this batch accuracy; None: task's
-    sft_batch: int = 64
-    lr: float = 5e-4
-    clip: float = 0.2
-    kl: float = 0.0
-    ppo_epochs: int = 1
-    max_grad_norm: float = 1.0
-    temperature: float = 1.0
-    layers: int = 2
-    width: int = 64
-    heads: int = 4
-    max_new_tokens: int = 6
-    device: str = "auto"
-    threads: int = 0  # 0: pick (1 thread on CPU for the default tiny model)
-    seed: int = 0
-    checkpoint_every: int = 50
-    ddof: int = 0
-    eps: float = 0.0
-    nan: str = "ignore"
+    task: str = option(
+        "arithmetic",
+        "Task: arithmetic (accuracy, format, length), budget (accuracy vs length under a "
+        "2-character budget) or reasoning (three operands, optional worked partial sum; "
+        "accuracy vs a graded length reward).",
+        "--task",
+        choices=tuple(TASKS),
+        warm=True,
+    )
+    steps: int | None = option(
+        None,
+        "GRPO steps (with --resume: the new total). Default: 300 for reasoning, else 500.",
+        "--steps",
+        show_default=False,
+    )
+    prompts_per_step: int = option(32, "Prompts sampled per step.", "--prompts-per-step")
+    group_size: int = option(8, "Completions sampled per prompt (G).", "--group-size", "-G")
+    scheme: str = option("dvao", "Multi-reward advantage scheme.", "--scheme", choices=SCHEMES)
+    objectives: list[str] = option(
+        [],
+        "Reward the run optimises (repeatable, in order). Default: every reward of the task "
+        "plus every --reward.",
+        "--objective",
+        "-O",
+        show_default=False,
+        metavar="NAME",
+    )
+    weights: dict[str, float] = option({}, "Preference weights (default 1/K).", shared=WeightOpt)
+    rewards: list[str] = option(
+        [],
+        "Extra reward module:function (or file.py:function), TRL's convention: "
+        "f(prompts=, completions=, **kw) -> list of float or None. Repeatable; named after "
+        "the function. With --resume, name the run's rewards again.",
+        "--reward",
+        show_default=False,
+        metavar="MODULE:FUNCTION",
+    )
+    sft_steps: int = option(
+        1500, "Supervised warm-start steps before RL.", "--sft-steps", warm=True
+    )
+    sft_lr: float = option(3e-3, "Warm-start learning rate.", "--sft-lr", warm=True)
+    sft_until: float | None = option(
+        None,
+        "Stop the warm start early once its batch accuracy (teacher-forced) reaches this; 1 "
+        "runs every --sft-steps. Default: 0.5 for arithmetic, 0.9 for budget, 0.3 for reasoning.",
+        "--sft-until",
+        warm=True,
+        show_default=False,
+    )
+    sft_batch: int = option(64, "Warm-start batch size.", warm=True)
+    lr: float = option(5e-4, "AdamW learning rate for RL (constant).", "--lr")
+    clip: float = option(0.2, "PPO ratio clip range.", "--clip")
+    kl: float = option(0.0, "KL penalty coefficient to the warm-started reference.", "--kl")
+    ppo_epochs: int = option(
+        1, "Updates per batch of rollouts (the clip matters from 2 on).", "--ppo-epochs"
+    )
+    max_grad_norm: float = option(1.0, "Gradient clipping norm.", "--max-grad-norm")
+    temperature: float = option(1.0, "Sampling temperature.", "--temperature")
+    layers: int = option(2, "Transformer layers.", "--layers", warm=True)
+    width: int = option(64, "Model width (multiple of 4).", "--width", warm=True)
+    heads: int = option(4, "Attention heads.", warm=True)
+    max_new_tokens: int | None = option(
+        None,
+        "Longest completion, end token included. Default: 8 for reasoning, else 6.",
+        "--max-new-tokens",
+        warm=True,
+        show_default=False,
+    )
+    device: str = option("auto", "Torch device.", shared=DeviceOpt, warm=True)
+    threads: int = option(0, "Torch CPU threads; 0 picks (1 for small models).", "--threads")
+    seed: int = option(0, "Random seed (weights, prompts, sampling).", "--seed", warm=True)
+    checkpoint_every: int = option(50, "Save a checkpoint every N steps.", "--checkpoint-every")
+    ddof: int = option(0, "Std degrees of freedom.", shared=DdofOpt)
+    eps: float = option(0.0, "Added to every std that divides.", shared=EpsOpt)
+    nan: str = option("ignore", "NaN rewards (a --reward's None) are skipped, as in TRL.")
 
     def validate(self) -> None:
-        from dvao_cli.train.tasks import TASKS
-
         if self.task not in TASKS:
             raise UsageError(
                 f"--task '{self.task}' is unknown" + did_you_mean(self.task, list(TASKS))
@@ -57,11 +140,11 @@ class TrainConfig:
                 f"--scheme '{self.scheme}' is unknown" + did_you_mean(self.scheme, list(SCHEMES))
             )
         positive = {
-            "--steps": self.steps,
+            "--steps": 1 if self.steps is None else self.steps,
             "--prompts-per-step": self.prompts_per_step,
             "--layers": self.layers,
             "--width": self.width,
-            "--max-new-tokens": self.max_new_tokens,
+            "--max-new-tokens": 1 if self.max_new_tokens is None else self.max_new_tokens,
             "--checkpoint-every": self.checkpoint_every,
             "--ppo-epochs": self.ppo_epochs,
         }
@@ -95,6 +178,149 @@ class TrainConfig:
             return cls(**{k: v for k, v in data.items() if k in known})
         except TypeError as err:
             raise InputError(f"not a dvao train config: {err}", path=path) from None
+
+    def warm_key(self) -> tuple[Any, ...]:
+        """The fields that shape the model or the warm start (`warm=True`), as run: two runs
+        with the same key start RL from the same weights and random states."""
+        return tuple(
+            (f.name, json.dumps(getattr(self, f.name))) for f in fields(self) if f.metadata["warm"]
+        )
+
+
+def reward_name(spec: str) -> str:
+    """`"my_rewards:brevity"` -> `brevity` (a reward is named after its function)."""
+    return spec.partition(":")[2].strip()
+
+
+def resolve(config: TrainConfig) -> TrainConfig:
+    """The options as run: validated, the task's defaults filled in, objectives and weights
+    resolved (every reward, 1/K each, unless given), the device chosen. Pure: `config` is left
+    as it is. Reward specs are checked for form; their code is loaded by the loop."""
+    from dvao_cli.advantages import resolve_device
+    from dvao_cli.options import resolve_weights
+
+    config.validate()
+    task = TASKS[config.task]
+    names = list(task.rewards)
+    for spec in config.rewards:
+        module, sep, function = spec.partition(":")
+        if not sep or not module.strip() or not function.strip() or ":" in function:
+            raise UsageError(f"--reward '{spec}' is not of the form module:function")
+        name = reward_name(spec)
+        if name in RESERVED:
+            raise UsageError(f"--reward '{spec}': '{name}' is a reserved column name")
+        if name in names:
+            raise UsageError(
+                f"--reward '{spec}': a reward named '{name}' exists "
+                "already (reward names are function names)"
+            )
+        names.append(name)
+    objectives = list(config.objectives) or list(names)
+    for name in objectives:
+        if name not in names:
+            raise UsageError(
+                f"--objective '{name}' is not a reward of this run" + did_you_mean(name, names)
+            )
+    if len(set(objectives)) != len(objectives):
+        raise UsageError("--objective names an objective twice")
+    weights = resolve_weights(objectives, dict(config.weights))
+    return replace(
+        config,
+        steps=task.steps if config.steps is None else config.steps,
+        sft_until=task.sft_until if config.sft_until is None else config.sft_until,
+        max_new_tokens=(
+            task.max_new_tokens if config.max_new_tokens is None else config.max_new_tokens
+        ),
+        objectives=objectives,
+        weights=dict(zip(objectives, weights, strict=True)),
+        # recorded resolved: a resumed run must not switch devices
+        device=resolve_device(config.device).type,
+    )
+
+
+RESERVED = (
+    "step",
+    "group_id",
+    "sample_id",
+    "prompt",
+    "completion",
+    "logged_advantage",
+    "objective",
+    "reward",
+    "row",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# The command line, built from the fields
+# ---------------------------------------------------------------------------------------------
+
+
+_CLI_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "int | None": int | None,
+    "float | None": float | None,
+    "list[str]": list[str] | None,
+}
+
+
+def cli_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per config field that has a flag (or a shared option type), with
+    its typer option and default: `dvao train`'s options, from the fields' metadata."""
+    import typer
+
+    params = []
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        default = None if f.default is MISSING else f.default  # lists and dicts: None
+        if meta["shared"] is not None:
+            annotation = meta["shared"]
+            kind = get_args(annotation)[0]
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                default = kind(default)
+        elif meta["flags"]:
+            kind = _CLI_TYPES[str(f.type)]
+            if meta["choices"]:
+                kind = Enum(f.name.capitalize(), {c: c for c in meta["choices"]}, type=str)
+                default = kind(default)
+            annotation = Annotated[
+                kind,
+                typer.Option(
+                    *meta["flags"],
+                    help=meta["help"],
+                    show_default=meta["show_default"],
+                    metavar=meta["metavar"],
+                ),
+            ]
+        else:
+            continue
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return params
+
+
+def from_cli(values: dict[str, Any]) -> TrainConfig:
+    """The config from `cli_parameters`' values (enums to their names, lists as given)."""
+    from dvao_cli.options import parse_weights
+
+    names = {f.name for f in fields(TrainConfig)}
+    given: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in names:
+            continue
+        if isinstance(value, Enum):
+            value = value.value
+        if name == "weights":
+            value = parse_weights(value)
+        elif name in ("objectives", "rewards"):
+            value = list(value or [])
+        given[name] = value
+    return TrainConfig(**given)
 
 
 def load_config(run_dir: Path) -> TrainConfig:

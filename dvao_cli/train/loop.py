@@ -26,10 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dvao_cli.advantages import compute_advantages, resolve_device
-from dvao_cli.errors import UsageError
-from dvao_cli.io import write_json
-from dvao_cli.options import did_you_mean, resolve_weights
+from dvao_cli.advantages import compute_advantages
+from dvao_cli.errors import InputError, UsageError
 from dvao_cli.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -38,24 +36,19 @@ from dvao_cli.train.checkpoint import (
     save_checkpoint,
     set_python_rng_state,
 )
-from dvao_cli.train.config import CONFIG_FILE, TrainConfig
+from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
 from dvao_cli.train.model import Policy, PolicyConfig, build_policy, sample, token_logprobs
-from dvao_cli.train.outputs import METRICS, MetricsWriter, remove_parts_after, write_rollouts
-from dvao_cli.train.rewards import UserReward, load_reward
-from dvao_cli.train.tasks import PROMPT_LEN, TASKS, Problem, Task
-from dvao_cli.train.vocab import EOS, PAD, decode, encode
-
-RESERVED = (
-    "step",
-    "group_id",
-    "sample_id",
-    "prompt",
-    "completion",
-    "logged_advantage",
-    "objective",
-    "reward",
-    "row",
+from dvao_cli.train.outputs import (
+    METRICS,
+    MetricsWriter,
+    remove_parts_after,
+    write_json_file,
+    write_rollouts,
+    writing,
 )
+from dvao_cli.train.rewards import UserReward, load_reward
+from dvao_cli.train.tasks import TASKS, Problem, Task
+from dvao_cli.train.vocab import EOS, PAD, decode, encode
 
 
 class TrainingInterrupted(Exception):
@@ -65,6 +58,9 @@ class TrainingInterrupted(Exception):
         self.run_dir = run_dir
         self.step = step
         super().__init__(f"interrupted at step {step}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised in a --compare worker process
+        return (TrainingInterrupted, (self.run_dir, self.step))
 
 
 @dataclass
@@ -91,37 +87,13 @@ class Setup:
     device: torch.device
 
 
-def prepare(config: TrainConfig) -> Setup:
-    """Validate the options, load user rewards, resolve objectives and weights (in `config` too)."""
-    config.validate()
-    task = TASKS[config.task]
-    if config.sft_until is None:
-        config.sft_until = task.sft_until
+def load_setup(config: TrainConfig) -> Setup:
+    """The task and the user's reward functions of a resolved config (imports their code)."""
     user = [load_reward(spec) for spec in config.rewards]
-    names = list(task.rewards)
-    for reward in user:
-        if reward.name in RESERVED:
-            raise UsageError(f"--reward '{reward.spec}': '{reward.name}' is a reserved column name")
-        if reward.name in names:
-            raise UsageError(
-                f"--reward '{reward.spec}': a reward named '{reward.name}' exists "
-                "already (reward names are function names)"
-            )
-        names.append(reward.name)
-    objectives = list(config.objectives) or list(names)
-    for name in objectives:
-        if name not in names:
-            raise UsageError(
-                f"--objective '{name}' is not a reward of this run" + did_you_mean(name, names)
-            )
-    if len(set(objectives)) != len(objectives):
-        raise UsageError("--objective names an objective twice")
-    weights = resolve_weights(objectives, dict(config.weights))
-    config.objectives = objectives
-    config.weights = dict(zip(objectives, weights, strict=True))
-    device = resolve_device(config.device)
-    config.device = device.type  # recorded resolved: a resumed run must not switch devices
-    return Setup(task, user, names, objectives, weights, device)
+    names = list(TASKS[config.task].rewards) + [reward.name for reward in user]
+    weights = [config.weights[name] for name in config.objectives]
+    device = torch.device(config.device)
+    return Setup(TASKS[config.task], user, names, list(config.objectives), weights, device)
 
 
 def pick_threads(config: TrainConfig, device: torch.device) -> int:
@@ -168,12 +140,12 @@ def supervised_warm_start(
         if should_stop():
             raise TrainingInterrupted(Path("."), None)
         problems = task.problems(rng, config.sft_batch)
-        seqs = [encode(p.prompt) + task.sft_target(p) for p in problems]
+        seqs = [encode(p.prompt) + task.sft_target(p, rng) for p in problems]
         length = max(len(s) for s in seqs)
         batch = torch.tensor([s + [PAD] * (length - len(s)) for s in seqs], device=device)
         logits, _ = model(batch[:, :-1])  # (B, T-1, V)
         target = batch[:, 1:].clone()
-        target[:, : PROMPT_LEN - 1] = -100  # learn the answer, not the prompt
+        target[:, : task.prompt_len - 1] = -100  # learn the answer, not the prompt
         target[target == PAD] = -100
         loss = F.cross_entropy(
             logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100
@@ -186,8 +158,7 @@ def supervised_warm_start(
         with torch.no_grad():  # exact answer: every answer token right (ignored ones count)
             hit = (logits.argmax(dim=-1) == target) | (target == -100)
             acc = float(hit.all(dim=1).to(torch.float32).mean())
-        until = 1.0 if config.sft_until is None else config.sft_until
-        if until < 1.0 and acc >= until:  # 1 runs every step
+        if config.sft_until < 1.0 and acc >= config.sft_until:  # 1 runs every step
             break
     return loss_value, done, acc
 
@@ -234,10 +205,9 @@ def rl_step(
     p, g, device = config.prompts_per_step, config.group_size, setup.device
     problems = setup.task.problems(rng, p)
     rows = [prob for prob in problems for _ in range(g)]  # (N,) = P*G, grouped
-    prompts = torch.tensor([encode(prob.prompt) for prob in problems], device=device)
-    prompts = prompts.repeat_interleave(g, dim=0)  # (N, T_p)
+    prompts = torch.tensor([encode(prob.prompt) for prob in problems], device=device)  # (P, T_p)
     model.eval()
-    comp = sample(model, prompts, config.max_new_tokens, config.temperature, gen)  # (N, T_c)
+    comp = sample(model, prompts, config.max_new_tokens, config.temperature, gen, g)  # (N, T_c)
     comp_cpu = comp.cpu()
     texts = [decode(c) for c in comp_cpu.tolist()]
     finished = (comp_cpu == EOS).any(dim=1).tolist()
@@ -265,27 +235,31 @@ def rl_step(
 
     # policy update: PPO-style clipped ratio over the completion tokens (EOS included)
     model.train()
-    seqs = torch.cat([prompts, comp], dim=1)  # (N, T_p + T_c)
     mask = (comp != PAD).to(torch.float32)  # (N, T_c)
     n_tok = mask.sum(dim=1).clamp_min(1.0)  # (N,)
     with torch.no_grad():
-        ref_logp = token_logprobs(ref, seqs, PROMPT_LEN, config.temperature)
+        # the reference only matters to the KL term: with --kl 0 (TRL's default beta) it is not
+        # run, and the logged kl is NaN
+        ref_logp = token_logprobs(ref, prompts, comp, config.temperature, g) if config.kl else None
         old_logp = (
-            token_logprobs(model, seqs, PROMPT_LEN, config.temperature)
+            token_logprobs(model, prompts, comp, config.temperature, g)
             if config.ppo_epochs > 1
             else None
         )
-    loss_value = kl_value = grad_norm = 0.0
+    loss_value = grad_norm = 0.0
+    kl_value = math.nan
     for epoch in range(config.ppo_epochs):
-        logp = token_logprobs(model, seqs, PROMPT_LEN, config.temperature)  # (N, T_c)
+        logp = token_logprobs(model, prompts, comp, config.temperature, g)  # (N, T_c)
         old = logp.detach() if old_logp is None else old_logp
         ratio = torch.exp(logp - old)
         unclipped = ratio * adv[:, None]
         clipped = torch.clamp(ratio, 1.0 - config.clip, 1.0 + config.clip) * adv[:, None]
         pg = -torch.minimum(unclipped, clipped)  # (N, T_c)
-        log_r = ref_logp - logp
-        kl_tok = torch.exp(log_r) - log_r - 1.0  # k3 estimator, >= 0
-        per_seq = ((pg + config.kl * kl_tok) * mask).sum(dim=1) / n_tok  # (N,)
+        if ref_logp is not None:
+            log_r = ref_logp - logp
+            kl_tok = torch.exp(log_r) - log_r - 1.0  # k3 estimator, >= 0
+            pg = pg + config.kl * kl_tok
+        per_seq = (pg * mask).sum(dim=1) / n_tok  # (N,)
         loss = per_seq.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -293,7 +267,8 @@ def rl_step(
         opt.step()
         if epoch == 0:
             loss_value = float(loss.detach())
-            kl_value = float(((kl_tok.detach() * mask).sum(dim=1) / n_tok).mean())
+            if ref_logp is not None:
+                kl_value = float(((kl_tok.detach() * mask).sum(dim=1) / n_tok).mean())
             grad_norm = float(norm)
 
     write_rollouts(
@@ -354,22 +329,10 @@ class _StopFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# what loading a checkpoint's content into this run raises when it holds the wrong content
+_WRONG_CONTENT = (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError)
+
 WarmCache = dict[tuple[Any, ...], dict[str, Any]]
-
-
-def _warm_key(config: TrainConfig, device: torch.device) -> tuple[Any, ...]:
-    return (
-        config.task,
-        config.seed,
-        config.layers,
-        config.width,
-        config.heads,
-        config.sft_steps,
-        config.sft_lr,
-        config.sft_until,
-        config.sft_batch,
-        str(device),
-    )
 
 
 def _checkpoint_state(
@@ -407,7 +370,8 @@ def train_run(
     every step. Raises TrainingInterrupted on Ctrl-C after saving a checkpoint.
     """
     run_dir = Path(run_dir)
-    setup = prepare(config)
+    config = resolve(config)
+    setup = load_setup(config)
     device = setup.device
     threads_before = torch.get_num_threads()
     torch.set_num_threads(pick_threads(config, device))
@@ -433,7 +397,7 @@ def _train(
         layers=config.layers,
         width=config.width,
         heads=config.heads,
-        max_len=PROMPT_LEN + config.max_new_tokens + 2,
+        max_len=setup.task.prompt_len + config.max_new_tokens + 2,
     )
     t_start = time.perf_counter()
 
@@ -453,20 +417,27 @@ def _train(
             if path is None:
                 raise UsageError(f"--resume {run_dir}: no checkpoint to resume from")
             state = load_checkpoint(path)
-            model.load_state_dict(state["model"])
-            ref = copy.deepcopy(model)
-            ref.load_state_dict(state["ref"])
-            opt.load_state_dict(state["optimizer"])
-            gen.set_state(state["sample_generator"])
-            torch.set_rng_state(state["torch_rng"])
-            set_python_rng_state(rng, state["python_rng"])
-            start = int(state["step"])
+            try:  # a file that loads safely can still hold the wrong content
+                model.load_state_dict(state["model"])
+                ref = copy.deepcopy(model)
+                ref.load_state_dict(state["ref"])
+                opt.load_state_dict(state["optimizer"])
+                gen.set_state(state["sample_generator"])
+                torch.set_rng_state(state["torch_rng"])
+                set_python_rng_state(rng, state["python_rng"])
+                start = int(state["step"])
+                elapsed0 = float(state.get("elapsed_s", 0.0))
+            except _WRONG_CONTENT as err:
+                what = f"missing {err}" if isinstance(err, KeyError) else " ".join(str(err).split())
+                what = what if len(what) <= 240 else what[:237] + "..."  # one line
+                raise InputError(
+                    f"checkpoint does not match this run ({type(err).__name__}: {what})", path=path
+                ) from None
             if config.steps < start:
                 raise UsageError(
                     f"--resume {run_dir}: the run is at step {start}; --steps {config.steps} "
                     "would go back (pass a larger --steps to continue)"
                 )
-            elapsed0 = float(state.get("elapsed_s", 0.0))
             removed = remove_parts_after(run_dir, start)
             metrics.load_until(start)
             say(
@@ -474,12 +445,13 @@ def _train(
                 + (f" ({removed} later rollout part files removed)" if removed else "")
             )
         else:
-            run_dir.mkdir(parents=True, exist_ok=True)
+            with writing(run_dir):
+                run_dir.mkdir(parents=True, exist_ok=True)
             remove_parts_after(run_dir, 0)
             remove_checkpoints(run_dir)
             (run_dir / METRICS).unlink(missing_ok=True)
-            write_json(config.to_json(), run_dir / CONFIG_FILE)
-            key = _warm_key(config, device)
+            write_json_file(config.to_json(), run_dir / CONFIG_FILE)
+            key = config.warm_key()
             cached = None if warm_cache is None else warm_cache.get(key)
             if cached is not None:  # the warm start is deterministic: reuse it across schemes
                 model.load_state_dict(cached["model"])

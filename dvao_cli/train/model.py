@@ -47,10 +47,16 @@ class Block(nn.Module):
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.heads, c // self.heads).transpose(1, 2) for z in (q, k, v))
         if past is not None:
+            t_past = past[0].shape[2]
             k = torch.cat([past[0], k], dim=2)
             v = torch.cat([past[1], v], dim=2)
-            # new tokens attend to every cached one; with t > 1 they would also need a causal mask
-            att = F.scaled_dot_product_attention(q, k, v, is_causal=False)
+            # new token i attends to every cached one and to new tokens 0..i
+            mask = (
+                None
+                if t == 1
+                else torch.ones(t, t_past + t, dtype=torch.bool, device=x.device).tril(t_past)
+            )
+            att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         else:
             att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         x = x + self.proj(att.transpose(1, 2).reshape(b, t, c))
@@ -104,6 +110,13 @@ def masked_logits(logits: Tensor, temperature: float) -> Tensor:
     return logits
 
 
+def repeat_cache(cache: KVCache, repeats: int) -> KVCache:
+    """Each cached row `repeats` times, in place order: (B, H, T, D) -> (B * repeats, H, T, D)."""
+    if repeats == 1:
+        return cache
+    return [(k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)) for k, v in cache]
+
+
 @torch.no_grad()
 def sample(
     model: Policy,
@@ -111,16 +124,21 @@ def sample(
     max_new_tokens: int,
     temperature: float,
     generator: torch.Generator,
+    group_size: int = 1,
 ) -> Tensor:
-    """Sample completions for `prompts` (B, T_p), all of the same length, in one batched loop.
+    """Sample `group_size` completions for each of `prompts` (P, T_p), all of the same length,
+    in one batched loop; the prompts are encoded once each, then every row gets one token a step.
 
-    Returns (B, max_new_tokens) token ids: each row is the completion up to and including EOS,
-    then PAD. A row that never emits EOS is cut at max_new_tokens (unfinished).
+    Returns (P * group_size, T_c) token ids, the completions of prompt i in rows
+    i * group_size ..: each row is the completion up to and including EOS, then PAD. T_c is the
+    longest completion (at most max_new_tokens); a row that never emits EOS is cut there.
     """
-    b = prompts.shape[0]
+    b = prompts.shape[0] * group_size
     out = torch.full((b, max_new_tokens), PAD, dtype=torch.long, device=prompts.device)
     done = torch.zeros(b, dtype=torch.bool, device=prompts.device)
-    logits, cache = model(prompts)
+    logits, cache = model(prompts)  # (P, T_p, V)
+    logits = logits[:, -1:, :].repeat_interleave(group_size, 0)  # (B, 1, V)
+    cache = repeat_cache(cache, group_size)
     for t in range(max_new_tokens):
         probs = torch.softmax(masked_logits(logits[:, -1, :], temperature), dim=-1)  # (B, V)
         nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (B,)
@@ -128,20 +146,27 @@ def sample(
         out[:, t] = nxt
         done = done | (nxt == EOS)
         if bool(done.all()) or t == max_new_tokens - 1:
-            break
+            return out[:, : t + 1]
         logits, cache = model(nxt.unsqueeze(1), cache)
     return out
 
 
-def token_logprobs(model: Policy, seqs: Tensor, prompt_len: int, temperature: float) -> Tensor:
-    """Log-probabilities (B, T_c) of the completion tokens `seqs[:, prompt_len:]` under `model`.
+def token_logprobs(
+    model: Policy, prompts: Tensor, completions: Tensor, temperature: float, group_size: int = 1
+) -> Tensor:
+    """Log-probabilities (B, T_c) of `completions` (B, T_c) under `model`, where row j continues
+    prompt j // group_size of `prompts` (P, T_p): each prompt is encoded once and its keys and
+    values are shared by its group (gradients flow back through them).
 
-    seqs: (B, T_p + T_c); PAD positions (after the end token) get 0, so ratios there are 1 and
-    nothing overflows before the mask is applied.
+    PAD positions (after the end token) get 0, so ratios there are 1 and nothing overflows
+    before the mask is applied.
     """
-    logits, _ = model(seqs[:, :-1])  # (B, T-1, V): position i predicts token i+1
-    logits = masked_logits(logits[:, prompt_len - 1 :, :], temperature)
-    target = seqs[:, prompt_len:]  # (B, T_c)
-    safe = torch.where(target == PAD, torch.full_like(target, EOS), target)
+    logits, cache = model(prompts)  # (P, T_p, V): the last position predicts token 0
+    first = logits[:, -1:, :].repeat_interleave(group_size, 0)  # (B, 1, V)
+    if completions.shape[1] > 1:
+        rest, _ = model(completions[:, :-1], repeat_cache(cache, group_size))  # (B, T_c-1, V)
+        first = torch.cat([first, rest], dim=1)
+    logits = masked_logits(first, temperature)  # (B, T_c, V)
+    safe = torch.where(completions == PAD, torch.full_like(completions, EOS), completions)
     logp = torch.log_softmax(logits, dim=-1).gather(2, safe.unsqueeze(2)).squeeze(2)
-    return logp.masked_fill(target == PAD, 0.0)
+    return logp.masked_fill(completions == PAD, 0.0)

@@ -7,16 +7,67 @@ crash loses at most the current step; the `rollouts/` directory reads as one dva
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import errno
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from dvao_cli.io import write_parquet
+from dvao_cli.errors import InputError
+from dvao_cli.io import write_json, write_parquet
 
 ROLLOUTS = "rollouts"
 METRICS = "metrics.parquet"
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """The OS's write errors on `path` as one line and exit 2: "PATH: disk full" for ENOSPC
+    (also when polars or torch wrap it in their own exception), "PATH: cannot write: ..." for
+    the rest. The writes are atomic, so a failed one leaves no partial file."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InputError("disk full", path=path) from None
+        raise InputError(f"cannot write: {err.strerror or err}", path=path) from None
+    except Exception as err:  # polars ComputeError, torch RuntimeError, ... around an OSError
+        if "No space left on device" in str(err) or "os error 28" in str(err):
+            raise InputError("disk full", path=path) from None
+        raise
+
+
+def write_json_file(obj: Any, path: Path) -> None:
+    with writing(path):
+        write_json(obj, path)
+
+
+def write_parquet_file(frame: pl.DataFrame, path: Path) -> None:
+    with writing(path):
+        write_parquet(frame, path)
+
+
+def check_out_keeps_inputs(out: Path, rewards: Sequence[str], runs: Sequence[str] = ()) -> None:
+    """Refuse an --out that is, or whose run would write or remove, a file the run reads (a
+    --reward file): a run writes config.json, metrics.parquet, rollouts/, checkpoints/ (and
+    compare.parquet and one folder per run for --compare) and removes the old ones."""
+    from dvao_cli.errors import UsageError
+    from dvao_cli.train.rewards import reward_file
+
+    root = out.resolve()
+    written = [root / n for n in ("config.json", METRICS, ROLLOUTS, "checkpoints")]
+    written += [root / "compare.parquet"] + [root / name for name in runs]
+    for spec in rewards:
+        path = reward_file(spec)
+        if path is None or not path.exists():
+            continue
+        path = path.resolve()
+        if path == root or any(path == w or w in path.parents for w in written):
+            raise UsageError(
+                f"--out {out} would write over the --reward file {path}: pick another --out"
+            )
 
 
 def part_path(run_dir: Path, step: int) -> Path:
@@ -48,7 +99,7 @@ def write_rollouts(
         "logged_advantage", list(logged_advantage), dtype=pl.Float64
     )
     path = part_path(run_dir, step)
-    write_parquet(pl.DataFrame(list(columns.values())), path)
+    write_parquet_file(pl.DataFrame(list(columns.values())), path)
     return path
 
 
@@ -72,23 +123,29 @@ class MetricsWriter:
     def __init__(self, run_dir: Path, columns: list[str]) -> None:
         self.path = run_dir / METRICS
         self.columns = columns
+        self.schema = {c: (pl.Int64 if c == "step" else pl.Float64) for c in columns}
         self.rows: list[dict[str, Any]] = []
+        self._frame = self._rows_frame([])
+
+    def _rows_frame(self, rows: list[dict[str, Any]]) -> pl.DataFrame:
+        return pl.DataFrame(
+            [{c: r.get(c) for c in self.columns} for r in rows], schema=self.schema, orient="row"
+        )
 
     def load_until(self, step: int) -> None:
         """Keep the rows of steps <= `step` from an existing metrics.parquet (resume)."""
         if self.path.is_file():
             frame = pl.read_parquet(self.path).filter(pl.col("step") <= step)
             self.rows = frame.to_dicts()
+            self._frame = self._rows_frame(self.rows)
 
     def append(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
+        self._frame = pl.concat([self._frame, self._rows_frame([row])], rechunk=False)
         self.flush()
 
     def frame(self) -> pl.DataFrame:
-        schema = {c: (pl.Int64 if c == "step" else pl.Float64) for c in self.columns}
-        return pl.DataFrame(
-            [{c: r.get(c) for c in self.columns} for r in self.rows], schema=schema, orient="row"
-        )
+        return self._frame
 
     def flush(self) -> None:
-        write_parquet(self.frame(), self.path)
+        write_parquet_file(self._frame, self.path)

@@ -11,6 +11,7 @@ before the colon is a `.py` file, loaded from that file.
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import math
 import sys
@@ -33,9 +34,9 @@ class UserReward:
     ) -> list[float]:
         try:
             values = self.function(prompts=list(prompts), completions=list(completions), **kwargs)
-        except (KeyboardInterrupt, SystemExit):
+        except KeyboardInterrupt:
             raise
-        except Exception as err:
+        except BaseException as err:  # SystemExit too: a reward function never ends the run
             raise UsageError(f"--reward '{self.spec}' raised {type(err).__name__}: {err}") from err
         return self._check(values, len(completions))
 
@@ -56,7 +57,9 @@ class UserReward:
             if value is None:
                 out.append(math.nan)
                 continue
-            try:
+            try:  # numbers only: a string such as "1.0" is a bug in the reward, not a reward
+                if isinstance(value, (str, bytes, bytearray)):
+                    raise TypeError
                 number = float(value)
             except (TypeError, ValueError):
                 raise UsageError(
@@ -80,7 +83,7 @@ def _import(module: str, spec: str) -> Any:
         mod = importlib.util.module_from_spec(loader_spec)
         try:
             loader_spec.loader.exec_module(mod)
-        except Exception as err:
+        except (Exception, SystemExit) as err:
             raise UsageError(
                 f"--reward '{spec}': importing '{module}' failed: {type(err).__name__}: {err}"
             ) from err
@@ -93,10 +96,22 @@ def _import(module: str, spec: str) -> Any:
         if err.name and module.startswith(err.name):
             raise UsageError(f"--reward '{spec}': no module named '{module}'") from None
         raise UsageError(f"--reward '{spec}': importing '{module}' failed: {err}") from err
-    except Exception as err:
+    except (Exception, SystemExit) as err:
         raise UsageError(
             f"--reward '{spec}': importing '{module}' failed: {type(err).__name__}: {err}"
         ) from err
+
+
+def reward_file(spec: str) -> Path | None:
+    """The file a `--reward` spec names or would import (found without importing anything)."""
+    module = spec.partition(":")[0].strip()
+    if module.endswith(".py"):
+        return Path(module)
+    if not module:
+        return None
+    found = importlib.machinery.PathFinder.find_spec(module.split(".")[0], ["", *sys.path])
+    origin = None if found is None else found.origin
+    return None if origin in (None, "built-in", "frozen") else Path(origin)
 
 
 def load_reward(spec: str) -> UserReward:
