@@ -131,7 +131,8 @@ def check_outputs(
     scanned: Iterable[str | Path] = (),
     option: str = "--out",
 ) -> None:
-    """Refuse any output that is, or would replace, one of `inputs` (UsageError, exit 2).
+    """Refuse any output that is, or would replace, one of `inputs` (UsageError, exit 2). An
+    output may be a folder that is replaced whole: then no input may lie below it.
 
     `scanned` are log folders whose Parquet files a reader takes as log parts: a Parquet output
     inside one (outside hidden folders) would silently join the log next time, so it is refused
@@ -141,6 +142,13 @@ def check_outputs(
     real = {os.path.realpath(p): p for p in inputs}
     inodes = {ident: p for p in inputs if (ident := _identity(p)) is not None}
     for out in (Path(p) for p in outputs):
+        under = os.path.realpath(out) + os.sep  # an output folder is replaced with all below it
+        inside = next((p for r, p in real.items() if r.startswith(under)), None)
+        if inside is not None:
+            raise UsageError(
+                f"{option} would replace a folder holding an input ({inside}); write elsewhere",
+                path=out,
+            )
         hit = real.get(os.path.realpath(out))
         ident = _identity(out)
         if hit is None and ident is not None:

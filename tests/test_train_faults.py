@@ -254,8 +254,7 @@ def test_checkpoint_with_the_wrong_content(cli, tmp_path: Path, spoil, detail: s
 
 
 def test_out_that_would_write_over_a_reward_file(cli, tmp_path: Path) -> None:
-    # train's own check (the shared one in dvao_cli/io.py is another engineer's): a --reward
-    # file that lies where the run writes or removes files
+    # a --reward file that lies where the run writes or removes files (io.check_outputs)
     run = tmp_path / "run"
     (run / "rollouts").mkdir(parents=True)
     inside = run / "rollouts" / "step-000001.py"
@@ -264,8 +263,8 @@ def test_out_that_would_write_over_a_reward_file(cli, tmp_path: Path) -> None:
     res = cli("train", "--out", run, *TINY, "--steps", "1", "--reward", f"{inside}:r")
     assert res.code == 2
     assert _last_line(res.err) == (
-        f"error: --out {run} would write over the --reward file {inside.resolve()}: "
-        "pick another --out"
+        f"error: {run / 'rollouts'}: --out would replace a folder holding an input ({inside}); "
+        "write elsewhere"
     )
     assert inside.read_bytes() == before and not (run / "config.json").exists()
     # a comparison also replaces every run folder it names
@@ -287,7 +286,7 @@ def test_out_that_would_write_over_a_reward_file(cli, tmp_path: Path) -> None:
         "--reward",
         f"{shipped}:r",
     )
-    assert res.code == 2 and "would write over the --reward file" in res.err
+    assert res.code == 2 and f"would replace a folder holding an input ({shipped})" in res.err
     assert shipped.read_bytes() == before and not (cmp / "config.json").exists()
     # beside the run (not where it writes): fine
     beside = tmp_path / "beside"

@@ -53,21 +53,13 @@ def check_out_keeps_inputs(out: Path, rewards: Sequence[str], runs: Sequence[str
     """Refuse an --out that is, or whose run would write or remove, a file the run reads (a
     --reward file): a run writes config.json, metrics.parquet, rollouts/, checkpoints/ (and
     compare.parquet and one folder per run for --compare) and removes the old ones."""
-    from dvao_cli.errors import UsageError
+    from dvao_cli.io import check_outputs
     from dvao_cli.train.rewards import reward_file
 
-    root = out.resolve()
-    written = [root / n for n in ("config.json", METRICS, ROLLOUTS, "checkpoints")]
-    written += [root / "compare.parquet"] + [root / name for name in runs]
-    for spec in rewards:
-        path = reward_file(spec)
-        if path is None or not path.exists():
-            continue
-        path = path.resolve()
-        if path == root or any(path == w or w in path.parents for w in written):
-            raise UsageError(
-                f"--out {out} would write over the --reward file {path}: pick another --out"
-            )
+    written = [out / n for n in ("config.json", METRICS, ROLLOUTS, "checkpoints")]
+    written += [out / "compare.parquet"] + [out / name for name in runs]
+    inputs = [p for p in (reward_file(spec) for spec in rewards) if p is not None and p.exists()]
+    check_outputs(written, inputs, option="--out")
 
 
 def part_path(run_dir: Path, step: int) -> Path:
