@@ -176,8 +176,9 @@ def test_ddof1_group_of_one_has_zero_advantage():
 # Example 4: nan="ignore" (TRL semantics), weights 0.5/0.5, ddof 0.
 #   accuracy [1, NaN, 0, NaN] -> present [1, 0]: mu .5, sigma .5; centred [.5, 0, -.5, 0]
 #   format   [1, 0, NaN, NaN] -> present [1, 0]: mu .5, sigma .5; centred [.5, -.5, 0, 0]
-#   row 3 has no reward at all -> 0 for every scheme
-#   s = nansum(w r) = [1, 0, 0, 0], mean .25, std sqrt(.1875) = 0.4330127018922193
+#   row 3 has no reward at all -> 0 for every scheme, and left out of RC's and GDPO's
+#   statistics (TRL 1.16)
+#   s = nansum(w r) over rows 0-2 = [1, 0, 0], mean 1/3, std sqrt(2/9) = 0.4714045207910317
 # --------------------------------------------------------------------------------------------
 
 
@@ -188,12 +189,13 @@ def test_example4_nan_ignore():
     assert a["grpo"] == approx([1.0, 0.0, -1.0, 0.0])
     assert a["ac"] == approx([1.0, -0.5, -0.5, 0.0])
     assert a["dvao"] == approx([1.0, -0.5, -0.5, 0.0])
-    assert a["rc"] == approx([1.7320508075688772, -0.5773502691896258, -0.5773502691896258, 0.0])
-    # AC [1, -.5, -.5, 0]: mean 0, std sqrt(.375)
-    assert a["gdpo"] == approx([1.6329931618554523, -0.8164965809277261, -0.8164965809277261, 0.0])
+    # RC: (2/3, -1/3, -1/3) / sqrt(2/9)
+    assert a["rc"] == approx([1.4142135623730951, -0.7071067811865476, -0.7071067811865476, 0.0])
+    # AC [1, -.5, -.5] over rows 0-2: mean 0, std sqrt(.5)
+    assert a["gdpo"] == approx([1.4142135623730951, -0.7071067811865476, -0.7071067811865476, 0.0])
     assert as_list(res.stats.count) == [2, 2]
     assert as_list(res.stats.mean) == approx([[0.5, 0.5]])
-    assert as_list(res.stats.rc_std) == approx([0.4330127018922193])
+    assert as_list(res.stats.rc_std) == approx([0.4714045207910317])
     for values in a.values():
         assert all(math.isfinite(v) for v in values)
 
@@ -522,23 +524,28 @@ def _trl_nanstd(grouped: torch.Tensor) -> torch.Tensor:
 
 
 def _trl_sum_then_normalize(rpf: torch.Tensor, weights: torch.Tensor, g: int) -> torch.Tensor:
+    unscorable = torch.isnan(rpf).all(dim=1)  # TRL 1.16: every reward function returned None
     rewards = (rpf * weights[None, :]).nansum(dim=1)  # a missing reward adds nothing
+    rewards[unscorable] = torch.nan  # left out of the group's mean and std
     grouped = rewards.view(-1, g)
-    mean = grouped.mean(dim=1).repeat_interleave(g)
-    std = grouped.std(dim=1).repeat_interleave(g)  # Bessel
-    return (rewards - mean) / (std + 1e-4)
+    mean = torch.nanmean(grouped, dim=1).repeat_interleave(g)
+    std = _trl_nanstd(grouped[:, :, None])[:, 0, 0].repeat_interleave(g)  # Bessel
+    return torch.nan_to_num((rewards - mean) / (std + 1e-4), nan=0.0)
 
 
 def _trl_normalize_then_sum(rpf: torch.Tensor, weights: torch.Tensor, g: int) -> torch.Tensor:
+    unscorable = torch.isnan(rpf).all(dim=1)
     grouped = rpf.view(-1, g, rpf.shape[1])
     mean = torch.nanmean(grouped, dim=1, keepdim=True)
     std = _trl_nanstd(grouped)
     per_reward = ((grouped - mean) / (std + 1e-4)).view(-1, rpf.shape[1])
     rewards = (per_reward * weights[None, :]).nansum(dim=1)
-    return (rewards - rewards.mean()) / (rewards.std() + 1e-4)
+    rewards[unscorable] = torch.nan  # left out of the batch whitening
+    std_all = _trl_nanstd(rewards[None, :, None])[0, 0, 0]
+    return torch.nan_to_num((rewards - torch.nanmean(rewards)) / (std_all + 1e-4), nan=0.0)
 
 
-@pytest.mark.parametrize("with_nan", [False, True])
+@pytest.mark.parametrize("with_nan", [False, True, "unscorable"])
 def test_trl_equivalence(with_nan):
     gen = torch.Generator().manual_seed(11)
     prompts, g, k = 24, 8, 3
@@ -553,6 +560,8 @@ def test_trl_equivalence(with_nan):
         # keep at least two rewards per group and objective so TRL's Bessel std is defined
         grouped = rpf.view(prompts, g, k)
         grouped[:, :2, :] = torch.rand(prompts, 2, k, generator=gen)
+    if with_nan == "unscorable":  # rows where every reward function returned None (TRL 1.16)
+        rpf[[2, 11, 12, 40]] = float("nan")
     weights = torch.tensor([1.0, 0.5, 2.0])  # used as given, not normalised
     group = torch.arange(prompts).repeat_interleave(g)
     res = compute_advantages(

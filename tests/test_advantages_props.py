@@ -266,16 +266,22 @@ def reference(rewards, group, step, w, ddof=0, eps=0.0, primary=0, ignore=False)
             num = sum(w[k] * centred[j, k] for k in range(k_obj))
             out["dvao"][rows[j]] = num / (wsig + eps) if wsig > 0 else 0.0
         # rc: s = sum_k w_k r_k (a missing reward adds nothing), (s - mean s) / (std s + eps)
+        # over the group's rows with a reward (a row with none is left out, as in TRL 1.16)
+        scored = ok.any(axis=1)  # (m,)
         s = np.array([sum(w[k] * r[j, k] for k in range(k_obj) if ok[j, k]) for j in range(m)])
-        dev = s - s.mean()
-        rc_std = math.sqrt((dev**2).sum() / (m - ddof)) if m - ddof > 0 else 0.0
-        scale = sum(w[k] * np.abs(r[ok[:, k], k]).max(initial=0.0) for k in range(k_obj))
-        rc_std = _noise_free(rc_std, scale)
-        out["rc"][rows] = dev / (rc_std + eps) if rc_std > 0 else 0.0
-    # gdpo: ac, whitened over the responses of each step
+        n_scored = int(scored.sum())
+        if n_scored:
+            dev = s[scored] - s[scored].mean()
+            rc_std = math.sqrt((dev**2).sum() / (n_scored - ddof)) if n_scored - ddof > 0 else 0.0
+            scale = sum(w[k] * np.abs(r[ok[:, k], k]).max(initial=0.0) for k in range(k_obj))
+            rc_std = _noise_free(rc_std, scale)
+            out["rc"][rows[scored]] = dev / (rc_std + eps) if rc_std > 0 else 0.0
+    # gdpo: ac, whitened over the responses of each step that have a reward
+    has_reward = np.isfinite(rewards).any(axis=1) if ignore else np.ones(n, dtype=bool)
     for s_val in np.unique(step):
-        rows = np.flatnonzero(step == s_val)
-        out["gdpo"][rows] = _whiten_ref(out["ac"][rows], ac_terms[rows].max(), ddof, eps)
+        rows = np.flatnonzero((step == s_val) & has_reward)
+        if len(rows):
+            out["gdpo"][rows] = _whiten_ref(out["ac"][rows], ac_terms[rows].max(), ddof, eps)
     if ignore:
         empty = ~np.isfinite(rewards).any(axis=1)
         for name in SCHEMES:

@@ -121,9 +121,14 @@ def run(
     # lo / hi of a group without rewards are +-inf: 0 for the magnitudes
     lo_0 = xp.where(stack["count"] > 0, stack["lo"], 0.0)
     hi_0 = xp.where(stack["count"] > 0, stack["hi"], 0.0)
-    if missing:
-        s_mean = seg.sum(s) / xp.where(size_f > 0, size_f, 1.0)
-        numerators[table.SUMMED] = s - seg.expand(s_mean)
+    scored_inv_dof = full_inv_dof  # (n,) RC's degrees of freedom: the rows it is computed over
+    if missing:  # a row with no reward at all is left out of RC's mean and std (TRL 1.16)
+        scored = xp.astype(present, dtype)  # (layout) 1 where the row has a reward
+        n_scored = seg.sum(scored)  # (n,)
+        s_mean = seg.sum(s) / xp.where(n_scored > 0, n_scored, 1.0)
+        numerators[table.SUMMED] = (s - seg.expand(s_mean)) * scored
+        dof = n_scored - ddof
+        scored_inv_dof = xp.where(dof > 0, 1.0 / xp.where(dof > 0, dof, 1.0), 0.0)
 
     def magnitude(kind: str) -> Array:
         return table.magnitude(kind, w, stack["mean"], stack["std"], lo_0, hi_0, eps)
@@ -133,7 +138,8 @@ def run(
     def own_std(kind: str) -> Array:
         if kind not in own:
             square = seg.sumsq(numerators[kind])
-            own[kind] = table.own_std(square, full_inv_dof, magnitude(kind))
+            inv_dof = scored_inv_dof if kind == table.SUMMED else full_inv_dof
+            own[kind] = table.own_std(square, inv_dof, magnitude(kind))
         return own[kind]
 
     advantages: dict[str, Array] = {}
@@ -144,8 +150,8 @@ def run(
             stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
         )
         adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
-        if scheme.whitened:
-            adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps)
+        if scheme.whitened:  # over the rows with a reward (TRL 1.16 leaves the others out)
+            adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, present)
         if present is not None:
             adv = xp.where(present, adv, 0.0)
         advantages[name] = seg.flat(adv)
@@ -174,12 +180,16 @@ def _whiten(
     magnitude: Array,
     ddof: int,
     eps: float,
+    rows: Array | None = None,
 ) -> Array:
     """values (seg's layout) centred on the mean of their step and times the table's whitening
-    factor; magnitude (n,) the size of each group's terms (the noise floor's scale)."""
+    factor; magnitude (n,) the size of each group's terms (the noise floor's scale). `rows`
+    (layout, bool): the rows whitened over (None: all); the others come out 0."""
     xp = namespace(values)
-    like = values
-    size_f = xp.astype(seg.sizes(like), values.dtype)
+    if rows is None:
+        size_f = xp.astype(seg.sizes(values), values.dtype)
+    else:
+        size_f = seg.sum(xp.astype(rows, values.dtype))  # (n,) rows counted per group
     if step_of_group is None:  # one step: plain reductions over the groups
 
         def up(stat: Array) -> Array:  # (n,) -> (1,)
@@ -202,9 +212,13 @@ def _whiten(
         def down(stat: Array) -> Array:
             return steps.flat(steps.expand(stat))
 
+    if rows is not None:
+        values = xp.where(rows, values, 0.0)
     count = up(size_f)  # (S,)
     mean = up(seg.sum(values)) / xp.where(count > 0, count, 1.0)
     centred = values - seg.expand(down(mean))
+    if rows is not None:
+        centred = xp.where(rows, centred, 0.0)
     factor = table.whitening(up(seg.sumsq(centred)), count, top(magnitude), ddof, eps)
     return centred * seg.expand(down(factor))
 
