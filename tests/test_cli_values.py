@@ -78,9 +78,10 @@ def test_install_is_idempotent_and_patches_typer() -> None:
     assert getattr(_TyperParameter.get_runtime_param, "_dvao_plain", False)
 
 
-def test_analyze_json_loads_neither_pydantic_nor_rich(tmp_path: Path) -> None:
+def test_analyze_json_loads_neither_pydantic_nor_rich_nor_pyarrow(tmp_path: Path) -> None:
     """`dvao analyze LOG --json` (the gate path) with typical options imports only what it
-    needs: typer's pydantic coercion and rich (the report) cost 80 ms of start-up."""
+    needs: typer's pydantic coercion, rich (the report) and pyarrow (footers: `reader/footer`)
+    cost 0.1 s of start-up."""
     path = tmp_path / "log.parquet"
     pl.DataFrame(
         {
@@ -95,7 +96,7 @@ def test_analyze_json_loads_neither_pydantic_nor_rich(tmp_path: Path) -> None:
         f"code = run(['analyze', {str(path)!r}, '--json', '-s', 'dvao', '-s', 'rc', "
         "'--eps', '1e-4', '--ddof', '1', '--chunk-rows', '5000', '--nan', 'drop', "
         "'--fail-on', 'saturation[accuracy]>0.99', '-O', 'accuracy', '-O', 'score']); "
-        "print(code, sorted(m for m in ('pydantic', 'rich', 'torch') "
+        "print(code, sorted(m for m in ('pydantic', 'rich', 'pyarrow', 'torch') "
         "if m in sys.modules), file=sys.stderr)"
     )
     out = subprocess.run(
