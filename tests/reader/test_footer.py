@@ -122,3 +122,12 @@ def test_an_in_memory_part_is_pyarrows(tmp_path: Path) -> None:
     footer = read_footer(path.read_bytes())
     assert not isinstance(footer, Footer)
     assert footer.num_rows == 10
+
+
+def test_a_large_footer_is_pyarrows(tmp_path: Path) -> None:
+    """Thousands of row groups: pyarrow decodes them faster than its import costs."""
+    path = tmp_path / "many.parquet"
+    pq.write_table(_frame(2000).to_arrow(), path, row_group_size=2)
+    footer = read_footer(path)
+    assert not isinstance(footer, Footer)
+    assert footer.num_row_groups == 1000
