@@ -161,6 +161,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.workdir = args.workdir.resolve()  # a --tree runs in its own folder
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
 
