@@ -70,6 +70,8 @@ class _Compact:
         return out
 
     def value(self, kind: int, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise _Undecodable("values nested too deep")
         if kind in (1, 2):  # a bool in a list or map: one byte
             return self.byte() == 1
         if kind == 3:

@@ -131,3 +131,14 @@ def test_a_large_footer_is_pyarrows(tmp_path: Path) -> None:
     footer = read_footer(path)
     assert not isinstance(footer, Footer)
     assert footer.num_row_groups == 1000
+
+
+def test_a_hostile_footer_is_refused_quickly(tmp_path: Path) -> None:
+    """Lists nested 100,000 deep, or claiming more elements than the footer holds: refused
+    by the decoder (then pyarrow, which refuses the file too)."""
+    from dvao_cli.reader import footer as module
+
+    for body in (b"\x19\x19" + b"\x19" * 100_000, b"\x19\xf9\xff\xff\xff\x0f\x00"):
+        reader = module._Compact(body + b"\x00")
+        with pytest.raises(module._Undecodable):
+            reader.struct()
