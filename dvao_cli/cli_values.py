@@ -117,7 +117,7 @@ class _PlainValues:
             if multi and isinstance(value, str):
                 raise _Fallback
             return _leaf(annotation, info, value, param, ctx)
-        except _Fallback:
+        except (_Fallback, ImportError):  # ImportError: a typer without these helpers
             return self._original().coerce(value, param=param, ctx=ctx)
 
     def __getattr__(self, name: str) -> Any:  # anything else typer asks of its RuntimeParam
