@@ -202,8 +202,10 @@ def analyze(
             spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
-        frames = _plan(spec, nan, chunk_rows, row_index=out_dir is not None)
-        for res in _in_order(lambda frame: _map(frame, cfg), frames, workers):
+        # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
+        one_chunk = 0 < total_rows <= chunk_rows
+        frames = _plan(spec, nan, chunk_rows, row_index=out_dir is not None, ahead=not one_chunk)
+        for res in _in_order(lambda f: _map(f, cfg), frames, 1 if one_chunk else workers):
             chunk = res.chunk
             acc.add(res)
             if adv_writer is not None:
@@ -230,10 +232,13 @@ def analyze(
     return analysis
 
 
-def _plan(spec: LogSpec, nan: str, chunk_rows: int, row_index: bool) -> Iterator[pl.DataFrame]:
+def _plan(
+    spec: LogSpec, nan: str, chunk_rows: int, row_index: bool, ahead: bool = True
+) -> Iterator[pl.DataFrame]:
     """The log as frames of whole steps of about `chunk_rows` rows, planned from the footers'
-    step floors and read ahead on a thread."""
-    return prefetch(iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index))
+    step floors and (`ahead`) read ahead on a thread."""
+    frames = iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index)
+    return prefetch(frames) if ahead else frames
 
 
 def _map(frame: pl.DataFrame, cfg: _Settings) -> _ChunkResult:

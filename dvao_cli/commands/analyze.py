@@ -111,7 +111,6 @@ def command(
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
     from dvao_cli.reader.chunk import warn_skipped
-    from dvao_cli.report import render
 
     weights = parse_weights(weight)
     schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
@@ -138,6 +137,8 @@ def command(
     if json_out:
         print(dumps_json(summary.to_json()))
     else:
+        from dvao_cli.report import render  # rich: not for --json (20 ms of start-up)
+
         render(summary, get_console(), label)
     for path in result.written:
         info(f"wrote {path}")

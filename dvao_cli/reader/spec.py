@@ -83,8 +83,11 @@ class LogSpec:
 
     @cached_property
     def footers(self) -> list[Any]:
-        """Each part's Parquet metadata (pyarrow FileMetaData), read once."""
-        return [parquet_file(part).metadata for part in self.parts]
+        """Each part's Parquet metadata (`reader/footer.py`: pyarrow's FileMetaData, or the
+        part of it the reader uses, decoded without pyarrow), read once."""
+        from dvao_cli.reader.footer import read_footer
+
+        return [read_footer(part) for part in self.parts]
 
     def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
         """Every part as one lazy frame, with `row` (the position in the log) first."""
@@ -397,8 +400,10 @@ def recorded_objectives(part: Part) -> list[str]:
     """
     import json
 
-    try:
-        meta = parquet_file(part).schema_arrow.metadata or {}
+    from dvao_cli.reader.footer import read_footer
+
+    try:  # the file's key-value metadata (pyarrow's schema_arrow.metadata less ARROW:schema)
+        meta = read_footer(part).metadata or {}
         names = json.loads(meta[METADATA_KEY]).get("objectives", []) if METADATA_KEY in meta else []
     except Exception:
         return []
