@@ -1,5 +1,5 @@
 """The LOG options of `dvao analyze` and `dvao plot`: which layout a log is read as
-(`--format`; `--log-format` in plot, whose `--format` is the image format) and the importer's
+(`--format`; in plot, `--format` takes an image format or a log format, and `--log-format` a log format) and the importer's
 grouping options for a trainer's log read in place (`--group-size`, `--ragged`)."""
 
 from __future__ import annotations

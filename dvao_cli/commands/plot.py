@@ -46,8 +46,16 @@ def command(
         ),
     ] = None,
     fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="Image format of every figure.")
-    ] = Format.png,
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="Image format of every figure: png, svg or pdf. A log format instead (dvao, "
+            "trl, verl, swift: see --log-format) reads SOURCE as that log, as in `dvao analyze "
+            "--format`, and the figures are png.",
+        ),
+    ] = Format.png.value,
     smooth: Annotated[
         int | None,
         typer.Option(
@@ -99,10 +107,11 @@ def command(
     from dvao_cli.options import parse_weights
     from dvao_cli.plot_source import build_figures, load_source, save_figure, select_objectives
 
+    image, log_format, option = _formats(fmt, log_format)
     weights = parse_weights(weight)
     with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
-            log_source(source, log_format, group_size, ragged, "--log-format"),
+            log_source(source, log_format, group_size, ragged, option),
             objectives=objective,
             weights=weights,
             nan=None if nan is None else nan.value,
@@ -112,15 +121,15 @@ def command(
     chosen = select_objectives(src.objectives, objective, keep_order=src.kind == "compare")
     figures, skipped = build_figures(src, chosen, smooth=smooth)
     out_dir = out if out is not None else src.default_out
-    written = [out_dir / f"{name}.{fmt.value}" for name in figures]
+    written = [out_dir / f"{name}.{image}" for name in figures]
     inputs = input_files([source], ("*.parquet", "*.json"))  # what a SOURCE folder is read from
     with output_set(out_dir, inputs=inputs) as stage:  # the figures as one set
         for name, fig in figures.items():
-            save_figure(fig, stage / f"{name}.{fmt.value}", fmt.value)
+            save_figure(fig, stage / f"{name}.{image}", image)
     for path in written:
         info(f"wrote {path}")
     for name, reason in skipped.items():
-        info(f"skipped {name}.{fmt.value}: {reason}")
+        info(f"skipped {name}.{image}: {reason}")
     names = ", ".join(p.stem for p in written)
     get_console().print(
         f"{len(written)} figure{'s' if len(written) != 1 else ''} in {out_dir}: {names}",
@@ -128,3 +137,24 @@ def command(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def _formats(fmt: str, log_format: str) -> tuple[str, str, str]:
+    """(image format, log format, the option that named the log format) from `--format`, which
+    takes an image format or, as in `dvao analyze`, a log format (the two sets share no name),
+    and `--log-format`."""
+    from dvao_cli.errors import UsageError
+    from dvao_cli.reader.discovery import LOG_FORMATS
+
+    value = fmt.lower()
+    images = [f.value for f in Format]
+    if value in images:
+        return value, log_format, "--log-format"
+    if value not in LOG_FORMATS:
+        raise UsageError(
+            f"--format '{fmt}' is neither an image format ({', '.join(images)}) nor a log "
+            f"format ({', '.join(LOG_FORMATS)})"
+        )
+    if log_format.lower() not in ("auto", value):
+        raise UsageError(f"--format {fmt} and --log-format {log_format} name two log formats")
+    return Format.png.value, value, "--format"

@@ -225,3 +225,32 @@ def test_messages_about_a_log_read_in_place_name_the_source(cli, tmp_path: Path)
     line = one_error_line(expected)
     assert line.startswith(f"error: {imported}: column '") and "NaN" in line
     assert one_error_line(res) == line.replace(str(imported), str(source))
+
+
+def test_plot_format_takes_a_log_format_as_analyze_does(cli, tmp_path: Path) -> None:
+    """`dvao plot --format verl` reads SOURCE as a verl log (the issue's name), while `--format`
+    keeps naming the image format: the two sets of names share none."""
+    verl = _verl(tmp_path)
+    by_format = cli("plot", verl, "--format", "verl", "-o", tmp_path / "a", "-q")
+    by_log_format = cli("plot", verl, "--log-format", "verl", "-o", tmp_path / "b", "-q")
+    assert by_format.code == 0 and by_log_format.code == 0, by_format.err
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert names and all(name.endswith(".png") for name in names)
+    svg = cli("plot", verl, "--format", "svg", "--log-format", "verl", "-o", tmp_path / "c", "-q")
+    assert svg.code == 0 and all(p.suffix == ".svg" for p in (tmp_path / "c").iterdir())
+    res = cli("plot", verl, "--format", "swift")
+    assert res.code == 2
+    assert one_error_line(res) == (
+        f"error: {verl}: no ms-swift files here (completions.jsonl); this looks like a verl log: "
+        "--format verl"
+    )
+    res = cli("plot", verl, "--format", "bmp")
+    assert res.code == 2
+    assert one_error_line(res) == (
+        "error: --format 'bmp' is neither an image format (png, svg, pdf) nor a log format "
+        "(auto, dvao, trl, verl, swift)"
+    )
+    res = cli("plot", verl, "--format", "trl", "--log-format", "verl")
+    assert res.code == 2
+    assert one_error_line(res) == "error: --format trl and --log-format verl name two log formats"
