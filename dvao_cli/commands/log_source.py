@@ -1,6 +1,6 @@
-"""The LOG options of `dvao analyze` and `dvao plot`: which layout a log is read as
-(`--format`; in plot, `--format` takes an image format or a log format, and `--log-format` a log format) and the importer's
-grouping options for a trainer's log read in place (`--group-size`, `--ragged`)."""
+"""The LOG options of `dvao analyze` and `dvao plot`: which layout a log is read as (`--format`;
+in plot, `--format` takes an image format or a log format, `--log-format` a log format) and the
+importer's grouping options for a trainer's log read in place (`--group-size`, `--ragged`)."""
 
 from __future__ import annotations
 
