@@ -1,4 +1,5 @@
-"""Per-objective metrics of one training step, shared by every trainer integration.
+"""What every trainer integration shares: the engine on a trainer's gathered batch
+(`batch_advantages`) and the per-objective metrics of one training step (`objective_metrics`).
 
 Keys are namespaced `dvao/<metric>/<reward>`, with `<reward>` the reward's name as the trainer
 names it:
@@ -16,12 +17,38 @@ that reward's means.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
-from dvao_cli.advantages import GroupStats
+from dvao_cli.advantages import AdvantageResult, GroupStats, compute_advantages
 
 METRICS = ("weight", "within_std", "saturation")
+
+
+def batch_advantages(
+    rewards: torch.Tensor,
+    group: torch.Tensor,
+    weights: Any,
+    *,
+    scheme: str,
+    ddof: int,
+    eps: float,
+) -> AdvantageResult:
+    """The engine's `scheme` advantages of a trainer's gathered batch, on the rewards' device:
+    rewards (N, K) with NaN where a reward function returned None (skipped, as TRL does), group
+    (N,) codes, and the batch one step (GDPO whitens over all of it, as TRL and ms-swift do)."""
+    return compute_advantages(
+        rewards,
+        group,
+        None,
+        weights,
+        schemes=(scheme,),
+        ddof=ddof,
+        eps=eps,
+        nan="ignore",
+        device=rewards.device,
+    )
 
 
 def metric_key(metric: str, reward: str) -> str:

@@ -50,9 +50,8 @@ from accelerate.utils import gather_object  # noqa: E402
 from swift.rlhf_trainers.grpo_trainer import GRPOTrainer  # noqa: E402
 from swift.trainers import TrainerFactory  # noqa: E402
 
-from dvao_cli import compute_advantages  # noqa: E402
-from dvao_cli.integrations.metrics import objective_metrics  # noqa: E402
-from dvao_cli.options import SCHEMES  # noqa: E402
+from dvao_cli.core.schemes import SCHEMES  # noqa: E402
+from dvao_cli.integrations.metrics import batch_advantages, objective_metrics  # noqa: E402
 
 SWIFT_GRPO = "swift.rlhf_trainers.GRPOTrainer"  # TRAINER_MAPPING['grpo'] in ms-swift 4.6.0
 SEAM = ("self", "samples", "rewards_per_func", "batch_encoded_inputs")  # the method we override
@@ -155,16 +154,13 @@ class DvaoGRPOTrainer(GRPOTrainer):
         """The engine's advantages (rows,) of rewards (rows, K) in groups (rows,), in the rewards'
         dtype and device; logs the step's dvao/... metrics into swift's metrics."""
         settings = self.settings
-        result = compute_advantages(
+        result = batch_advantages(
             rewards,
             group,
-            None,  # GDPO whitens over the whole gathered batch, one step
             self.reward_weights,
-            schemes=(settings.scheme,),
+            scheme=settings.scheme,
             ddof=settings.ddof,
             eps=settings.eps,
-            nan="ignore",
-            device=rewards.device,
         )
         for key, value in objective_metrics(result.stats, self.reward_func_names).items():
             self._metrics[mode][key].append(value)

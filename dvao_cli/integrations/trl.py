@@ -26,8 +26,8 @@ from transformers import TrainerCallback
 from trl import GRPOTrainer
 
 from dvao_cli import compute_advantages
-from dvao_cli.integrations.metrics import objective_metrics
-from dvao_cli.options import check_schemes
+from dvao_cli.core.schemes import check_schemes
+from dvao_cli.integrations.metrics import batch_advantages, objective_metrics
 
 if TYPE_CHECKING:
     from dvao_cli import GroupStats
@@ -173,16 +173,13 @@ class DVAOGRPOTrainer(GRPOTrainer):
             raise TRLInternalsError(
                 f"{rewards.shape[0]} gathered rewards for {processes} processes of {n} completions"
             )
-        result = compute_advantages(
+        result = batch_advantages(  # GDPO whitens over the whole generation batch, as TRL does
             rewards,
             _group_codes(self, rewards),
-            None,  # GDPO whitens over the whole generation batch, as TRL does
             self.reward_weights,
-            schemes=(self.scheme,),
+            scheme=self.scheme,
             ddof=self.ddof,
             eps=self.eps,
-            nan="ignore",
-            device=rewards.device,
         )
         advantages = result.advantages[self.scheme].to(trl_local.dtype)  # (N,)
         self._replace_logged_advantages(advantages, trl_local, rank * n)
