@@ -193,8 +193,10 @@ def analyze(
                 logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
             inputs = [*spec.files, *spec.skipped, *input_files(logs, LOG_FILES)]
             scanned = [p for p in logs if Path(p).is_dir()]
-            check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, scanned=scanned)
-            stage = stack.enter_context(output_set(out_dir, inputs=inputs, scanned=scanned))
+            beside = {Path(f).parent for f in spec.files if Path(f).suffix == ".parquet"}
+            where = {"scanned": scanned, "beside": beside}
+            check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, **where)
+            stage = stack.enter_context(output_set(out_dir, inputs=inputs, **where))
             adv_writer = _AdvantageWriter(stage / ADVANTAGES_FILE)
             stack.callback(adv_writer.close)
         cfg = _Settings(

@@ -128,9 +128,35 @@ def _plot_over_its_log(tmp: Path) -> tuple[list[str], Path]:
     return ["plot", log, "--out", tmp / "figs"], log
 
 
+def _trl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
+    write_trl_completions(tmp / "trl")  # a name TRL's discovery reads next time
+    out = tmp / "trl" / "completions_99999.parquet"
+    return ["import", "trl", tmp / "trl", "-o", out], out
+
+
+def _verl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
+    write_verl_rollouts(tmp / "dump")
+    return ["import", "verl", tmp / "dump", "-o", tmp / "dump" / "9.jsonl"], tmp / "dump" / "9.jsonl"
+
+
+def _out_beside_the_log_file(tmp: Path) -> tuple[list[str], Path]:
+    log = small_log(tmp / "run" / "log.parquet")  # `dvao analyze run` would read the tables
+    return ["analyze", log, "--out", tmp / "run" / "sub" / ".."], tmp / "run" / "summary.json"
+
+
+def _out_beside_a_glob_through_a_link(tmp: Path) -> tuple[list[str], Path]:
+    small_log(tmp / "run" / "log.parquet")
+    (tmp / "link").symlink_to(tmp / "run")
+    return ["analyze", f"{tmp}/run/*.parquet", "--out", tmp / "link"], tmp / "link" / "x"
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
+        (_trl_new_step_file, "{tmp}/trl/completions_99999.parquet: is inside the log folder"),
+        (_verl_new_step_file, "{tmp}/dump/9.jsonl: is inside the log folder {tmp}/dump: it"),
+        (_out_beside_the_log_file, "{tmp}/run/sub/../advantages.parquet: is beside the log"),
+        (_out_beside_a_glob_through_a_link, "{tmp}/link/advantages.parquet: is beside the log"),
         (_log_part_named_steps, "{tmp}/run/steps.parquet: --out would overwrite an input"),
         (_log_folder_as_out, "{tmp}/logs/advantages.parquet: is inside the log folder {tmp}/logs"),
         (_out_inside_log_folder, "{tmp}/logs/report/advantages.parquet: is inside the log folder"),

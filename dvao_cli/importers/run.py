@@ -182,7 +182,9 @@ def run_import(
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
     _check_grouping(group_size, ragged)
-    check_outputs([out], input_files([source]), option="-o")  # never over a file read or skipped
+    # never over a file read or skipped, nor into the source folder (read with it next time)
+    scanned = [source] if Path(source).is_dir() else []
+    check_outputs([out], input_files([source]), scanned=scanned, kinds=None, option="-o")
     fmt, files, others = find_files(source, fmt, out)
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
