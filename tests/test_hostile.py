@@ -136,7 +136,8 @@ def _trl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
 
 def _verl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
     write_verl_rollouts(tmp / "dump")
-    return ["import", "verl", tmp / "dump", "-o", tmp / "dump" / "9.jsonl"], tmp / "dump" / "9.jsonl"
+    out = tmp / "dump" / "9.jsonl"
+    return ["import", "verl", tmp / "dump", "-o", out], out
 
 
 def _out_beside_the_log_file(tmp: Path) -> tuple[list[str], Path]:
