@@ -101,3 +101,33 @@ class RewardValueError(InputError):
         self.objective = objective
         self.non_finite = non_finite
         super().__init__(message)
+
+
+def not_found(path: str | Path) -> InputError:
+    """The error for an input that is neither a regular file nor a folder, naming what it is:
+    missing, a broken link, or a FIFO, socket or device (which dvao does not read: a FIFO would
+    block, Parquet needs to seek)."""
+    import os
+    import stat
+
+    text = os.fspath(path)
+    try:
+        mode = os.stat(text).st_mode
+    except FileNotFoundError:
+        if os.path.islink(text):
+            return InputError(f"is a broken link (to {os.readlink(text)})", path=text)
+        return InputError("no such file or directory", path=text)
+    except OSError as err:
+        return InputError(f"cannot read ({err.strerror or err})", path=text)
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    return InputError(
+        f"is {kind}, not a regular file or folder: give a file dvao can read", path=text
+    )

@@ -15,13 +15,14 @@ A SOURCE is one of:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli import summary as summary_tables
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.options import did_you_mean
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import STEP
@@ -160,8 +161,8 @@ def load_source(
     text = str(log.paths[0])
     path = Path(text)
     weights = dict(weights or {})
-    if not path.exists():
-        if _is_glob(text):
+    if not path.is_file() and not path.is_dir():
+        if _is_glob(text) and not os.path.lexists(text):
             return _from_log(
                 log,
                 text,
@@ -172,7 +173,7 @@ def load_source(
                 device,
                 on_progress,
             )
-        raise InputError("no such file or directory", path=text)
+        raise not_found(text)
     # a file of a known folder (e.g. .../summary.json) stands for its folder
     if path.is_file() and path.name in (*ANALYSIS_FILES, "compare.parquet", "config.json"):
         try:

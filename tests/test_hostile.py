@@ -348,6 +348,33 @@ def test_family3_plot_figures_are_one_set(cli, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Family 4: numbers at the edges (messages name the real cause)
+# --------------------------------------------------------------------------------------------
+
+
+def test_family4_nothing_left_to_analyze_says_why(cli, tmp_path: Path) -> None:
+    allnan = tmp_path / "allnan.parquet"
+    frame = pl.read_parquet(small_log(tmp_path / "base.parquet"))
+    frame.with_columns(accuracy=pl.lit(float("nan"))).write_parquet(allnan)
+    singles = tmp_path / "singles.parquet"
+    frame.with_columns(group_id=pl.int_range(pl.len())).write_parquet(singles)
+    for args, message in [
+        ((allnan, "--nan", "drop"), "--nan drop dropped all 24 rows (each has a NaN, infinite"),
+        ((singles,), "every group left has one response (24 groups of size 1: no within-group"),
+        ((tmp_path / "base.parquet", "--nan", "drop", "--objective", "accuracy"), None),
+    ]:
+        result = cli("analyze", *args)
+        if message is None:
+            assert result.code == 0
+            continue
+        assert result.code == 2 and result.err.startswith(
+            f"error: {args[0]}: the log has no rows to analyze: {message}"
+        )
+    plot = cli("plot", allnan, "--nan", "drop", "--out", tmp_path / "f")
+    assert plot.code == 2 and "--nan drop dropped all 24 rows" in plot.err
+
+
+# --------------------------------------------------------------------------------------------
 # Family 6: names are data, never markup
 # --------------------------------------------------------------------------------------------
 
@@ -567,6 +594,42 @@ def test_family7_a_real_full_disk_and_a_real_read_only_mount(cli, tmp_path: Path
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)
         subprocess.run(["umount", str(ro)], capture_output=True)
+
+
+def test_family7_inputs_that_are_not_files_say_what_they_are(cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.parquet"
+    os.mkfifo(fifo)  # reading it would block forever
+    broken = tmp_path / "gone.parquet"
+    broken.symlink_to(tmp_path / "nowhere.parquet")
+    fifo_msg = "is a FIFO (named pipe), not a regular file or folder: give a file dvao can read"
+    for args, message in [
+        (("analyze", fifo), f"{fifo}: {fifo_msg}"),
+        (("plot", fifo), f"{fifo}: {fifo_msg}"),
+        (("import", "verl", fifo, "-o", tmp_path / "o.parquet"), f"{fifo}: {fifo_msg}"),
+        (("analyze", broken), f"{broken}: is a broken link (to {tmp_path}/nowhere.parquet)"),
+        (("import", "trl", broken, "-o", tmp_path / "o.parquet"), f"{broken}: is a broken link"),
+        (("analyze", "/dev/null"), "/dev/null: is a device, not a regular file or folder"),
+    ]:
+        result = cli(*args)
+        assert result.code == 2 and result.err.startswith(f"error: {message}"), args
+        assert result.err.count("\n") == 1
+
+
+def test_family7_stdout_on_a_full_disk_names_stdout(tmp_path: Path) -> None:
+    log = small_log(tmp_path / "log.parquet")
+    trl = write_trl_dir(tmp_path)
+    with open("/dev/full", "w") as full:
+        for args in (["analyze", log, "--json"], ["import", "trl", trl, "-o", tmp_path / "t.pq"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "dvao_cli", *map(str, args)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert (done.returncode, done.stderr) == (
+                2,
+                "error: stdout: cannot write (No space left on device)\n",
+            ), args
 
 
 def test_family7_broken_pipe_ends_quietly(tmp_path: Path) -> None:
