@@ -23,7 +23,7 @@ import typer  # noqa: E402
 
 from dvao_cli import __version__  # noqa: E402
 from dvao_cli.commands import analyze, importer, plot, simulate, train
-from dvao_cli.console import is_debug, set_debug, set_quiet
+from dvao_cli.console import is_debug, printable, set_debug, set_quiet
 from dvao_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,
@@ -196,7 +196,7 @@ def _fail(message: str, code: int, prefix: str = "error") -> int:
     if is_debug():
         traceback.print_exc()
     # plain print: a message holds data (paths, column names), never markup
-    print(f"{prefix}: {message}", file=sys.stderr)
+    print(f"{prefix}: {printable(message, one_line=True)}", file=sys.stderr)
     return code
 
 

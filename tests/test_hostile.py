@@ -416,6 +416,19 @@ def test_family6_names_print_verbatim_in_tables_messages_and_gates(cli, tmp_path
     )
 
 
+def test_family6_control_characters_in_names_never_reach_the_terminal(cli, tmp_path) -> None:
+    names = ("\x1b[31mred", "bell\x07", "line\nbreak")
+    log = small_log(tmp_path / "ctl.parquet", names=names)
+    result = cli("analyze", log)
+    assert result.code == 0 and "\x1b" not in result.out and "\x07" not in result.out
+    assert "  \\x1b[31mred " in result.out and "  bell\\x07 " in result.out
+    gated = cli("analyze", log, "--fail-on", 'mean["\\u001b[31mred"]>-1')
+    assert gated.code == 3 and gated.err.startswith("gate tripped: mean[\\x1b[31mred] = ")
+    bad = cli("analyze", log, "--weight", '"line\\nbreaks"=1')
+    assert bad.code == 2 and bad.err.count("\n") == 1  # one line, though the name holds one
+    assert "'line\\nbreaks', which is not an objective" in bad.err
+
+
 def test_family6_consoles_never_read_markup(capsys, monkeypatch) -> None:
     from rich.table import Table
 
