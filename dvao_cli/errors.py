@@ -131,3 +131,18 @@ def not_found(path: str | Path) -> InputError:
     return InputError(
         f"is {kind}, not a regular file or folder: give a file dvao can read", path=text
     )
+
+
+def unreadable_parquet(err: BaseException, path: str | Path) -> InputError:
+    """The error for a Parquet file a reader refused: the OS's reason when the OS refused it
+    (permission denied, an I/O error), else "not a readable Parquet file (why)"."""
+    import errno
+    import os
+
+    text = str(err).strip()
+    reason = text.splitlines()[0] if text else type(err).__name__
+    code = getattr(err, "errno", None)
+    for number in (errno.EACCES, errno.EPERM, errno.EIO, errno.EISDIR):
+        if code == number or f"(os error {number})" in text:
+            return InputError(f"cannot read ({os.strerror(number)})", path=path)
+    return InputError(f"not a readable Parquet file ({reason[:160]})", path=path)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli import summary as summary_tables
-from dvao_cli.errors import InputError, UsageError, not_found
+from dvao_cli.errors import InputError, UsageError, not_found, unreadable_parquet
 from dvao_cli.options import did_you_mean
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import STEP
@@ -89,8 +89,7 @@ def _read_parquet(path: Path, required: Sequence[str]) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except Exception as err:  # polars raises several types for a bad file
-        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+        raise unreadable_parquet(err, path) from None
     for column in required:
         if column not in frame.columns:
             raise InputError(

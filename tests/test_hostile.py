@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -626,6 +627,28 @@ def test_family7_inputs_that_are_not_files_say_what_they_are(cli, tmp_path: Path
         result = cli(*args)
         assert result.code == 2 and result.err.startswith(f"error: {message}"), args
         assert result.err.count("\n") == 1
+
+
+def test_family7_an_unreadable_log_says_permission_denied(tmp_path: Path) -> None:
+    from dvao_cli.errors import unreadable_parquet
+
+    denied = unreadable_parquet(OSError("Permission denied (os error 13): x.parquet"), "x")
+    assert denied.render() == "x: cannot read (Permission denied)"
+    assert unreadable_parquet(ValueError("bad magic"), "x").render() == (
+        "x: not a readable Parquet file (bad magic)"
+    )
+    log = small_log(tmp_path / "log.parquet")
+    log.chmod(0)
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to drop the override of file permissions")
+    done = subprocess.run(
+        [setpriv, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m"]
+        + ["dvao_cli", "analyze", str(log)],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stderr) == (2, f"error: {log}: cannot read (Permission denied)\n")
 
 
 def test_family7_stdout_on_a_full_disk_names_stdout(tmp_path: Path) -> None:
