@@ -376,6 +376,33 @@ def test_family4_nothing_left_to_analyze_says_why(cli, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Family 5: no silent regrouping
+# --------------------------------------------------------------------------------------------
+
+
+def test_family5_a_response_without_a_prompt_is_refused(cli, tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    write_verl_rollouts(dump, steps=(1,))
+    lines = [json.loads(line) for line in (dump / "1.jsonl").read_text().splitlines()]
+    lines[5]["input"] = None  # grouped by (step, input): it would join no group, or all nulls
+    (dump / "1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    trl = tmp_path / "trl"
+    write_trl_completions(trl, steps=(1,))
+    part = trl / "completions_00001.parquet"
+    frame = pl.read_parquet(part)
+    frame.with_columns(prompt=pl.lit(None, dtype=pl.String)).write_parquet(part)
+    message = "column 'prompt': no prompt (null) for a response: groups are rebuilt from the"
+    for args, where in [
+        (("import", "verl", dump, "-o", tmp_path / "v.parquet"), f"{dump}/1.jsonl:6"),
+        (("analyze", dump), f"{dump}/1.jsonl:6"),
+        (("import", "trl", trl, "-o", tmp_path / "t.parquet", "--group-size", "4"), str(part)),
+    ]:
+        result = cli(*args)
+        assert result.code == 2 and result.err.startswith(f"error: {where}: {message}"), args
+    assert not (tmp_path / "v.parquet").exists() and not (tmp_path / "t.parquet").exists()
+
+
+# --------------------------------------------------------------------------------------------
 # Family 6: names are data, never markup
 # --------------------------------------------------------------------------------------------
 
