@@ -375,6 +375,27 @@ def test_family4_nothing_left_to_analyze_says_why(cli, tmp_path: Path) -> None:
     assert plot.code == 2 and "--nan drop dropped all 24 rows" in plot.err
 
 
+def test_family4_weights_that_would_overflow_are_refused(cli, tmp_path: Path) -> None:
+    frame = pl.read_parquet(small_log(tmp_path / "base.parquet"))
+    big = tmp_path / "big.parquet"
+    frame.with_columns(accuracy=pl.col("accuracy") * 1e149).write_parquet(big)
+    huge = cli("analyze", big, "--weight", "accuracy=1e308", "--weight", "format=1e308")
+    assert huge.code == 2 and huge.err.startswith(
+        "error: --weight 'accuracy=1e308': weights above 1e+06 would overflow the weighted sums"
+    )
+    times = cli("analyze", big, "--weight", "accuracy=11", "--weight", "format=1", "--json")
+    assert (times.code, times.out) == (2, "")  # was rc's mean square 0, silently
+    assert times.err == (
+        f"error: {big}: column 'accuracy': rewards reach 1e+149 in magnitude, and 11 x that "
+        "passes 1e+150 (sums of the squares of weighted rewards must fit in float64): rescale "
+        "the rewards or the weights\n"
+    )
+    fine = cli("analyze", big, "--weight", "accuracy=10", "--weight", "format=1", "--json")
+    scaled = cli("analyze", big, "--weight", "accuracy=1", "--weight", "format=0.1", "--json")
+    rc = [json.loads(r.out)["schemes"]["rc"]["mean_square"] for r in (fine, scaled)]
+    assert fine.code == 0 and rc[0] == pytest.approx(rc[1]) and rc[0] > 0.5
+
+
 # --------------------------------------------------------------------------------------------
 # Family 5: no silent regrouping
 # --------------------------------------------------------------------------------------------
