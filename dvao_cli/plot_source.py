@@ -269,6 +269,25 @@ def _from_log(
     )
 
 
+def _check_correlation(table: Any, path: Path) -> None:
+    """summary.json's "correlation" must be {name: {name: number or null}} (the heatmap's)."""
+    if table is None:
+        return
+    rows = table.values() if isinstance(table, dict) else None
+    if rows is None or not all(isinstance(row, dict) for row in rows):
+        raise InputError('"correlation" must be an object {name: {name: number}}', path=path)
+    for a, row in table.items():
+        for b, value in row.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise InputError(
+                    f"\"correlation\": the value for '{a}', '{b}' must be a number or null, "
+                    f"not {value!r}",
+                    path=path,
+                )
+
+
 def _from_analysis(
     path: Path, label: str, default_out: Path, override: dict[str, float]
 ) -> PlotSource:
@@ -284,12 +303,21 @@ def _from_analysis(
                 f"objective '{name}' is in steps.parquet but not in summary.json's objective_order",
                 path=path / "summary.json",
             )
+    _check_correlation(summary.get("correlation"), path / "summary.json")
     stored = summary.get(WEIGHTS_KEY) or {}
     if not isinstance(stored, dict):
         raise InputError(
             f'"{WEIGHTS_KEY}" must be an object {{name: weight}}', path=path / "summary.json"
         )
-    weights = {name: float(stored.get(name, 1.0 / len(names))) for name in names}
+    weights = {}
+    for name in names:
+        value = stored.get(name, 1.0 / len(names))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise InputError(
+                f"\"{WEIGHTS_KEY}\": the weight of '{name}' must be a number, not {value!r}",
+                path=path / "summary.json",
+            )
+        weights[name] = float(value)
     for name, value in override.items():
         if name not in names:
             raise UsageError(

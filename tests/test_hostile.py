@@ -754,6 +754,23 @@ def test_family7_import_json_too_big_or_too_deep(cli, tmp_path: Path) -> None:
         assert result.code == 2 and result.err.startswith(f"error: {summary}: {message}")
 
 
+def test_family7_plot_of_a_hand_edited_summary_json(cli, tmp_path: Path) -> None:
+    log = small_log(tmp_path / "log.parquet")
+    rep = tmp_path / "rep"
+    assert cli("analyze", log, "--out", rep).code == 0
+    summary = json.loads((rep / "summary.json").read_text())
+    for key, value, message in [
+        ("weights", {"accuracy": "x"}, "\"weights\": the weight of 'accuracy' must be a number"),
+        ("weights", {"format": None}, "\"weights\": the weight of 'format' must be a number"),
+        ("correlation", "x", '"correlation" must be an object {name: {name: number}}'),
+        ("correlation", {"a": {"b": [1]}}, "\"correlation\": the value for 'a', 'b' must be"),
+    ]:
+        (rep / "summary.json").write_text(json.dumps({**summary, key: value}))
+        result = cli("plot", rep, "--out", tmp_path / "figs")
+        assert result.code == 2, (key, value)
+        assert result.err.startswith(f"error: {rep}/summary.json: {message}"), (key, value)
+
+
 def test_family7_parquet_with_a_footer_but_missing_data_pages(cli, tmp_path: Path) -> None:
     good = small_log(tmp_path / "good.parquet")
     cli("simulate", "-o", good, "--steps", "5", "--groups", "4")
