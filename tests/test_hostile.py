@@ -194,6 +194,15 @@ def test_family1_exact_message_and_hard_link_named(cli, tmp_path: Path) -> None:
     )
 
 
+def test_family1_import_beside_the_trainer_files_with_another_name(cli, tmp_path: Path) -> None:
+    trl = tmp_path / "run"
+    write_trl_completions(trl / "completions")  # TRL's layout: <output_dir>/completions/
+    before = snapshot(trl / "completions")
+    assert cli("import", "trl", trl, "-o", trl / "log.parquet", "-q").code == 0
+    assert cli("import", "trl", trl, "-o", trl / "log2.parquet", "-q").code == 0
+    assert snapshot(trl / "completions") == before
+
+
 def test_family1_check_outputs_api(tmp_path: Path) -> None:
     log = small_log(tmp_path / "a.parquet")
     io.check_outputs([tmp_path / "b.parquet"], [log])  # a new file: fine

@@ -182,9 +182,11 @@ def run_import(
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
     _check_grouping(group_size, ragged)
-    # never over a file read or skipped, nor into the source folder (read with it next time)
+    # never over a file read or skipped, nor a name a trainer's discovery reads in the source
+    # folder (completions_<step>.parquet, <step>.jsonl): it would be imported with it next time
     scanned = [source] if Path(source).is_dir() else []
-    check_outputs([out], input_files([source]), scanned=scanned, kinds=None, option="-o")
+    kinds = ("completions_*.parquet", "*.jsonl")
+    check_outputs([out], input_files([source]), scanned=scanned, kinds=kinds, option="-o")
     fmt, files, others = find_files(source, fmt, out)
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
