@@ -193,8 +193,10 @@ def analyze(
                 logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
             inputs = [*spec.files, *spec.skipped, *input_files(logs, LOG_FILES)]
             scanned = [p for p in logs if Path(p).is_dir()]
-            check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, scanned=scanned)
-            stage = stack.enter_context(output_set(out_dir, inputs=inputs, scanned=scanned))
+            beside = {Path(f).parent for f in spec.files if Path(f).suffix == ".parquet"}
+            where = {"scanned": scanned, "beside": beside}
+            check_outputs([Path(out_dir) / name for name in OUT_FILES], inputs, **where)
+            stage = stack.enter_context(output_set(out_dir, inputs=inputs, **where))
             adv_writer = _AdvantageWriter(stage / ADVANTAGES_FILE)
             stack.callback(adv_writer.close)
         cfg = _Settings(
@@ -215,10 +217,7 @@ def analyze(
             if on_progress is not None:
                 on_progress(done_rows, total_rows)
         if acc.rows == 0:
-            raise InputError(
-                "the log has no rows to analyze (empty, or every group has one response)",
-                path=spec.label,
-            )
+            raise InputError(_no_rows_reason(acc), path=spec.label)
         device_used = acc.device or "cpu"
         analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
         if conditions:  # a gate that cannot be checked on this log is a UsageError here
@@ -230,6 +229,30 @@ def analyze(
             analysis.write_into(stage)
             analysis.written = [Path(out_dir) / name for name in OUT_FILES]
     return analysis
+
+
+def _no_rows_reason(acc: _Accumulator) -> str:
+    """Why nothing was left to analyze, naming the real cause (not always an empty log)."""
+    read = acc.dropped_rows + acc.skipped_rows
+    if read == 0:
+        return "the log has no rows to analyze (it is empty)"
+    if acc.skipped_rows == 0:
+        return (
+            f"the log has no rows to analyze: --nan drop dropped all {acc.dropped_rows} rows "
+            "(each has a NaN, infinite or missing reward); use --nan ignore to skip only those "
+            "rewards, or --objective to leave such a column out"
+        )
+    dropped = (
+        f"--nan drop dropped {acc.dropped_rows} rows with a NaN, infinite or missing reward, and "
+        if acc.dropped_rows
+        else ""
+    )
+    return (
+        f"the log has no rows to analyze: {dropped}every group left has one response "
+        f"({acc.skipped_groups} group{'s' if acc.skipped_groups != 1 else ''} of size 1: "
+        "no within-group variance); check the "
+        "group_id column, or --group-size for a trainer's log"
+    )
 
 
 def _plan(

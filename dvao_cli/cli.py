@@ -6,6 +6,7 @@ Every command module under `dvao_cli/commands/` imports only typer at module lev
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import os
@@ -22,7 +23,7 @@ import typer  # noqa: E402
 
 from dvao_cli import __version__, cli_values  # noqa: E402
 from dvao_cli.commands import analyze, importer, plot, simulate, train
-from dvao_cli.console import is_debug, set_debug, set_quiet
+from dvao_cli.console import is_debug, printable, set_debug, set_quiet
 from dvao_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,
@@ -129,6 +130,14 @@ def _os_error(err: OSError) -> str:
     return reason
 
 
+def _from_stdout(err: OSError) -> bool:
+    """Whether an OS error came from writing stdout (a full disk or /dev/full behind it): one
+    of a full or failing destination that names no file (dvao's own writes name theirs)."""
+    return err.filename is None and err.errno in (
+        errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
+    )  # fmt: skip
+
+
 def _detach_stdout() -> None:
     """After a broken pipe (`dvao analyze LOG | head -1`): point stdout at /dev/null, so the
     interpreter's final flush does not print "Exception ignored ... BrokenPipeError"."""
@@ -164,6 +173,9 @@ def run(argv: list[str] | None = None) -> int:
         _detach_stdout()
         return EXIT_BROKEN_PIPE
     except OSError as err:  # the user's environment: a path that cannot be read or written
+        if _from_stdout(err):  # `dvao analyze LOG --json > /dev/full`
+            _detach_stdout()
+            return _fail(f"stdout: cannot write ({_os_error(err)})", EXIT_INPUT)
         return _fail(_os_error(err), EXIT_INPUT)
     except Exception as err:
         if hasattr(err, "show") and hasattr(err, "exit_code"):  # click/typer usage errors
@@ -186,7 +198,7 @@ def _fail(message: str, code: int, prefix: str = "error") -> int:
     if is_debug():
         traceback.print_exc()
     # plain print: a message holds data (paths, column names), never markup
-    print(f"{prefix}: {message}", file=sys.stderr)
+    print(f"{prefix}: {printable(message, one_line=True)}", file=sys.stderr)
     return code
 
 
@@ -197,4 +209,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         _detach_stdout()
         code = EXIT_BROKEN_PIPE
+    except OSError as err:  # what was left in stdout's buffer could not be written
+        _detach_stdout()
+        code = _fail(f"stdout: cannot write ({_os_error(err)})", EXIT_INPUT)
     sys.exit(code)

@@ -3,11 +3,14 @@
 Consoles are created per call (never at import) so that tests capturing sys.stdout see output.
 They never read markup: what they print holds data (objective names such as `[/bold]` or
 `a[b]`, paths), which must come out verbatim; style is given with `style=`, never in the text.
+Nor do they pass on terminal control characters from data (an ESC sequence in a column name
+would restyle or rewrite the user's terminal): `printable` shows them escaped, as `\x1b`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +52,18 @@ def _broken_pipe() -> None:
     raise BrokenPipeError(32, "Broken pipe")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1, but tab and newline
+_CONTROL_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # and those too: one line
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """`text` with the terminal control characters from data escaped (`\x1b`, `\r`, and with
+    `one_line` `\n` and `\t` too), so that what is printed is what the data holds and a
+    message stays one line."""
+    pattern = _CONTROL_LINE if one_line else _CONTROL
+    return pattern.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def get_console(stderr: bool = False) -> Console:
     console = _make_console(stderr)
     console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]
@@ -58,11 +73,18 @@ def get_console(stderr: bool = False) -> Console:
 def _make_console(stderr: bool) -> Console:
     from rich.console import Console
 
+    class DataConsole(Console):
+        """Every string it renders (table cells, headers, lines) has its control characters
+        escaped (`printable`); rich's own styling is added after, so it is kept."""
+
+        def render_str(self, text: str, **kwargs: Any) -> Any:
+            return super().render_str(printable(text), **kwargs)
+
     stream = sys.stderr if stderr else sys.stdout
     if is_rich(stream):
-        return Console(file=stream, stderr=stderr, markup=False, emoji=False)
+        return DataConsole(file=stream, stderr=stderr, markup=False, emoji=False)
     # plain: no colour, no markup-driven cursor tricks, a fixed wide width so tables do not wrap
-    return Console(
+    return DataConsole(
         file=stream,
         stderr=stderr,
         no_color=True,
@@ -93,7 +115,7 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr; printed even with --quiet (warnings matter), one line."""
-    print(f"warning: {message}", file=sys.stderr)
+    print(f"warning: {printable(message, one_line=True)}", file=sys.stderr)
 
 
 class _NullProgress:

@@ -101,3 +101,48 @@ class RewardValueError(InputError):
         self.objective = objective
         self.non_finite = non_finite
         super().__init__(message)
+
+
+def not_found(path: str | Path) -> InputError:
+    """The error for an input that is neither a regular file nor a folder, naming what it is:
+    missing, a broken link, or a FIFO, socket or device (which dvao does not read: a FIFO would
+    block, Parquet needs to seek)."""
+    import os
+    import stat
+
+    text = os.fspath(path)
+    try:
+        mode = os.stat(text).st_mode
+    except FileNotFoundError:
+        if os.path.islink(text):
+            return InputError(f"is a broken link (to {os.readlink(text)})", path=text)
+        return InputError("no such file or directory", path=text)
+    except OSError as err:
+        return InputError(f"cannot read ({err.strerror or err})", path=text)
+    kind = (
+        "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    return InputError(
+        f"is {kind}, not a regular file or folder: give a file dvao can read", path=text
+    )
+
+
+def unreadable_parquet(err: BaseException, path: str | Path) -> InputError:
+    """The error for a Parquet file a reader refused: the OS's reason when the OS refused it
+    (permission denied, an I/O error), else "not a readable Parquet file (why)"."""
+    import errno
+    import os
+
+    text = str(err).strip()
+    reason = text.splitlines()[0] if text else type(err).__name__
+    code = getattr(err, "errno", None)
+    for number in (errno.EACCES, errno.EPERM, errno.EIO, errno.EISDIR):
+        if code == number or f"(os error {number})" in text:
+            return InputError(f"cannot read ({os.strerror(number)})", path=path)
+    return InputError(f"not a readable Parquet file ({reason[:160]})", path=path)

@@ -129,19 +129,26 @@ def check_outputs(
     inputs: Iterable[str | Path],
     *,
     scanned: Iterable[str | Path] = (),
+    beside: Iterable[str | Path] = (),
+    kinds: Sequence[str] | None = ("*.parquet",),
     option: str = "--out",
 ) -> None:
     """Refuse any output that is, or would replace, one of `inputs` (UsageError, exit 2). An
     output may be a folder that is replaced whole: then no input may lie below it.
 
-    `scanned` are log folders whose Parquet files a reader takes as log parts: a Parquet output
-    inside one (outside hidden folders) would silently join the log next time, so it is refused
-    too.
+    `scanned` are folders a reader takes files from (a log folder: its Parquet parts; an
+    importer's source folder): an output of one of `kinds` (name patterns; None: any file)
+    inside one, outside hidden folders, would silently join the input next time, so it is
+    refused too. `beside` are the folders of the log files read (a file or a glob argument): an
+    output of the same kind directly beside one would be read with it by `dvao analyze FOLDER`
+    or the same glob next time, and is refused likewise.
     """
     inputs = [Path(p) for p in inputs]
+    beside_real = {os.path.realpath(p): Path(p) for p in beside}
     real = {os.path.realpath(p): p for p in inputs}
     inodes = {ident: p for p in inputs if (ident := _identity(p)) is not None}
-    for out in (Path(p) for p in outputs):
+    outputs = [Path(p) for p in outputs]
+    for out in outputs:  # first: is any output an input itself, or a folder holding one
         under = os.path.realpath(out) + os.sep  # an output folder is replaced with all below it
         inside = next((p for r, p in real.items() if r.startswith(under)), None)
         if inside is not None:
@@ -160,7 +167,8 @@ def check_outputs(
                 "write elsewhere",
                 path=out,
             )
-        if out.suffix != ".parquet":
+    for out in outputs:  # then: would any be read with the inputs next time
+        if kinds is not None and not any(fnmatch.fnmatch(out.name, k) for k in kinds):
             continue
         for folder in scanned:
             rel = os.path.relpath(os.path.realpath(out), os.path.realpath(folder))
@@ -175,6 +183,13 @@ def check_outputs(
                     f"next time; {option} must be outside it",
                     path=out,
                 )
+        near = beside_real.get(os.path.realpath(out.parent))
+        if near is not None:
+            raise UsageError(
+                f"is beside the log files of {near}: it would be read as part of the log "
+                f"next time (a folder or glob read takes it); {option} must be another folder",
+                path=out,
+            )
 
 
 # --------------------------------------------------------------------------------------------
@@ -394,6 +409,7 @@ def output_set(
     *,
     inputs: Iterable[str | Path] = (),
     scanned: Iterable[str | Path] = (),
+    beside: Iterable[str | Path] = (),
     option: str = "--out",
 ) -> Iterator[Path]:
     """Yield an empty hidden staging folder; write the set's files into it. On success the
@@ -404,8 +420,8 @@ def output_set(
     `check_outputs` (and `scanned`), so a set never replaces a file the command read.
     """
     target = Path(target)
-    if target.is_symlink() and target.is_dir():
-        target = target.resolve()
+    if os.pardir in target.parts or (target.is_symlink() and target.is_dir()):
+        target = Path(os.path.realpath(target))  # `a/..` cannot be renamed: its real folder
     if os.path.lexists(target) and not target.is_dir():
         raise OutputError(f"exists and is not a folder; {option} takes a folder", path=target)
     here = os.path.realpath(os.getcwd())
@@ -417,7 +433,7 @@ def output_set(
             path=target,
         )
     _check_folder(target)
-    inputs = list(inputs)
+    inputs, scanned, beside = list(inputs), list(scanned), list(beside)
     stage = target.parent / _temp_name(target)
     try:
         target.mkdir(parents=True, exist_ok=True)  # empty until the first set is swapped in
@@ -430,7 +446,9 @@ def output_set(
     try:
         yield stage
         names = sorted(n for n in os.listdir(stage) if n != MARKER)
-        check_outputs([target / n for n in names], inputs, scanned=scanned, option=option)
+        check_outputs(
+            [target / n for n in names], inputs, scanned=scanned, beside=beside, option=option
+        )
         for root, _dirs, files in os.walk(stage):
             for name in files:
                 _fsync(Path(root) / name)

@@ -109,6 +109,9 @@ def quoted_name(text: str, start: int, option: str) -> tuple[str, int] | None:
     return str(name), end
 
 
+MAX_WEIGHT = 1e6  # a preference weight larger than this is refused (`parse_weights`)
+
+
 def parse_weights(specs: list[str] | None) -> dict[str, float]:
     """`["accuracy=0.7", "format=0.3"]` -> {"accuracy": 0.7, "format": 0.3}.
 
@@ -134,6 +137,12 @@ def parse_weights(specs: list[str] | None) -> dict[str, float]:
             raise UsageError(f"--weight '{spec}' is not of the form NAME=W (e.g. accuracy=0.7)")
         if value < 0 or value != value or value in (float("inf"), float("-inf")):
             raise UsageError(f"--weight '{spec}': the weight must be a finite number >= 0")
+        if value > MAX_WEIGHT:  # w * reward, squared and summed, must fit in float64
+            raise UsageError(
+                f"--weight '{spec}': weights above {MAX_WEIGHT:g} would overflow the weighted "
+                "sums; weights are relative (DVAO, RC and GDPO do not change when all are "
+                "scaled alike): use e.g. accuracy=0.7 format=0.3"
+            )
         if name in weights:
             raise UsageError(f"--weight '{spec}': objective '{name}' is weighted twice")
         weights[name] = value

@@ -231,9 +231,9 @@ def pattern_sums(
     digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
     n_patterns, n_groups = counts.shape
     k_obj = values.shape[1]
-    for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
-        check_rewards(k, np.ones(1), lv[:1], lv[-1:])
     w = np.asarray(weights, dtype=np.float64)  # (K,)
+    for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
+        check_rewards(k, np.ones(1), lv[:1], lv[-1:], float(w[k]))
     steps = StepIndex(group_step, n_steps)
     n = counts.astype(np.float64)  # (P, G)
     present = counts > 0  # (P, G)

@@ -15,13 +15,14 @@ A SOURCE is one of:
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli import summary as summary_tables
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, UsageError, not_found, unreadable_parquet
 from dvao_cli.options import did_you_mean
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import STEP
@@ -89,8 +90,7 @@ def _read_parquet(path: Path, required: Sequence[str]) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except Exception as err:  # polars raises several types for a bad file
-        reason = str(err).splitlines()[0] if str(err) else err.__class__.__name__
-        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+        raise unreadable_parquet(err, path) from None
     for column in required:
         if column not in frame.columns:
             raise InputError(
@@ -161,8 +161,8 @@ def load_source(
     text = str(log.paths[0])
     path = Path(text)
     weights = dict(weights or {})
-    if not path.exists():
-        if _is_glob(text):
+    if not path.is_file() and not path.is_dir():
+        if _is_glob(text) and not os.path.lexists(text):
             return _from_log(
                 log,
                 text,
@@ -173,7 +173,7 @@ def load_source(
                 device,
                 on_progress,
             )
-        raise InputError("no such file or directory", path=text)
+        raise not_found(text)
     # a file of a known folder (e.g. .../summary.json) stands for its folder
     if path.is_file() and path.name in (*ANALYSIS_FILES, "compare.parquet", "config.json"):
         try:
@@ -270,6 +270,25 @@ def _from_log(
     )
 
 
+def _check_correlation(table: Any, path: Path) -> None:
+    """summary.json's "correlation" must be {name: {name: number or null}} (the heatmap's)."""
+    if table is None:
+        return
+    rows = table.values() if isinstance(table, dict) else None
+    if rows is None or not all(isinstance(row, dict) for row in rows):
+        raise InputError('"correlation" must be an object {name: {name: number}}', path=path)
+    for a, row in table.items():
+        for b, value in row.items():
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise InputError(
+                    f"\"correlation\": the value for '{a}', '{b}' must be a number or null, "
+                    f"not {value!r}",
+                    path=path,
+                )
+
+
 def _from_analysis(
     path: Path, label: str, default_out: Path, override: dict[str, float]
 ) -> PlotSource:
@@ -285,12 +304,21 @@ def _from_analysis(
                 f"objective '{name}' is in steps.parquet but not in summary.json's objective_order",
                 path=path / "summary.json",
             )
+    _check_correlation(summary.get("correlation"), path / "summary.json")
     stored = summary.get(WEIGHTS_KEY) or {}
     if not isinstance(stored, dict):
         raise InputError(
             f'"{WEIGHTS_KEY}" must be an object {{name: weight}}', path=path / "summary.json"
         )
-    weights = {name: float(stored.get(name, 1.0 / len(names))) for name in names}
+    weights = {}
+    for name in names:
+        value = stored.get(name, 1.0 / len(names))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise InputError(
+                f"\"{WEIGHTS_KEY}\": the weight of '{name}' must be a number, not {value!r}",
+                path=path / "summary.json",
+            )
+        weights[name] = float(value)
     for name, value in override.items():
         if name not in names:
             raise UsageError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -128,9 +129,36 @@ def _plot_over_its_log(tmp: Path) -> tuple[list[str], Path]:
     return ["plot", log, "--out", tmp / "figs"], log
 
 
+def _trl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
+    write_trl_completions(tmp / "trl")  # a name TRL's discovery reads next time
+    out = tmp / "trl" / "completions_99999.parquet"
+    return ["import", "trl", tmp / "trl", "-o", out], out
+
+
+def _verl_new_step_file(tmp: Path) -> tuple[list[str], Path]:
+    write_verl_rollouts(tmp / "dump")
+    out = tmp / "dump" / "9.jsonl"
+    return ["import", "verl", tmp / "dump", "-o", out], out
+
+
+def _out_beside_the_log_file(tmp: Path) -> tuple[list[str], Path]:
+    log = small_log(tmp / "run" / "log.parquet")  # `dvao analyze run` would read the tables
+    return ["analyze", log, "--out", tmp / "run" / "sub" / ".."], tmp / "run" / "summary.json"
+
+
+def _out_beside_a_glob_through_a_link(tmp: Path) -> tuple[list[str], Path]:
+    small_log(tmp / "run" / "log.parquet")
+    (tmp / "link").symlink_to(tmp / "run")
+    return ["analyze", f"{tmp}/run/*.parquet", "--out", tmp / "link"], tmp / "link" / "x"
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
+        (_trl_new_step_file, "{tmp}/trl/completions_99999.parquet: is inside the log folder"),
+        (_verl_new_step_file, "{tmp}/dump/9.jsonl: is inside the log folder {tmp}/dump: it"),
+        (_out_beside_the_log_file, "{tmp}/run/sub/../advantages.parquet: is beside the log"),
+        (_out_beside_a_glob_through_a_link, "{tmp}/link/advantages.parquet: is beside the log"),
         (_log_part_named_steps, "{tmp}/run/steps.parquet: --out would overwrite an input"),
         (_log_folder_as_out, "{tmp}/logs/advantages.parquet: is inside the log folder {tmp}/logs"),
         (_out_inside_log_folder, "{tmp}/logs/report/advantages.parquet: is inside the log folder"),
@@ -164,6 +192,15 @@ def test_family1_exact_message_and_hard_link_named(cli, tmp_path: Path) -> None:
         f"error: {tmp_path}/out/summary.json: --out would overwrite an input (a file this "
         f"command reads or skips ({tmp_path}/log.parquet)); write elsewhere\n"
     )
+
+
+def test_family1_import_beside_the_trainer_files_with_another_name(cli, tmp_path: Path) -> None:
+    trl = tmp_path / "run"
+    write_trl_completions(trl / "completions")  # TRL's layout: <output_dir>/completions/
+    before = snapshot(trl / "completions")
+    assert cli("import", "trl", trl, "-o", trl / "log.parquet", "-q").code == 0
+    assert cli("import", "trl", trl, "-o", trl / "log2.parquet", "-q").code == 0
+    assert snapshot(trl / "completions") == before
 
 
 def test_family1_check_outputs_api(tmp_path: Path) -> None:
@@ -321,6 +358,81 @@ def test_family3_plot_figures_are_one_set(cli, tmp_path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Family 4: numbers at the edges (messages name the real cause)
+# --------------------------------------------------------------------------------------------
+
+
+def test_family4_nothing_left_to_analyze_says_why(cli, tmp_path: Path) -> None:
+    allnan = tmp_path / "allnan.parquet"
+    frame = pl.read_parquet(small_log(tmp_path / "base.parquet"))
+    frame.with_columns(accuracy=pl.lit(float("nan"))).write_parquet(allnan)
+    singles = tmp_path / "singles.parquet"
+    frame.with_columns(group_id=pl.int_range(pl.len())).write_parquet(singles)
+    for args, message in [
+        ((allnan, "--nan", "drop"), "--nan drop dropped all 24 rows (each has a NaN, infinite"),
+        ((singles,), "every group left has one response (24 groups of size 1: no within-group"),
+        ((tmp_path / "base.parquet", "--nan", "drop", "--objective", "accuracy"), None),
+    ]:
+        result = cli("analyze", *args)
+        if message is None:
+            assert result.code == 0
+            continue
+        assert result.code == 2 and result.err.startswith(
+            f"error: {args[0]}: the log has no rows to analyze: {message}"
+        )
+    plot = cli("plot", allnan, "--nan", "drop", "--out", tmp_path / "f")
+    assert plot.code == 2 and "--nan drop dropped all 24 rows" in plot.err
+
+
+def test_family4_weights_that_would_overflow_are_refused(cli, tmp_path: Path) -> None:
+    frame = pl.read_parquet(small_log(tmp_path / "base.parquet"))
+    big = tmp_path / "big.parquet"
+    frame.with_columns(accuracy=pl.col("accuracy") * 1e149).write_parquet(big)
+    huge = cli("analyze", big, "--weight", "accuracy=1e308", "--weight", "format=1e308")
+    assert huge.code == 2 and huge.err.startswith(
+        "error: --weight 'accuracy=1e308': weights above 1e+06 would overflow the weighted sums"
+    )
+    times = cli("analyze", big, "--weight", "accuracy=11", "--weight", "format=1", "--json")
+    assert (times.code, times.out) == (2, "")  # was rc's mean square 0, silently
+    assert times.err == (
+        f"error: {big}: column 'accuracy': rewards reach 1e+149 in magnitude, and 11 x that "
+        "passes 1e+150 (sums of the squares of weighted rewards must fit in float64): rescale "
+        "the rewards or the weights\n"
+    )
+    fine = cli("analyze", big, "--weight", "accuracy=10", "--weight", "format=1", "--json")
+    scaled = cli("analyze", big, "--weight", "accuracy=1", "--weight", "format=0.1", "--json")
+    rc = [json.loads(r.out)["schemes"]["rc"]["mean_square"] for r in (fine, scaled)]
+    assert fine.code == 0 and rc[0] == pytest.approx(rc[1]) and rc[0] > 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# Family 5: no silent regrouping
+# --------------------------------------------------------------------------------------------
+
+
+def test_family5_a_response_without_a_prompt_is_refused(cli, tmp_path: Path) -> None:
+    dump = tmp_path / "dump"
+    write_verl_rollouts(dump, steps=(1,))
+    lines = [json.loads(line) for line in (dump / "1.jsonl").read_text().splitlines()]
+    lines[5]["input"] = None  # grouped by (step, input): it would join no group, or all nulls
+    (dump / "1.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    trl = tmp_path / "trl"
+    write_trl_completions(trl, steps=(1,))
+    part = trl / "completions_00001.parquet"
+    frame = pl.read_parquet(part)
+    frame.with_columns(prompt=pl.lit(None, dtype=pl.String)).write_parquet(part)
+    message = "column 'prompt': no prompt (null) for a response: groups are rebuilt from the"
+    for args, where in [
+        (("import", "verl", dump, "-o", tmp_path / "v.parquet"), f"{dump}/1.jsonl:6"),
+        (("analyze", dump), f"{dump}/1.jsonl:6"),
+        (("import", "trl", trl, "-o", tmp_path / "t.parquet", "--group-size", "4"), str(part)),
+    ]:
+        result = cli(*args)
+        assert result.code == 2 and result.err.startswith(f"error: {where}: {message}"), args
+    assert not (tmp_path / "v.parquet").exists() and not (tmp_path / "t.parquet").exists()
+
+
+# --------------------------------------------------------------------------------------------
 # Family 6: names are data, never markup
 # --------------------------------------------------------------------------------------------
 
@@ -360,6 +472,19 @@ def test_family6_names_print_verbatim_in_tables_messages_and_gates(cli, tmp_path
     assert bad.code == 2 and bad.err.startswith(
         "error: --fail-on 'mean[\"a[b]>0': unterminated or malformed quoted name; a name holding"
     )
+
+
+def test_family6_control_characters_in_names_never_reach_the_terminal(cli, tmp_path) -> None:
+    names = ("\x1b[31mred", "bell\x07", "line\nbreak")
+    log = small_log(tmp_path / "ctl.parquet", names=names)
+    result = cli("analyze", log)
+    assert result.code == 0 and "\x1b" not in result.out and "\x07" not in result.out
+    assert "  \\x1b[31mred " in result.out and "  bell\\x07 " in result.out
+    gated = cli("analyze", log, "--fail-on", 'mean["\\u001b[31mred"]>-1')
+    assert gated.code == 3 and gated.err.startswith("gate tripped: mean[\\x1b[31mred] = ")
+    bad = cli("analyze", log, "--weight", '"line\\nbreaks"=1')
+    assert bad.code == 2 and bad.err.count("\n") == 1  # one line, though the name holds one
+    assert "'line\\nbreaks', which is not an objective" in bad.err
 
 
 def test_family6_consoles_never_read_markup(capsys, monkeypatch) -> None:
@@ -542,6 +667,64 @@ def test_family7_a_real_full_disk_and_a_real_read_only_mount(cli, tmp_path: Path
         subprocess.run(["umount", str(ro)], capture_output=True)
 
 
+def test_family7_inputs_that_are_not_files_say_what_they_are(cli, tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.parquet"
+    os.mkfifo(fifo)  # reading it would block forever
+    broken = tmp_path / "gone.parquet"
+    broken.symlink_to(tmp_path / "nowhere.parquet")
+    fifo_msg = "is a FIFO (named pipe), not a regular file or folder: give a file dvao can read"
+    for args, message in [
+        (("analyze", fifo), f"{fifo}: {fifo_msg}"),
+        (("plot", fifo), f"{fifo}: {fifo_msg}"),
+        (("import", "verl", fifo, "-o", tmp_path / "o.parquet"), f"{fifo}: {fifo_msg}"),
+        (("analyze", broken), f"{broken}: is a broken link (to {tmp_path}/nowhere.parquet)"),
+        (("import", "trl", broken, "-o", tmp_path / "o.parquet"), f"{broken}: is a broken link"),
+        (("analyze", "/dev/null"), "/dev/null: is a device, not a regular file or folder"),
+    ]:
+        result = cli(*args)
+        assert result.code == 2 and result.err.startswith(f"error: {message}"), args
+        assert result.err.count("\n") == 1
+
+
+def test_family7_an_unreadable_log_says_permission_denied(tmp_path: Path) -> None:
+    from dvao_cli.errors import unreadable_parquet
+
+    denied = unreadable_parquet(OSError("Permission denied (os error 13): x.parquet"), "x")
+    assert denied.render() == "x: cannot read (Permission denied)"
+    assert unreadable_parquet(ValueError("bad magic"), "x").render() == (
+        "x: not a readable Parquet file (bad magic)"
+    )
+    log = small_log(tmp_path / "log.parquet")
+    log.chmod(0)
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to drop the override of file permissions")
+    done = subprocess.run(
+        [setpriv, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-m"]
+        + ["dvao_cli", "analyze", str(log)],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stderr) == (2, f"error: {log}: cannot read (Permission denied)\n")
+
+
+def test_family7_stdout_on_a_full_disk_names_stdout(tmp_path: Path) -> None:
+    log = small_log(tmp_path / "log.parquet")
+    trl = write_trl_dir(tmp_path)
+    with open("/dev/full", "w") as full:
+        for args in (["analyze", log, "--json"], ["import", "trl", trl, "-o", tmp_path / "t.pq"]):
+            done = subprocess.run(
+                [sys.executable, "-m", "dvao_cli", *map(str, args)],
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert (done.returncode, done.stderr) == (
+                2,
+                "error: stdout: cannot write (No space left on device)\n",
+            ), args
+
+
 def test_family7_broken_pipe_ends_quietly(tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     for extra in ([], ["--json"]):
@@ -578,6 +761,23 @@ def test_family7_import_json_too_big_or_too_deep(cli, tmp_path: Path) -> None:
         summary.write_text(text)
         result = cli("plot", tmp_path / "rep")
         assert result.code == 2 and result.err.startswith(f"error: {summary}: {message}")
+
+
+def test_family7_plot_of_a_hand_edited_summary_json(cli, tmp_path: Path) -> None:
+    log = small_log(tmp_path / "log.parquet")
+    rep = tmp_path / "rep"
+    assert cli("analyze", log, "--out", rep).code == 0
+    summary = json.loads((rep / "summary.json").read_text())
+    for key, value, message in [
+        ("weights", {"accuracy": "x"}, "\"weights\": the weight of 'accuracy' must be a number"),
+        ("weights", {"format": None}, "\"weights\": the weight of 'format' must be a number"),
+        ("correlation", "x", '"correlation" must be an object {name: {name: number}}'),
+        ("correlation", {"a": {"b": [1]}}, "\"correlation\": the value for 'a', 'b' must be"),
+    ]:
+        (rep / "summary.json").write_text(json.dumps({**summary, key: value}))
+        result = cli("plot", rep, "--out", tmp_path / "figs")
+        assert result.code == 2, (key, value)
+        assert result.err.startswith(f"error: {rep}/summary.json: {message}"), (key, value)
 
 
 def test_family7_parquet_with_a_footer_but_missing_data_pages(cli, tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def command(
 
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     from dvao_cli.analyze import analyze
-    from dvao_cli.console import get_console, info, progress
+    from dvao_cli.console import get_console, info, printable, progress
     from dvao_cli.errors import GateFailure, reading
     from dvao_cli.io import dumps_json
     from dvao_cli.options import SCHEMES, parse_weights
@@ -144,6 +144,6 @@ def command(
         info(f"wrote {path}")
     if result.trips:
         for trip in result.trips:
-            print(f"gate tripped: {trip.message()}", file=sys.stderr)
+            print(f"gate tripped: {printable(trip.message(), one_line=True)}", file=sys.stderr)
         n = len(result.trips)
         raise GateFailure(f"{n} --fail-on condition{'s' if n > 1 else ''} tripped")

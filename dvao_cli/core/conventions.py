@@ -59,9 +59,10 @@ def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Arra
     return xp.all(~present | in_range, axis=1)
 
 
-def check_rewards(k: int, count: Array, lo: Array, hi: Array) -> None:
+def check_rewards(k: int, count: Array, lo: Array, hi: Array, weight: float = 1.0) -> None:
     """Raise RewardValueError for objective k when a present reward (lo, hi (G,): the smallest
-    and largest per group, count (G,)) is NaN or inf, or larger than MAX_REWARD in magnitude."""
+    and largest per group, count (G,)) is NaN or inf, or larger than MAX_REWARD in magnitude;
+    with a preference `weight` above 1, when weight x reward is (RC's weighted sum squares it)."""
     xp = namespace(count, lo, hi)
     if count.shape[0] == 0:
         return
@@ -73,6 +74,15 @@ def check_rewards(k: int, count: Array, lo: Array, hi: Array) -> None:
             non_finite=True,
         )
     largest = float(xp.max(xp.where(present, xp.maximum(xp.abs(lo), xp.abs(hi)), 0.0)))
+    weight = float(weight)
+    if weight > 1.0 and largest * weight > MAX_REWARD:
+        raise RewardValueError(
+            f"objective {k}: rewards reach {largest:.3g} in magnitude, and {weight:g} x that "
+            f"passes {MAX_REWARD:.0e} (sums of the squares of weighted rewards must fit in "
+            "float64): rescale the rewards or the weights",
+            objective=k,
+            non_finite=False,
+        )
     if largest > MAX_REWARD:
         raise RewardValueError(
             f"objective {k}: rewards reach {largest:.3g} in magnitude; dvao needs |reward| <= "

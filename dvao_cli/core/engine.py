@@ -95,7 +95,7 @@ def run(
             ok = None
             count = size_f
             lo, hi = seg.min(col), seg.max(col)
-        check_rewards(k, count, lo, hi)
+        check_rewards(k, count, lo, hi, float(weights[k]))
         mean = seg.sum(col) / xp.where(count > 0, count, 1.0)  # (n,)
         centred = col - seg.expand(mean)
         if ok is not None:

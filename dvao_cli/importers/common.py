@@ -545,6 +545,14 @@ def assign_groups(
     """
     import numpy as np
 
+    if None in batch.prompt:  # a null prompt would join every other one in a group
+        row = batch.prompt.index(None)
+        raise InputError(
+            "no prompt (null) for a response: groups are rebuilt from the prompts, so every "
+            "row needs one (the rows without one would silently form one group)",
+            column=PROMPT,
+            **batch.where(row),
+        )
     if state.group_size is not None:
         groups = _blocks(batch, state.group_size, grouping)
     else:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
 from dvao_cli.importers.common import Batch, ImportReport, Trainer, import_batches
 from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
@@ -69,8 +69,8 @@ def find_files(
         )
     path = Path(source)
     out_path = Path(out).resolve() if out is not None else None
-    if not path.exists():
-        raise InputError("no such file or directory", path=path)
+    if not path.is_file() and not path.is_dir():
+        raise not_found(path)
     if path.is_file():
         if out_path is not None and path.resolve() == out_path:
             raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
@@ -182,7 +182,11 @@ def run_import(
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
     _check_grouping(group_size, ragged)
-    check_outputs([out], input_files([source]), option="-o")  # never over a file read or skipped
+    # never over a file read or skipped, nor a name a trainer's discovery reads in the source
+    # folder (completions_<step>.parquet, <step>.jsonl): it would be imported with it next time
+    scanned = [source] if Path(source).is_dir() else []
+    kinds = ("completions_*.parquet", "*.jsonl")
+    check_outputs([out], input_files([source]), scanned=scanned, kinds=kinds, option="-o")
     fmt, files, others = find_files(source, fmt, out)
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from dvao_cli.errors import InputError
+from dvao_cli.errors import InputError, unreadable_parquet
 from dvao_cli.importers.common import FLOAT, Batch, Trainer, parse_int, short
 from dvao_cli.importers.detect import TRL_FILE
 
@@ -45,8 +45,7 @@ def read_batch(path: Path) -> Batch:
     except InputError:
         raise
     except (pa.ArrowException, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+        raise unreadable_parquet(err, path) from None
     names = table.column_names
     for required in ("prompt", "completion"):
         if required not in names:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, UsageError, not_found
 
 LOG_FORMATS = ("auto", "dvao", "trl", "verl", "swift")  # `--format` of analyze, plot
 
@@ -105,7 +105,7 @@ def resolve_paths(paths: str | Path | Sequence[str | Path]) -> Discovered:
                 raise InputError("the pattern matches no file", path=text)
             files.extend(sorted(found))
         else:
-            raise InputError("no such file or directory", path=text)
+            raise not_found(text)
     # one file named twice (under any spelling, or through a link) is read once, under the
     # name it is first given; order is sorted path order
     first: dict[Path, Path] = {}

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, UsageError, unreadable_parquet
 from dvao_cli.options import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
 from dvao_cli.reader.format import (
@@ -164,8 +164,7 @@ def _file_schema(path: Path) -> dict[str, pl.DataType]:
     except InputError:
         raise
     except Exception as err:  # polars raises several types for a non-Parquet or truncated file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+        raise unreadable_parquet(err, path) from None
     return dict(schema)
 
 
@@ -173,8 +172,7 @@ def _footer(path: Path) -> Any:
     try:
         return parquet_file(path).metadata
     except Exception as err:  # polars read the schema, pyarrow may still refuse the file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputError(f"not a readable Parquet file ({reason[:160]})", path=path) from None
+        raise unreadable_parquet(err, path) from None
 
 
 def open_log(
