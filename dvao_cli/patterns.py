@@ -8,7 +8,10 @@ for each pattern and every diagnostic `dvao analyze` reports follow from that ta
 are touched a few times (find each objective's values, count); everything after works on
 (P, G), (K, G) or (G,) arrays, a fraction of the rows. The advantage engine makes several passes
 over the rows per objective and per scheme instead, so this is the path for such logs; tests
-check that both give the same numbers.
+check that both give the same numbers. Groups often share their counts (16 responses over 8
+patterns: a 2M-row chunk's 125k groups show about 37k distinct count columns), so on large
+chunks each distinct column is computed once and its figures are spread to its groups only
+where per-step sums need them.
 
 Numpy only: a run whose chunks all take this path never imports torch.
 
@@ -30,7 +33,7 @@ from functools import cache
 import numpy as np
 
 from dvao_cli.core import schemes as table
-from dvao_cli.core.conventions import check_rewards
+from dvao_cli.core.conventions import binary_objectives, check_rewards
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import (
     ObjectiveSums,
@@ -201,6 +204,36 @@ def _distinct_present(values: np.ndarray, absent: np.ndarray, n_present: np.ndar
 
 
 _ABSENT = np.array([np.inf, 0.0])
+_DEDUP_MIN_GROUPS = 4096  # fewer groups: finding the alike ones costs more than it saves
+_DEDUP_MAX_SHARE = 0.6  # more distinct count columns than this share of groups: no gain
+
+
+def _alike_groups(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Groups with the same count column have the same moments, numerators and per-group
+    figures: (columns (P, U) int64 the distinct count columns, inverse (G,) each group's
+    column, groups (U,) float how many groups show each), or None when few groups share one
+    (or the columns do not fit an exact float key).
+
+    The key is the column read as a number in base (largest count + 1): integers below 2^53,
+    so the matmul that forms it is exact."""
+    n_patterns, n_groups = n.shape
+    if n_groups < _DEDUP_MIN_GROUPS:
+        return None
+    base = float(n.max()) + 1.0
+    if base**n_patterns >= 2.0**53:
+        return None
+    key = base ** np.arange(n_patterns, dtype=np.float64) @ n  # (G,)
+    # return_counts: numpy's plain unique imports numpy.ma (6-15 ms of start-up)
+    found, inverse, groups = np.unique(key, return_inverse=True, return_counts=True)
+    if found.shape[0] > _DEDUP_MAX_SHARE * n_groups:
+        return None
+    place = np.int64(base) ** np.arange(n_patterns, dtype=np.int64)  # (P,) the key's digits
+    columns = found.astype(np.int64)[None, :] // place[:, None] % np.int64(base)  # (P, U)
+    return columns, inverse.reshape(-1), groups.astype(np.float64)
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
 
 
 def _absent(present: np.ndarray) -> np.ndarray:
@@ -236,6 +269,23 @@ def pattern_sums(
     w = np.asarray(weights, dtype=np.float64)  # (K,)
     steps = StepIndex(group_step, n_steps)
     n = counts.astype(np.float64)  # (P, G)
+    # Everything per group is computed once per distinct count column (U <= G of them, "the
+    # columns") and spread to the groups (`expand`) only where sums over steps need them.
+    n_g = n  # (P, G) the groups' own counts
+    alike = _alike_groups(n)
+    groups = None  # (U,) groups per column; None: one each (the columns are the groups)
+    if alike is None:
+
+        def expand(a: np.ndarray) -> np.ndarray:
+            return a
+
+    else:
+        counts, inverse, groups = alike
+        n = counts.astype(np.float64)
+
+        def expand(a: np.ndarray) -> np.ndarray:  # (..., U) -> (..., G)
+            return a.take(inverse, axis=-1)
+
     present = counts > 0  # (P, G)
     absent = _absent(present)  # (P, G) inf where a pattern is absent, else 0
 
@@ -286,19 +336,22 @@ def pattern_sums(
     def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
         return table.magnitude(kind, w, mean, std, low, high, eps)
 
+    size_g = expand(size)  # (G,)
     objective = objective_sums(
         steps,
-        size,
-        np.repeat(size[None, :], k_obj, axis=0),
-        mean,
-        std,
-        low,
-        high,
-        table.dvao_weight(std, w),
+        size_g,
+        np.repeat(size_g[None, :], k_obj, axis=0),
+        expand(mean),
+        expand(std),
+        expand(low),
+        expand(high),
+        expand(table.dvao_weight(std, w)),
         ddof,
+        # all or any over the groups: over the distinct ones is the same
+        binary_objectives(np.repeat(size[None, :], k_obj, axis=0), mean, std, low, high, ddof),
     )
     numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
-    distinct_rew = np.count_nonzero(present, axis=0)  # (G,) distinct reward vectors
+    distinct_rew = expand(np.count_nonzero(present, axis=0))  # (G,) distinct reward vectors
     twin = table.twins(schemes, missing=False)
     per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
     for name in schemes:
@@ -313,28 +366,38 @@ def pattern_sums(
             numerators[kind] = (num, n_u, absent_u, size_u, square, largest)
         num, n_u, absent_u, size_u, square, largest = numerators[kind]
         own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
-        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (G,) >= 0
+        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (U,) >= 0
+        spread = expand  # the figures below are per column, to be spread to the groups
         if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
             factor = table.whitening(
-                steps.sum(square * scale * scale),
-                steps.sum(size),
-                steps.max(magnitude(kind)),
+                steps.sum(expand(square * scale * scale)),
+                steps.sum(size_g),
+                steps.max(expand(magnitude(kind))),
                 ddof,
                 eps,
             )  # (S,)
-            scale = scale * steps.expand(factor)
+            scale = expand(scale) * steps.expand(factor)  # (G,): groups alike, steps not
+            if alike is not None:  # this scheme's figures per group
+                needs_values = name not in twin
+                n_u = n_g if n_u is n else expand(n_u)
+                size_u, square, largest = expand(size_u), expand(square), expand(largest)
+                if needs_values:
+                    num, absent_u = expand(num), expand(absent_u)
+            spread = _same
         # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
         limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
         if name in twin:
             distinct = per_group[twin[name]][3]
         elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
-            distinct = 1 + (std[primary] > 0)  # 2 values where it varies, else 1
+            distinct = spread(1 + (std[primary] > 0))  # 2 values where it varies, else 1
         else:
-            distinct = _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
+            distinct = spread(
+                _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
+            )
         per_group[name] = (
-            square * scale * scale,
-            largest * scale,
-            np.einsum("pg,pg->g", size_u <= limit, n_u),
+            spread(square * scale * scale),
+            spread(largest * scale),
+            spread(np.einsum("pg,pg->g", size_u <= limit, n_u)),
             distinct,
         )
     scheme_sums = {
@@ -354,5 +417,6 @@ def pattern_sums(
         centred_sq,
         lambda k, j: (values[:, k] * values[:, j]) @ n - total[k] * mean[j],
         std > 0,
+        groups,
     )
     return objective, scheme_sums, pairs
