@@ -232,6 +232,29 @@ def _alike_groups(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     return columns, inverse.reshape(-1), groups.astype(np.float64)
 
 
+def _zeros_of_groups(
+    size_u: np.ndarray,
+    n_u: np.ndarray,
+    absent_u: np.ndarray,
+    largest: np.ndarray,
+    limit: np.ndarray,
+    inverse: np.ndarray,
+) -> np.ndarray:
+    """(G,) responses of each group whose |numerator| is at most the group's limit (G,), from
+    the numerator's sizes, counts and absent marks per distinct column (U', U), its largest
+    size present (U,) and each group's column (G,). A group whose largest size is within its
+    limit counts all its responses, one whose smallest is above it none: only the groups in
+    between compare pattern by pattern."""
+    smallest = (size_u + absent_u).min(axis=0).take(inverse)  # (G,) over the vectors present
+    top = largest.take(inverse)  # (G,)
+    zeros = np.where(top <= limit, n_u.sum(axis=0).take(inverse), 0.0)
+    mixed = np.flatnonzero((smallest <= limit) & (limit < top))
+    if mixed.shape[0]:
+        of = inverse[mixed]
+        zeros[mixed] = np.einsum("pg,pg->g", size_u[:, of] <= limit[mixed], n_u[:, of])
+    return zeros
+
+
 def _same(a: np.ndarray) -> np.ndarray:
     return a
 
@@ -377,15 +400,17 @@ def pattern_sums(
                 eps,
             )  # (S,)
             scale = expand(scale) * steps.expand(factor)  # (G,): groups alike, steps not
-            if alike is not None:  # this scheme's figures per group
-                needs_values = name not in twin
-                n_u = n_g if n_u is n else expand(n_u)
-                size_u, square, largest = expand(size_u), expand(square), expand(largest)
-                if needs_values:
-                    num, absent_u = expand(num), expand(absent_u)
             spread = _same
         # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
         limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
+        if spread is _same and alike is not None:  # this scheme's figures per group
+            zeros = _zeros_of_groups(size_u, n_u, absent_u, largest, limit, inverse)
+            square, largest = expand(square), expand(largest)
+            if name not in twin:
+                num, absent_u, size_u = expand(num), expand(absent_u), expand(size_u)
+                n_u = n_g if n_u is n else expand(n_u)
+        else:
+            zeros = spread(np.einsum("pg,pg->g", size_u <= limit, n_u))
         if name in twin:
             distinct = per_group[twin[name]][3]
         elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
@@ -397,7 +422,7 @@ def pattern_sums(
         per_group[name] = (
             spread(square * scale * scale),
             spread(largest * scale),
-            spread(np.einsum("pg,pg->g", size_u <= limit, n_u)),
+            zeros,
             distinct,
         )
     scheme_sums = {
