@@ -208,7 +208,10 @@ _DEDUP_MIN_GROUPS = 4096  # fewer groups: finding the alike ones costs more than
 _DEDUP_MAX_SHARE = 0.6  # more distinct count columns than this share of groups: no gain
 
 
-def _alike_groups(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+Alike = tuple[np.ndarray, np.ndarray, np.ndarray]  # columns (P, U), inverse (G,), groups (U,)
+
+
+def _alike_groups(n: np.ndarray) -> Alike | None:
     """Groups with the same count column have the same moments, numerators and per-group
     figures: (columns (P, U) int64 the distinct count columns, inverse (G,) each group's
     column, groups (U,) float how many groups show each), or None when few groups share one
@@ -222,10 +225,32 @@ def _alike_groups(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | 
     base = float(n.max()) + 1.0
     if base**n_patterns >= 2.0**53:
         return None
-    key = base ** np.arange(n_patterns, dtype=np.float64) @ n  # (G,)
+    return _alike_of_keys(base ** np.arange(n_patterns, dtype=np.float64) @ n, base, n_patterns)
+
+
+def alike_groups(code: np.ndarray, n_patterns: int, n_groups: int, group_size: int) -> Alike | None:
+    """`_alike_groups` of the counts of rows in groups of `group_size` stored one after
+    another, straight from their pattern codes (N,), without the (P, G) counts: each group's
+    key is the sum over its rows of base^code, base = group_size + 1. None as there, or for
+    groups not in blocks of one size (then `pattern_counts` and `pattern_sums` find them)."""
+    if group_size < 1 or n_groups < _DEDUP_MIN_GROUPS:
+        return None
+    base = float(group_size + 1)
+    if base**n_patterns >= 2.0**53:
+        return None
+    power = base ** np.arange(n_patterns, dtype=np.float64)  # (P,)
+    rows = code.reshape(n_groups, group_size)
+    key = power.take(rows[:, 0])  # (G,) exact: integers below 2^53
+    for i in range(1, group_size):
+        key += power.take(rows[:, i])
+    return _alike_of_keys(key, base, n_patterns)
+
+
+def _alike_of_keys(key: np.ndarray, base: float, n_patterns: int) -> Alike | None:
+    """The distinct count columns from each group's key (G,): its counts as digits in `base`."""
     # return_counts: numpy's plain unique imports numpy.ma (6-15 ms of start-up)
     found, inverse, groups = np.unique(key, return_inverse=True, return_counts=True)
-    if found.shape[0] > _DEDUP_MAX_SHARE * n_groups:
+    if found.shape[0] > _DEDUP_MAX_SHARE * key.shape[0]:
         return None
     place = np.int64(base) ** np.arange(n_patterns, dtype=np.int64)  # (P,) the key's digits
     columns = found.astype(np.int64)[None, :] // place[:, None] % np.int64(base)  # (P, U)
@@ -266,7 +291,7 @@ def _absent(present: np.ndarray) -> np.ndarray:
 
 
 def pattern_sums(
-    counts: np.ndarray,
+    counts: np.ndarray | None,
     levels: Sequence[np.ndarray],
     group_step: np.ndarray,
     n_steps: int,
@@ -275,9 +300,11 @@ def pattern_sums(
     ddof: int = 0,
     eps: float = 0.0,
     primary: int = 0,
+    alike: Alike | None = None,
 ) -> tuple[ObjectiveSums, dict[str, SchemeSums], PairSums]:
     """A chunk's per-step sums from its pattern counts (P, G) and the objectives' levels (the
-    `Patterns` the codes came with).
+    `Patterns` the codes came with). `alike`, when given (`alike_groups`), stands for the
+    counts (then None): their distinct columns and which group shows which.
 
     group_step (G,) is each group's step code 0..S-1, non-decreasing (groups sorted by step);
     whole steps only, since GDPO whitens over a step. The formulas are the scheme table's: each
@@ -285,17 +312,17 @@ def pattern_sums(
     per group, and each scheme is its numerator times the table's scale.
     """
     digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
-    n_patterns, n_groups = counts.shape
     k_obj = values.shape[1]
     for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
         check_rewards(k, np.ones(1), lv[:1], lv[-1:])
     w = np.asarray(weights, dtype=np.float64)  # (K,)
     steps = StepIndex(group_step, n_steps)
-    n = counts.astype(np.float64)  # (P, G)
     # Everything per group is computed once per distinct count column (U <= G of them, "the
     # columns") and spread to the groups (`expand`) only where sums over steps need them.
-    n_g = n  # (P, G) the groups' own counts
-    alike = _alike_groups(n)
+    if alike is None:
+        assert counts is not None
+        n = counts.astype(np.float64)  # (P, G)
+        alike = _alike_groups(n)
     groups = None  # (U,) groups per column; None: one each (the columns are the groups)
     if alike is None:
 
@@ -408,7 +435,7 @@ def pattern_sums(
             square, largest = expand(square), expand(largest)
             if name not in twin:
                 num, absent_u, size_u = expand(num), expand(absent_u), expand(size_u)
-                n_u = n_g if n_u is n else expand(n_u)
+                n_u = expand(n_u)
         else:
             zeros = spread(np.einsum("pg,pg->g", size_u <= limit, n_u))
         if name in twin:

@@ -172,8 +172,10 @@ def test_alike_groups_computed_once_give_the_same_numbers(
     monkeypatch.setattr(patterns, "_DEDUP_MIN_GROUPS", 1)
     monkeypatch.setattr(patterns, "_DEDUP_MAX_SHARE", 1.0)
     calls = []
-    alike = patterns._alike_groups
-    monkeypatch.setattr(patterns, "_alike_groups", lambda n: calls.append(alike(n)) or calls[-1])
+    alike = patterns._alike_of_keys
+    monkeypatch.setattr(
+        patterns, "_alike_of_keys", lambda *args: calls.append(alike(*args)) or calls[-1]
+    )
     path = binary_log(
         tmp_path / "log.parquet", seed, 2, ragged=seed == 2, steps=4, groups=40, size=4
     )
