@@ -405,13 +405,17 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         out.device = cfg.device_label
         return out
     steps, group_step = chunk.group_steps()
-    counts = patterns.pattern_counts(
-        found.code,
-        found.n_patterns,
-        chunk.n_groups,
-        group_size=chunk.uniform,
-        group=None if chunk.uniform else chunk.group,
-    )
+    # groups in blocks of one size: their distinct counts straight from the codes
+    alike = patterns.alike_groups(found.code, found.n_patterns, chunk.n_groups, chunk.uniform)
+    counts = None
+    if alike is None:
+        counts = patterns.pattern_counts(
+            found.code,
+            found.n_patterns,
+            chunk.n_groups,
+            group_size=chunk.uniform,
+            group=None if chunk.uniform else chunk.group,
+        )
     try:
         obj, sch, pairs = patterns.pattern_sums(
             counts,
@@ -422,6 +426,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
             cfg.schemes,
             cfg.ddof,
             cfg.eps,
+            alike=alike,
         )
     except RewardValueError as err:
         raise _reward_error(err, cfg, frame) from None

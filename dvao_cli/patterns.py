@@ -8,7 +8,10 @@ for each pattern and every diagnostic `dvao analyze` reports follow from that ta
 are touched a few times (find each objective's values, count); everything after works on
 (P, G), (K, G) or (G,) arrays, a fraction of the rows. The advantage engine makes several passes
 over the rows per objective and per scheme instead, so this is the path for such logs; tests
-check that both give the same numbers.
+check that both give the same numbers. Groups often share their counts (16 responses over 8
+patterns: a 2M-row chunk's 125k groups show about 37k distinct count columns), so on large
+chunks each distinct column is computed once and its figures are spread to its groups only
+where per-step sums need them.
 
 Numpy only: a run whose chunks all take this path never imports torch.
 
@@ -30,7 +33,7 @@ from functools import cache
 import numpy as np
 
 from dvao_cli.core import schemes as table
-from dvao_cli.core.conventions import check_rewards
+from dvao_cli.core.conventions import binary_objectives, check_rewards
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import (
     ObjectiveSums,
@@ -201,6 +204,84 @@ def _distinct_present(values: np.ndarray, absent: np.ndarray, n_present: np.ndar
 
 
 _ABSENT = np.array([np.inf, 0.0])
+_DEDUP_MIN_GROUPS = 4096  # fewer groups: finding the alike ones costs more than it saves
+_DEDUP_MAX_SHARE = 0.6  # more distinct count columns than this share of groups: no gain
+
+
+Alike = tuple[np.ndarray, np.ndarray, np.ndarray]  # columns (P, U), inverse (G,), groups (U,)
+
+
+def _alike_groups(n: np.ndarray) -> Alike | None:
+    """Groups with the same count column have the same moments, numerators and per-group
+    figures: (columns (P, U) int64 the distinct count columns, inverse (G,) each group's
+    column, groups (U,) float how many groups show each), or None when few groups share one
+    (or the columns do not fit an exact float key).
+
+    The key is the column read as a number in base (largest count + 1): integers below 2^53,
+    so the matmul that forms it is exact."""
+    n_patterns, n_groups = n.shape
+    if n_groups < _DEDUP_MIN_GROUPS:
+        return None
+    base = float(n.max()) + 1.0
+    if base**n_patterns >= 2.0**53:
+        return None
+    return _alike_of_keys(base ** np.arange(n_patterns, dtype=np.float64) @ n, base, n_patterns)
+
+
+def alike_groups(code: np.ndarray, n_patterns: int, n_groups: int, group_size: int) -> Alike | None:
+    """`_alike_groups` of the counts of rows in groups of `group_size` stored one after
+    another, straight from their pattern codes (N,), without the (P, G) counts: each group's
+    key is the sum over its rows of base^code, base = group_size + 1. None as there, or for
+    groups not in blocks of one size (then `pattern_counts` and `pattern_sums` find them)."""
+    if group_size < 1 or n_groups < _DEDUP_MIN_GROUPS:
+        return None
+    base = float(group_size + 1)
+    if base**n_patterns >= 2.0**53:
+        return None
+    power = base ** np.arange(n_patterns, dtype=np.float64)  # (P,)
+    rows = code.reshape(n_groups, group_size)
+    key = power.take(rows[:, 0])  # (G,) exact: integers below 2^53
+    for i in range(1, group_size):
+        key += power.take(rows[:, i])
+    return _alike_of_keys(key, base, n_patterns)
+
+
+def _alike_of_keys(key: np.ndarray, base: float, n_patterns: int) -> Alike | None:
+    """The distinct count columns from each group's key (G,): its counts as digits in `base`."""
+    # return_counts: numpy's plain unique imports numpy.ma (6-15 ms of start-up)
+    found, inverse, groups = np.unique(key, return_inverse=True, return_counts=True)
+    if found.shape[0] > _DEDUP_MAX_SHARE * key.shape[0]:
+        return None
+    place = np.int64(base) ** np.arange(n_patterns, dtype=np.int64)  # (P,) the key's digits
+    columns = found.astype(np.int64)[None, :] // place[:, None] % np.int64(base)  # (P, U)
+    return columns, inverse.reshape(-1), groups.astype(np.float64)
+
+
+def _zeros_of_groups(
+    size_u: np.ndarray,
+    n_u: np.ndarray,
+    absent_u: np.ndarray,
+    largest: np.ndarray,
+    limit: np.ndarray,
+    inverse: np.ndarray,
+) -> np.ndarray:
+    """(G,) responses of each group whose |numerator| is at most the group's limit (G,), from
+    the numerator's sizes, counts and absent marks per distinct column (U', U), its largest
+    size present (U,) and each group's column (G,). A group whose largest size is within its
+    limit counts all its responses, one whose smallest is above it none: only the groups in
+    between compare pattern by pattern."""
+    smallest = (size_u + absent_u).min(axis=0).take(inverse)  # (G,) over the vectors present
+    top = largest.take(inverse)  # (G,)
+    zeros = np.where(top <= limit, n_u.sum(axis=0).take(inverse), 0.0)
+    mixed = np.flatnonzero((smallest <= limit) & (limit < top))
+    if mixed.shape[0]:
+        of = inverse[mixed]
+        zeros[mixed] = np.einsum("pg,pg->g", size_u[:, of] <= limit[mixed], n_u[:, of])
+    return zeros
+
+
+def _same(a: np.ndarray) -> np.ndarray:
+    return a
 
 
 def _absent(present: np.ndarray) -> np.ndarray:
@@ -210,7 +291,7 @@ def _absent(present: np.ndarray) -> np.ndarray:
 
 
 def pattern_sums(
-    counts: np.ndarray,
+    counts: np.ndarray | None,
     levels: Sequence[np.ndarray],
     group_step: np.ndarray,
     n_steps: int,
@@ -219,9 +300,11 @@ def pattern_sums(
     ddof: int = 0,
     eps: float = 0.0,
     primary: int = 0,
+    alike: Alike | None = None,
 ) -> tuple[ObjectiveSums, dict[str, SchemeSums], PairSums]:
     """A chunk's per-step sums from its pattern counts (P, G) and the objectives' levels (the
-    `Patterns` the codes came with).
+    `Patterns` the codes came with). `alike`, when given (`alike_groups`), stands for the
+    counts (then None): their distinct columns and which group shows which.
 
     group_step (G,) is each group's step code 0..S-1, non-decreasing (groups sorted by step);
     whole steps only, since GDPO whitens over a step. The formulas are the scheme table's: each
@@ -229,13 +312,30 @@ def pattern_sums(
     per group, and each scheme is its numerator times the table's scale.
     """
     digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
-    n_patterns, n_groups = counts.shape
     k_obj = values.shape[1]
     w = np.asarray(weights, dtype=np.float64)  # (K,)
     for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
         check_rewards(k, np.ones(1), lv[:1], lv[-1:], float(w[k]))
     steps = StepIndex(group_step, n_steps)
-    n = counts.astype(np.float64)  # (P, G)
+    # Everything per group is computed once per distinct count column (U <= G of them, "the
+    # columns") and spread to the groups (`expand`) only where sums over steps need them.
+    if alike is None:
+        assert counts is not None
+        n = counts.astype(np.float64)  # (P, G)
+        alike = _alike_groups(n)
+    groups = None  # (U,) groups per column; None: one each (the columns are the groups)
+    if alike is None:
+
+        def expand(a: np.ndarray) -> np.ndarray:
+            return a
+
+    else:
+        counts, inverse, groups = alike
+        n = counts.astype(np.float64)
+
+        def expand(a: np.ndarray) -> np.ndarray:  # (..., U) -> (..., G)
+            return a.take(inverse, axis=-1)
+
     present = counts > 0  # (P, G)
     absent = _absent(present)  # (P, G) inf where a pattern is absent, else 0
 
@@ -286,19 +386,22 @@ def pattern_sums(
     def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
         return table.magnitude(kind, w, mean, std, low, high, eps)
 
+    size_g = expand(size)  # (G,)
     objective = objective_sums(
         steps,
-        size,
-        np.repeat(size[None, :], k_obj, axis=0),
-        mean,
-        std,
-        low,
-        high,
-        table.dvao_weight(std, w),
+        size_g,
+        np.repeat(size_g[None, :], k_obj, axis=0),
+        expand(mean),
+        expand(std),
+        expand(low),
+        expand(high),
+        expand(table.dvao_weight(std, w)),
         ddof,
+        # all or any over the groups: over the distinct ones is the same
+        binary_objectives(np.repeat(size[None, :], k_obj, axis=0), mean, std, low, high, ddof),
     )
     numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
-    distinct_rew = np.count_nonzero(present, axis=0)  # (G,) distinct reward vectors
+    distinct_rew = expand(np.count_nonzero(present, axis=0))  # (G,) distinct reward vectors
     twin = table.twins(schemes, missing=False)
     per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
     for name in schemes:
@@ -313,28 +416,40 @@ def pattern_sums(
             numerators[kind] = (num, n_u, absent_u, size_u, square, largest)
         num, n_u, absent_u, size_u, square, largest = numerators[kind]
         own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
-        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (G,) >= 0
+        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (U,) >= 0
+        spread = expand  # the figures below are per column, to be spread to the groups
         if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
             factor = table.whitening(
-                steps.sum(square * scale * scale),
-                steps.sum(size),
-                steps.max(magnitude(kind)),
+                steps.sum(expand(square * scale * scale)),
+                steps.sum(size_g),
+                steps.max(expand(magnitude(kind))),
                 ddof,
                 eps,
             )  # (S,)
-            scale = scale * steps.expand(factor)
+            scale = expand(scale) * steps.expand(factor)  # (G,): groups alike, steps not
+            spread = _same
         # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
         limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
+        if spread is _same and alike is not None:  # this scheme's figures per group
+            zeros = _zeros_of_groups(size_u, n_u, absent_u, largest, limit, inverse)
+            square, largest = expand(square), expand(largest)
+            if name not in twin:
+                num, absent_u, size_u = expand(num), expand(absent_u), expand(size_u)
+                n_u = expand(n_u)
+        else:
+            zeros = spread(np.einsum("pg,pg->g", size_u <= limit, n_u))
         if name in twin:
             distinct = per_group[twin[name]][3]
         elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
-            distinct = 1 + (std[primary] > 0)  # 2 values where it varies, else 1
+            distinct = spread(1 + (std[primary] > 0))  # 2 values where it varies, else 1
         else:
-            distinct = _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
+            distinct = spread(
+                _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
+            )
         per_group[name] = (
-            square * scale * scale,
-            largest * scale,
-            np.einsum("pg,pg->g", size_u <= limit, n_u),
+            spread(square * scale * scale),
+            spread(largest * scale),
+            zeros,
             distinct,
         )
     scheme_sums = {
@@ -354,5 +469,6 @@ def pattern_sums(
         centred_sq,
         lambda k, j: (values[:, k] * values[:, j]) @ n - total[k] * mean[j],
         std > 0,
+        groups,
     )
     return objective, scheme_sums, pairs

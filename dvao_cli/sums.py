@@ -71,11 +71,13 @@ def objective_sums(
     hi: np.ndarray,
     dvao_weight: np.ndarray,
     ddof: int,
+    binary: np.ndarray | None = None,
 ) -> ObjectiveSums:
     """A chunk's per-step objective sums from its group moments: size (G,) rows; count, mean,
     std, lo, hi (smallest / largest reward), dvao_weight (K, G). A group where the objective
     has no reward (all missing) is neither saturated nor part of its mean or std: it only
-    counts in `groups`, not in `valid_groups`."""
+    counts in `groups`, not in `valid_groups`. binary (K,), when given, is `binary_objectives`
+    of these moments already found (the pattern path: over its distinct groups, the same)."""
     present = count > 0  # (K, G)
     saturated = present & (std == 0)  # std is exactly 0 for a constant objective
 
@@ -92,7 +94,7 @@ def objective_sums(
         all_pass=per_step(saturated & near(mean, 1.0)),
         all_fail=per_step(saturated & near(mean, 0.0)),
         weight_sum=per_step(dvao_weight),
-        binary=binary_objectives(count, mean, std, lo, hi, ddof),
+        binary=binary_objectives(count, mean, std, lo, hi, ddof) if binary is None else binary,
         valid_groups=per_step(present),
     )
 
@@ -117,7 +119,10 @@ class PairSums:
 
 
 def pair_sums(
-    centred_sq: np.ndarray, cross: Callable[[int, int], np.ndarray], varies: np.ndarray
+    centred_sq: np.ndarray,
+    cross: Callable[[int, int], np.ndarray],
+    varies: np.ndarray,
+    groups: np.ndarray | None = None,
 ) -> PairSums:
     """Sums of the within-group Pearson correlation of every pair of objectives, over the
     groups where both vary.
@@ -125,20 +130,28 @@ def pair_sums(
     centred_sq (K, G): sum over each group of (r_k - mean_k)^2; cross(k, l) -> (G,): sum of
     (r_k - mean_k)(r_l - mean_l), asked for k < l only; varies (K, G) bool.
     Pearson = cross / sqrt(centred_sq_k centred_sq_l): the degrees of freedom cancel.
+    groups (G,) float, when given: how many alike groups each column stands for (the pattern
+    path computes each distinct group once).
     """
+
+    def total(values: np.ndarray) -> float:  # over the groups
+        if groups is None:
+            return float(np.sum(values))
+        return float(values @ groups)
+
     k_obj = varies.shape[0]
     centred_sq = np.maximum(centred_sq, 0.0)  # a sum of squares: never below 0 but by rounding
     corr_sum = np.zeros((k_obj, k_obj))
     count = np.zeros((k_obj, k_obj))
     for k in range(k_obj):
-        count[k, k] = np.count_nonzero(varies[k])
-        corr_sum[k, k] = np.count_nonzero(varies[k] & (centred_sq[k] > 0))  # rho_kk = 1
+        count[k, k] = total(varies[k])
+        corr_sum[k, k] = total(varies[k] & (centred_sq[k] > 0))  # rho_kk = 1
         for j in range(k + 1, k_obj):
             both = varies[k] & varies[j]  # (G,)
             denom = np.sqrt(centred_sq[k] * centred_sq[j])
             rho = np.divide(cross(k, j), denom, out=np.zeros_like(denom), where=both & (denom > 0))
-            count[k, j] = count[j, k] = np.count_nonzero(both)
-            corr_sum[k, j] = corr_sum[j, k] = np.clip(rho, -1.0, 1.0).sum()
+            count[k, j] = count[j, k] = total(both)
+            corr_sum[k, j] = corr_sum[j, k] = total(np.clip(rho, -1.0, 1.0))
     return PairSums(corr_sum, count)
 
 

@@ -162,6 +162,31 @@ def test_pattern_path_equals_engine_path_on_random_logs(
     assert_same_analysis(*both_paths(path, ddof=ddof, eps=eps, weights=weights))
 
 
+@pytest.mark.parametrize("schemes", [None, ("gdpo",), ("gdpo", "ac", "dvao", "rc"), ("grpo", "rc")])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_alike_groups_computed_once_give_the_same_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schemes: Any, seed: int
+) -> None:
+    """Groups with the same counts are computed once (large chunks only): forced here on small
+    logs with many alike groups (few objectives, small groups), against the engine."""
+    monkeypatch.setattr(patterns, "_DEDUP_MIN_GROUPS", 1)
+    monkeypatch.setattr(patterns, "_DEDUP_MAX_SHARE", 1.0)
+    calls = []
+    alike = patterns._alike_of_keys
+    monkeypatch.setattr(
+        patterns, "_alike_of_keys", lambda *args: calls.append(alike(*args)) or calls[-1]
+    )
+    path = binary_log(
+        tmp_path / "log.parquet", seed, 2, ragged=seed == 2, steps=4, groups=40, size=4
+    )
+    options: dict[str, Any] = {"ddof": seed % 2, "weights": {"o0": 1.0, "o1": 3.0}}
+    if schemes is not None:
+        options["schemes"] = schemes
+    assert_same_analysis(*both_paths(path, **options))
+    assert calls and all(found is not None for found in calls)
+    assert any(found[0].shape[1] < found[1].shape[0] for found in calls)  # some alike
+
+
 def test_chunks_of_both_kinds_combine(tmp_path: Path) -> None:
     """A log binary in some steps only: those go the pattern way, the rest the engine's."""
     path = binary_log(tmp_path / "log.parquet", seed=1, k=2, steps=4)
