@@ -94,7 +94,7 @@ def run(
         else:
             ok = None
             count = size_f
-            lo, hi = seg.min(col), seg.max(col)
+            lo, hi = seg.extremes(col)
         check_rewards(k, count, lo, hi, float(weights[k]))
         mean = seg.sum(col) / xp.where(count > 0, count, 1.0)  # (n,)
         centred = col - seg.expand(mean)
@@ -104,11 +104,16 @@ def run(
         varies = (hi != lo) & (dof > 0)  # decided exactly, not by a rounded std
         var = seg.sumsq(centred) / xp.where(dof > 0, dof, 1.0)
         std = xp.where(varies, xp.sqrt(var), 0.0)  # (n,)
-        for kind in kinds:
-            c = table.coefficients(kind, k, std, weights[k], eps, primary)
-            if c is None:  # no term of objective k in this numerator
-                continue
-            term = centred * seg.expand(c)
+        terms = [
+            (kind, table.coefficients(kind, k, std, weights[k], eps, primary)) for kind in kinds
+        ]
+        terms = [(kind, c) for kind, c in terms if c is not None]  # None: no term of objective k
+        for i, (kind, c) in enumerate(terms):
+            if i == len(terms) - 1:  # centred's last use: scaled in place, no (N,) temporary
+                centred *= seg.expand(c)
+                term = centred
+            else:
+                term = centred * seg.expand(c)
             if kind in numerators:
                 numerators[kind] += term  # in place, numpy and torch alike
             else:
@@ -142,6 +147,8 @@ def run(
             own[kind] = table.own_std(square, inv_dof, magnitude(kind))
         return own[kind]
 
+    rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
+    last = {table.numerator_of(name, missing): name for name in schemes}  # numerator -> its last
     advantages: dict[str, Array] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
@@ -149,7 +156,11 @@ def run(
         spread = table.Spread(
             stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
         )
-        adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
+        if last[kind] == name:  # the numerator's last use: scaled in place, no (N,) temporary
+            adv = numerators.pop(kind)
+            adv *= seg.expand(scheme.scale(spread, eps))
+        else:
+            adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
         if scheme.whitened:  # over the rows with a reward (TRL 1.16 leaves the others out)
             adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, present)
         if present is not None:
@@ -167,7 +178,7 @@ def run(
         lo=to_codes(stack["lo"]),
         hi=to_codes(stack["hi"]),
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
-        rc_std=to_codes(own_std(rc_kind)),
+        rc_std=to_codes(rc_std),
     )
     return EngineResult(advantages, result)
 
