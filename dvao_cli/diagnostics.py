@@ -47,6 +47,10 @@ class ChunkIndex:
     def starts(self) -> np.ndarray:  # (G,) each group's first row
         return np.cumsum(self.sizes) - self.sizes
 
+    @cached_property
+    def step_rows(self) -> np.ndarray:  # (S,) each step's first row (a step's rows are contiguous)
+        return self.starts[self.by_step.starts]
+
     def grouped(self, values: np.ndarray) -> np.ndarray:  # (N,) -> (G, size), uniform only
         return values.reshape(self.n_groups, self.uniform)
 
@@ -114,10 +118,12 @@ def scheme_sums(
     """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group."""
     abs_adv = np.abs(adv)
     steps = ix.by_step
+    # a maximum and a count are exact in any order: straight over each step's rows, along the
+    # long axis (the sum of squares stays group by group, then step by step)
     return SchemeSums(
         square_sum=steps.sum(ix.group_dot(adv, adv)),
-        max_abs=steps.max(ix.group_max(abs_adv)),
-        zeros=steps.sum(ix.group_sum((abs_adv <= ZERO_TOL).astype(np.float64))),
+        max_abs=np.maximum.reduceat(abs_adv, ix.step_rows),
+        zeros=np.add.reduceat(abs_adv <= ZERO_TOL, ix.step_rows, dtype=np.float64),
         distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
         distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
     )
