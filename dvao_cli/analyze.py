@@ -1,7 +1,7 @@
 """`dvao analyze`'s core: plan, map, reduce over ranges of whole steps.
 
   * plan: the ranges of whole steps to read, from the Parquet footers' step floors
-    (`schema.iter_frames`), read ahead on a reader thread (`_plan`);
+    (`reader.stream.iter_frames`), read ahead on a reader thread (`_plan`);
   * map: each range's per-step sums, a few numbers per step (`_map`, on worker threads; pure);
   * reduce: the sums of every range, in input order (`_Accumulator.add`), then the summary
     (`_finish`).
@@ -35,7 +35,7 @@ from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
 from dvao_cli.errors import InputError, RewardValueError, UsageError
-from dvao_cli.io import check_outputs, dumps_json, input_files, output_set
+from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.options import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
@@ -53,7 +53,6 @@ if TYPE_CHECKING:
 ADVANTAGES_FILE = "advantages.parquet"
 TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
 OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
-LOG_FILES = ("*.parquet",)  # what the reader reads or skips in a log folder
 
 
 @dataclass
@@ -191,7 +190,7 @@ def analyze(
                 logs = list(paths.paths)
             else:
                 logs = [paths] if isinstance(paths, (str, Path)) else list(paths)
-            inputs = [*spec.files, *spec.skipped, *input_files(logs, LOG_FILES)]
+            inputs = [*spec.files, *spec.skipped]  # the reader's input set: read and skipped
             scanned = [p for p in logs if Path(p).is_dir()]
             beside = {Path(f).parent for f in spec.files if Path(f).suffix == ".parquet"}
             where = {"scanned": scanned, "beside": beside}
