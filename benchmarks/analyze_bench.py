@@ -1,6 +1,7 @@
 """Benchmark `dvao analyze` against the floor (reading the needed columns) and pandas.
 
-Each measurement is a whole process; wall time and peak RSS come from `os.wait4` on that process.
+Each measurement is a whole process; wall and CPU time come from `os.wait4` on that process,
+peak RSS from sampling it and its worker processes together.
 
     python benchmarks/analyze_bench.py                       # 20M and 100M rows, RSS check at 200M
     python benchmarks/analyze_bench.py --sizes 20 --rss-sizes ""   # quick: 20M only
@@ -10,7 +11,8 @@ Each measurement is a whole process; wall time and peak RSS come from `os.wait4`
 
 Logs are made with `dvao simulate --no-text` (3 binary objectives, groups of 16) into --workdir
 and reused on later runs. `--continuous-sizes` adds logs with a fourth, continuous objective
-(rm_score): those take the advantage engine's path instead of the pattern counts. `--paper`
+(rm_score): those take the advantage engine's path instead of the pattern counts;
+`--issue-sizes` the log of issue 12 (accuracy, format and the continuous rm_score). `--paper`
 adds the paper-scale log: 200,000 rows (100 steps x 125 prompts x 16), the four objectives (one
 continuous) and the prompt / completion text columns, against polars reading its numeric columns
 in a process of its own. Prints a Markdown table for docs/performance.md.
@@ -30,6 +32,7 @@ GROUPS = 1000
 GROUP_SIZE = 16
 OBJECTIVES = "accuracy,format,length"
 CONTINUOUS = "accuracy,format,length,rm_score"  # rm_score is continuous: the engine's path
+ISSUE_12 = "accuracy,format,rm_score"  # issue 12's log: 3 objectives, one continuous
 
 # argv: LOG COLUMN,COLUMN,...
 FLOOR_READ = """
@@ -79,6 +82,22 @@ print((adv ** 2).mean().to_dict())
 LAST_CPU = [0.0]  # CPU seconds of the last measured process
 
 
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants now (Linux /proc; 0 elsewhere)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as f:
+                total += int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo += [int(child) for child in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def measure(
     argv: list[str],
     stdout=subprocess.DEVNULL,
@@ -86,17 +105,33 @@ def measure(
     cwd: str | None = None,
 ) -> tuple[float, float, int]:
     """Run `argv` as its own process: (wall seconds, peak RSS in MiB, exit code). Its CPU
-    seconds (user + system, steadier than wall time on a busy machine) go to LAST_CPU."""
+    seconds (user + system, with its worker processes'; steadier than wall time on a busy
+    machine) go to LAST_CPU. The peak RSS is of the process and its worker processes
+    together (sampled every 20 ms; the process's own peak from the kernel when larger)."""
+    import threading
+
     start = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=stdout, stderr=subprocess.PIPE, env=env, cwd=cwd)
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _tree_rss(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    err_bytes = proc.stderr.read() if proc.stderr else b""  # never blocks on a full pipe
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
     LAST_CPU[0] = usage.ru_utime + usage.ru_stime
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    err = err_bytes.decode()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         print(f"command failed ({code}): {' '.join(argv)}\n{err}", file=sys.stderr)
-    return wall, usage.ru_maxrss / 1024.0, code
+    return wall, max(usage.ru_maxrss * 1024.0, peak[0]) / 2**20, code
 
 
 # The paper-scale log: 200k responses with text columns (docs/performance.md).
@@ -107,6 +142,8 @@ def make_log(
     workdir: Path, millions: int, objectives: str = OBJECTIVES, text: bool = False
 ) -> Path:
     suffix = "" if objectives == OBJECTIVES else "-" + objectives.split(",")[-1]
+    if objectives == ISSUE_12:
+        suffix = "-3obj" + suffix
     if text:
         path = workdir / f"sim-paper-200k{suffix}-text.parquet"
         steps, groups = PAPER_STEPS, PAPER_GROUPS
@@ -146,6 +183,12 @@ def main() -> None:
         "--continuous-sizes", default="20", help="sizes also run with a continuous objective"
     )
     parser.add_argument(
+        "--issue-sizes",
+        default="",
+        help="sizes also run on issue 12's log: 3 objectives (accuracy, format, rm_score), "
+        "one of them continuous",
+    )
+    parser.add_argument(
         "--paper", action="store_true", help="also the 200k-row log with text columns"
     )
     parser.add_argument("--pandas-max", type=int, default=20, help="largest size run with pandas")
@@ -183,6 +226,7 @@ def main() -> None:
     py = sys.executable
     plan = [(m, OBJECTIVES, m in sizes, False) for m in sizes + rss_sizes]
     plan += [(int(m), CONTINUOUS, True, False) for m in args.continuous_sizes.split(",") if m]
+    plan += [(int(m), ISSUE_12, True, False) for m in args.issue_sizes.split(",") if m]
     if args.paper:
         plan.append((0, CONTINUOUS, True, True))
     rows = []
@@ -190,7 +234,9 @@ def main() -> None:
         log = make_log(args.workdir, millions, objectives, text)
         columns = ",".join(["step", "group_id", objectives])
         label = "200k (+rm_score, text)" if text else f"{millions}M"
-        if not text and objectives != OBJECTIVES:
+        if objectives == ISSUE_12:
+            label += " (3 objectives, rm_score)"
+        elif not text and objectives != OBJECTIVES:
             label += " (+rm_score)"
         runs: dict[str, tuple[float, float, float]] = {}
         analyze = [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]

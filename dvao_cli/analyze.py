@@ -22,7 +22,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,7 @@ from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
 from dvao_cli.reader.spec import LogSpec, open_log
-from dvao_cli.reader.stream import iter_frames
+from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 from dvao_cli.runtime import gpu_present
 from dvao_cli.summary import RunSettings, Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums, objective_sums
@@ -53,6 +53,13 @@ if TYPE_CHECKING:
 ADVANTAGES_FILE = "advantages.parquet"
 TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
 OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
+# Rows the row engine takes at once (whole steps; a larger step is one piece): 2^17 rows keep a
+# float64 column at 1 MiB, in the cache; per-piece overhead is ~3% here (64k: 1.05x, 2M: 1.5x
+# the time per row, benchmarks/engine_pieces.py)
+ENGINE_PIECE_ROWS = 1 << 18
+# Logs from this many rows are computed in worker processes when the caller allows it (the
+# command line): below it, spawning them (0.3 s each) costs more than it saves (measured).
+PROCESS_MIN_ROWS = 8_000_000
 
 
 @dataclass
@@ -153,12 +160,19 @@ def analyze(
     fail_on: Sequence[str] = (),
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int = 1,
+    processes: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
     `workers` chunks are computed at once on threads (the command line uses one per core, with
-    one torch thread each); results are combined in input order either way. `device` is where
+    one torch thread each); results are combined in input order either way. With `processes`
+    (the command line's choice), a log of at least PROCESS_MIN_ROWS rows whose footers plan its
+    ranges of whole steps (`reader.stream.plan_ranges`) is computed by this process and
+    workers - 1 spawned ones, each reading its own ranges (threads share one interpreter: two
+    of them reach 1.3x one, two processes 1.9x; numbers are the same, bit for bit). A script
+    that sets it must guard its entry point with `if __name__ == "__main__":` (spawned
+    processes import it). `device` is where
     the advantage engine runs when a chunk needs it (chunks with few distinct rewards are
     summarised on the CPU from their pattern counts, the fastest place for them; the engine
     runs there only for per-response output).
@@ -203,10 +217,19 @@ def analyze(
             spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
-        # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
-        one_chunk = 0 < total_rows <= chunk_rows
-        frames = _plan(spec, nan, chunk_rows, row_index=out_dir is not None, ahead=not one_chunk)
-        for res in _in_order(lambda f: _map(f, cfg), frames, 1 if one_chunk else workers):
+        ranges = None
+        if processes and workers > 1 and out_dir is None and total_rows >= PROCESS_MIN_ROWS:
+            ranges = plan_ranges(spec, chunk_rows) if cfg.device is None else None
+        if ranges is not None and len(ranges) > 1:
+            results = _in_processes(ranges, cfg, workers)
+        else:
+            # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
+            one_chunk = 0 < total_rows <= chunk_rows
+            frames = _plan(
+                spec, nan, chunk_rows, row_index=out_dir is not None, ahead=not one_chunk
+            )
+            results = _in_order(lambda f: _map(f, cfg), frames, 1 if one_chunk else workers)
+        for res in results:
             chunk = res.chunk
             acc.add(res)
             if adv_writer is not None:
@@ -394,8 +417,11 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     frame = chunk.frame
     found = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
     per_response = cfg.has_logged or cfg.write_advantages
-    # the engine holds several (N,) buffers per row: it gets pieces of about chunk_rows rows
-    pieces = chunk.split(cfg.chunk_rows) if found is None or per_response else []
+    # the engine makes a few dozen passes over (N,) buffers: on pieces that stay in the CPU's
+    # cache (and come from the heap, not from fresh pages) they cost 0.65x (benchmarks/)
+    pieces = (
+        chunk.split(min(cfg.chunk_rows, ENGINE_PIECE_ROWS)) if found is None or per_response else []
+    )
     if found is None:  # many distinct rewards (or a missing one): the row engine's way
         for piece in pieces:
             result, columns = _run_engine(piece, cfg)
@@ -487,6 +513,7 @@ def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[engine.EngineResult, list
             ddof=cfg.ddof,
             eps=cfg.eps,
             missing=cfg.nan == "ignore",
+            squares=True,
         )
     except RewardValueError as err:
         raise _reward_error(err, cfg, frame) from None
@@ -508,21 +535,27 @@ def _engine_sums(
     obj = objective_sums(
         ix.by_step, m.size, m.count, m.mean, m.std, m.lo, m.hi, m.dvao_weight, cfg.ddof
     )
-    distinct_rewards = dg.distinct_per_group(dg.reward_vector_keys(columns, missing), ix)  # (G,)
     distinct = dg.distinct_advantages(
         result.advantages,
         ix,
         missing,
         primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
     )
+    distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
     return _Part(
         steps=steps.tolist(),
         obj=obj,
         sch={
-            name: dg.scheme_sums(result.advantages[name], distinct[name], distinct_rewards, ix)
+            name: dg.scheme_sums(
+                result.advantages[name],
+                distinct[name],
+                distinct_rewards,
+                ix,
+                result.squares.get(name),
+            )
             for name in cfg.schemes
         },
-        pairs=dg.correlation_sums(columns, m.mean, m.std, ix, missing),
+        pairs=dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing),
     )
 
 
@@ -572,6 +605,88 @@ def _in_order(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """What the reduce step reads of a chunk: its counts, without its rows (sent back by a
+    worker process instead of the chunk)."""
+
+    rows: int
+    n_groups: int
+    skipped_groups: int
+    skipped_rows: int
+    dropped_rows: int
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> _Counts:
+        return cls(
+            chunk.rows, chunk.n_groups, chunk.skipped_groups, chunk.skipped_rows,
+            chunk.dropped_rows,
+        )  # fmt: skip
+
+
+_WORKER_CFG: list[_Settings] = []  # a worker process's settings, from its initializer
+
+
+def _worker_start(cfg: _Settings) -> None:
+    """A spawned worker's set-up: the command line's allocator tuning, Ctrl-C left to the
+    parent (which stops the workers: no traceback from each), its settings."""
+    import signal
+
+    from dvao_cli.runtime import tune_for_streaming
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tune_for_streaming()
+    _WORKER_CFG[:] = [cfg]
+
+
+def _map_range(reads: list[Read], cfg: _Settings | None = None) -> _ChunkResult:
+    """Read one planned range and compute its sums; in a worker process the result goes back
+    without the rows (`_Counts`), and a reader's panic as the InputError naming the log."""
+    from dvao_cli.errors import is_panic, panic_error
+
+    cfg = cfg or _WORKER_CFG[0]
+    try:
+        res = _map(read_range(cfg.spec, reads), cfg)
+    except BaseException as err:
+        if is_panic(err):
+            raise panic_error(err, cfg.spec.label) from None
+        raise
+    res.chunk = _Counts.of(res.chunk)  # type: ignore[assignment]
+    return res
+
+
+def _in_processes(ranges: list[list[Read]], cfg: _Settings, workers: int) -> Iterator[_ChunkResult]:
+    """The ranges' results in input order, computed by this process and workers - 1 spawned
+    ones. This process takes the next range itself whenever each worker has two waiting, so
+    none idles while another still starts; on an error or Ctrl-C the workers are stopped."""
+    import multiprocessing
+    from collections import deque
+
+    context = multiprocessing.get_context("spawn")  # not fork: polars' threads are running
+    settings = replace(cfg, spec=replace(cfg.spec))  # without the footers read here
+    pool = context.Pool(workers - 1, initializer=_worker_start, initargs=(settings,))
+    pending: deque[tuple[bool, Any]] = deque()  # in range order: (sent, AsyncResult | result)
+    try:
+        for reads in ranges:
+            if sum(sent for sent, _ in pending) < 2 * (workers - 1):
+                pending.append((True, pool.apply_async(_map_range, (reads,))))
+            else:
+                pending.append((False, _map_range(reads, cfg)))
+            while pending and (not pending[0][0] or pending[0][1].ready()):
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+        pool.close()
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _result(item: tuple[bool, Any]) -> _ChunkResult:
+    sent, value = item
+    return value.get() if sent else value
 
 
 def _finish(

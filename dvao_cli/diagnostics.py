@@ -10,6 +10,7 @@ pattern path.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -76,9 +77,16 @@ def distinct_per_group(values: np.ndarray, ix: ChunkIndex, tol: float = 0.0) -> 
     """Number of distinct values of `values` (N,) in each group, shape (G,): sorted, a value
     more than `tol` above the previous one is a new one."""
     if ix.uniform:
-        ordered = np.sort(ix.grouped(values), axis=1)  # (G, size)
-        gaps = (ordered[:, 1:] - ordered[:, :-1] > tol).astype(np.float64)  # (G, size - 1)
-        return 1 + row_sum(gaps).astype(np.int64)
+        size = ix.uniform
+        ordered = np.sort(ix.grouped(values), axis=1).reshape(-1)  # (N,) sorted in each group
+        # gaps between neighbours in one flat pass, the one across each group's end cleared;
+        # counted as bytes per group (2.4x the (G, size - 1) float gaps, measured)
+        gaps = np.empty(ordered.shape[0], dtype=bool)
+        np.greater(ordered[1:] - ordered[:-1], tol, out=gaps[:-1])
+        gaps[size - 1 :: size] = False
+        if size <= 255:  # the count fits the byte sums
+            return 1 + np.einsum("ij->i", ix.grouped(gaps).view(np.uint8)).astype(np.int64)
+        return 1 + row_sum(ix.grouped(gaps).astype(np.float64)).astype(np.int64)
     order = np.lexsort((values, ix.group))  # by group, then value
     ordered, sorted_group = values[order], ix.group[order]
     new_value = np.ones(ordered.shape[0], dtype=bool)
@@ -112,18 +120,61 @@ def reward_vector_keys(columns: list[np.ndarray], missing: bool = True) -> np.nd
     return keys
 
 
+def distinct_reward_vectors(
+    columns: list[np.ndarray],
+    ix: ChunkIndex,
+    missing: bool,
+    distinct_adv: Iterable[np.ndarray] = (),
+) -> np.ndarray:
+    """(G,) distinct reward vectors in each group (K x (N,) rewards, compared exactly).
+
+    Equal reward vectors get equal advantages, so a group where some scheme's advantages are
+    all distinct (`distinct_adv`: per scheme, (G,) counts) has all-distinct reward vectors:
+    only the other groups are sorted (with a continuous reward, most groups are the first kind).
+    """
+    if not ix.uniform:
+        return distinct_per_group(reward_vector_keys(columns, missing), ix)
+    known = np.zeros(ix.n_groups, dtype=np.int64)
+    for counts in distinct_adv:
+        np.maximum(known, counts, out=known)
+    rest = np.flatnonzero(known < ix.uniform)  # (R,) groups to sort
+    counts = np.full(ix.n_groups, ix.uniform, dtype=np.int64)
+    if rest.shape[0] == ix.n_groups:
+        return distinct_per_group(reward_vector_keys(columns, missing), ix)
+    if rest.shape[0]:
+        sub = ChunkIndex(
+            np.repeat(np.arange(rest.shape[0]), ix.uniform),
+            np.full(rest.shape[0], ix.uniform),
+            np.zeros(rest.shape[0], dtype=np.int64),
+            ix.steps[:1],
+            ix.uniform,
+        )
+        picked = [ix.grouped(column)[rest].reshape(-1) for column in columns]  # (R * size,)
+        counts[rest] = distinct_per_group(reward_vector_keys(picked, missing), sub)
+    return counts
+
+
 def scheme_sums(
-    adv: np.ndarray, distinct_adv: np.ndarray, distinct_rewards: np.ndarray, ix: ChunkIndex
+    adv: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+    ix: ChunkIndex,
+    square: np.ndarray | None = None,
 ) -> SchemeSums:
-    """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group."""
+    """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group;
+    square (G,) the sum of adv^2 over each group when the engine gave it (else summed here)."""
     abs_adv = np.abs(adv)
     steps = ix.by_step
-    # a maximum and a count are exact in any order: straight over each step's rows, along the
-    # long axis (the sum of squares stays group by group, then step by step)
+    zero = abs_adv <= ZERO_TOL  # (N,)
+    if ix.uniform and ix.uniform <= 255:  # counted per group as bytes, then per step
+        zeros = steps.sum(np.einsum("ij->i", ix.grouped(zero).view(np.uint8)).astype(np.float64))
+    else:  # a count is exact in any order: straight over each step's rows
+        zeros = np.add.reduceat(zero, ix.step_rows, dtype=np.float64)
     return SchemeSums(
-        square_sum=steps.sum(ix.group_dot(adv, adv)),
+        square_sum=steps.sum(ix.group_dot(adv, adv) if square is None else square),
+        # a maximum is exact in any order: straight over each step's rows, along the long axis
         max_abs=np.maximum.reduceat(abs_adv, ix.step_rows),
-        zeros=np.add.reduceat(abs_adv <= ZERO_TOL, ix.step_rows, dtype=np.float64),
+        zeros=zeros,
         distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
         distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
     )
@@ -156,13 +207,18 @@ def distinct_advantages(
 
 
 def correlation_sums(
-    columns: list[np.ndarray], mean: np.ndarray, std: np.ndarray, ix: ChunkIndex, missing: bool
+    columns: list[np.ndarray],
+    mean: np.ndarray,
+    std: np.ndarray,
+    square: np.ndarray,
+    ix: ChunkIndex,
+    missing: bool,
 ) -> PairSums:
     """Pearson per group from the centred sums of products; missing rewards add nothing.
 
-    columns K x (N,); mean, std (K, G). The degrees of freedom cancel in the correlation.
+    columns K x (N,); mean, std, square (K, G), square each objective's sum of squared
+    deviations over the group (the engine's). The degrees of freedom cancel in the correlation.
     """
-    k = len(columns)
     if ix.uniform and not missing:
         # sum_j (x - mu_x)(y - mu_y) = sum_j x y - n mu_x mu_y: no centred copy of the rewards
 
@@ -180,8 +236,7 @@ def correlation_sums(
         def co(a: int, b: int) -> np.ndarray:  # (G,) pair by pair: no (N, K, K) temporary
             return ix.group_dot(centred[a], centred[b])
 
-    centred_sq = np.stack([co(a, a) for a in range(k)])  # (K, G)
-    return pair_sums(centred_sq, co, std > 0)
+    return pair_sums(square, co, std > 0)
 
 
 def agreement_sums(adv: np.ndarray, logged: np.ndarray) -> AgreementSums:

@@ -37,6 +37,11 @@ class DvaoError(Exception):
         self.line = line
         super().__init__(self.render())
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (a worker process sends it to the parent): the keyword-only fields
+        # are not in `args`, which is all that Exception's own pickling keeps
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
     def render(self) -> str:
         parts: list[str] = []
         if self.path is not None:
@@ -45,6 +50,14 @@ class DvaoError(Exception):
             parts.append(f"column '{self.column}'")
         parts.append(self.message)
         return ": ".join(parts)
+
+
+def _restore(cls: type[DvaoError], args: tuple[object, ...], state: dict[str, object]) -> DvaoError:
+    """A pickled DvaoError, rebuilt without calling its __init__."""
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class InputError(DvaoError):

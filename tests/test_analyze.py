@@ -396,3 +396,71 @@ def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
     adv = pl.read_parquet(tmp_path / "out" / "advantages.parquet")
     for name, expected in EXPECTED.items():
         assert adv[f"adv_{name}"].to_list() == pytest.approx(expected, abs=1e-6)
+
+
+def _continuous_log(tmp_path: Path, steps: int = 12, nan_at: int | None = None) -> Path:
+    """steps x 3 groups x 4: a binary and a continuous objective, 2 steps per row group."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = steps * 12
+    rm = rng.normal(size=n)
+    if nan_at is not None:
+        rm[nan_at] = float("nan")
+    frame = pl.DataFrame(
+        {
+            "step": np.repeat(np.arange(steps), 12),
+            "group_id": np.tile(np.repeat(np.arange(3), 4), steps),
+            "sample_id": np.tile(np.arange(4), steps * 3),
+            "accuracy": (rng.random(n) < 0.5).astype(float),
+            "rm_score": rm,
+        }
+    )
+    path = tmp_path / "log.parquet"
+    frame.write_parquet(path, row_group_size=24)
+    return path
+
+
+def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, monkeypatch) -> None:
+    import dvao_cli.analyze as module
+
+    log = _continuous_log(tmp_path)
+    alone = analyze(log, chunk_rows=24).summary.to_json()
+    used: list[int] = []
+    real = module._in_processes
+
+    def spy(ranges, cfg, workers):
+        used.append(len(ranges))
+        yield from real(ranges, cfg, workers)
+
+    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
+    monkeypatch.setattr(module, "_in_processes", spy)
+    ticks: list[tuple[int, int]] = []
+    shared = analyze(
+        log, chunk_rows=24, workers=2, processes=True, on_progress=lambda *a: ticks.append(a)
+    ).summary.to_json()
+    assert used == [6]  # six ranges of two steps, shared by this process and one worker
+    assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
+    assert ticks[-1] == (144, 144) and len(ticks) == 6
+
+
+def test_an_error_in_a_worker_process_is_one_line(cli, tmp_path: Path, monkeypatch) -> None:
+    import dvao_cli.analyze as module
+
+    used: list[int] = []
+    real = module._in_processes
+
+    def spy(ranges, cfg, workers):
+        used.append(len(ranges))
+        yield from real(ranges, cfg, workers)
+
+    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
+    monkeypatch.setattr(module, "_in_processes", spy)
+    monkeypatch.setenv("DVAO_WORKERS", "2")
+    log = _continuous_log(tmp_path, steps=200, nan_at=1500)  # in the second range of three
+    result = cli("analyze", log, "--chunk-rows", "1000", "--json")
+    assert used == [3]
+    assert result.code == 2, result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.err
+    assert "rm_score" in lines[0] and "NaN" in lines[0], lines[0]

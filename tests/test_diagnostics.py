@@ -63,3 +63,53 @@ def test_binary_objectives_from_group_statistics() -> None:
 
     assert binary(0).tolist() == [True, True, False]
     assert binary(1).tolist() == [True, True, False]
+
+
+def _mixed(seed: int, groups: int = 60, size: int = 8) -> tuple[list[np.ndarray], dg.ChunkIndex]:
+    """Groups of a continuous reward beside a binary one: some all distinct, some repeating a
+    response's rewards (copied rows), some constant."""
+    rng = np.random.default_rng(seed)
+    n = groups * size
+    binary = (rng.random(n) < 0.5).astype(np.float64)
+    continuous = rng.normal(size=n)
+    for g in range(0, groups, 3):  # every third group repeats its first response
+        continuous[g * size + 1] = continuous[g * size]
+        binary[g * size + 1] = binary[g * size]
+    continuous[(np.arange(n) // size) % 5 == 4] = 0.25  # every fifth: continuous constant
+    sizes = np.full(groups, size, dtype=np.int64)
+    group = np.repeat(np.arange(groups), size)
+    step = np.repeat(np.arange(groups) // 10, size)
+    return [binary, continuous], _index(step, group, sizes)
+
+
+def test_reward_vectors_known_distinct_from_the_advantages_agree_with_sorting() -> None:
+    for seed in range(5):
+        columns, ix = _mixed(seed)
+        result = _run(np.stack(columns, axis=1), ix.group, ix.group_step)
+        distinct = dg.distinct_advantages(result.advantages, ix, missing=False)
+        plain = dg.distinct_per_group(dg.reward_vector_keys(columns, False), ix)
+        fast = dg.distinct_reward_vectors(columns, ix, False, distinct.values())
+        assert fast.tolist() == plain.tolist()
+        assert (plain < ix.uniform).any() and (plain == ix.uniform).any()  # both kinds tried
+        assert dg.distinct_reward_vectors(columns, ix, False).tolist() == plain.tolist()
+
+
+def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
+    for ragged, missing in [(False, False), (True, False), (False, True), (True, True)]:
+        rewards, group, step, sizes = _batch(3, 3, ragged)
+        rewards[:, 2] = np.random.default_rng(4).normal(size=rewards.shape[0])  # continuous
+        if missing:
+            rewards[::5, 1] = np.nan
+            rewards[::11] = np.nan  # rows with no reward at all
+        ix = _index(step, group, sizes)
+        columns = [np.ascontiguousarray(rewards[:, k]) for k in range(3)]
+        out = engine.run(
+            columns, segments(group, 40), ix.group_step, ix.n_steps, [0.2, 0.3, 0.5], SCHEMES,
+            missing=missing, squares=True,
+        )  # fmt: skip
+        assert set(out.squares) == set(SCHEMES)
+        for name, adv in out.advantages.items():
+            direct = np.bincount(group, weights=adv * adv, minlength=40)
+            np.testing.assert_allclose(out.squares[name], direct, rtol=1e-12, atol=1e-14)
+        assert not engine.run(columns, segments(group, 40), ix.group_step, ix.n_steps,
+                              [0.2, 0.3, 0.5], SCHEMES, missing=missing).squares  # fmt: skip

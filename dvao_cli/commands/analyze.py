@@ -129,6 +129,7 @@ def command(
             fail_on=fail_on or (),
             chunk_rows=chunk_rows,
             workers=stream_workers(),
+            processes=True,
             on_progress=lambda done, total: bar.update(completed=done, total=total or None),
         )
     summary = result.summary

@@ -15,7 +15,7 @@ missing reward is skipped in sums and means, and a row with no reward gets advan
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dvao_cli.core import schemes as table
@@ -30,9 +30,10 @@ Array = Any
 class GroupMoments:
     """Per group, in group-code order: size (n,) rows; count, mean, std, lo, hi (K, n) per
     objective over its present rewards (lo / hi the smallest / largest; +inf / -inf where a
-    group has none); dvao_weight (K, n); rc_std (n,) the std of RC's numerator (0 where it is
-    rounding noise). Objective-major: numpy broadcasts a per-group (n,) vector over (K, n)
-    along its long axis (over (n, K) it loops per group, 10x slower)."""
+    group has none), square (K, n) their sum of squared deviations from the mean; dvao_weight
+    (K, n); rc_std (n,) the std of RC's numerator (0 where it is rounding noise).
+    Objective-major: numpy broadcasts a per-group (n,) vector over (K, n) along its long axis
+    (over (n, K) it loops per group, 10x slower)."""
 
     size: Array
     count: Array
@@ -40,6 +41,7 @@ class GroupMoments:
     std: Array
     lo: Array
     hi: Array
+    square: Array
     dvao_weight: Array
     rc_std: Array
 
@@ -48,6 +50,9 @@ class GroupMoments:
 class EngineResult:
     advantages: dict[str, Array]  # (N,) per scheme, in the rows' order
     moments: GroupMoments
+    # with `squares`: (n,) per scheme, in group-code order, the sum over each group of its
+    # squared advantages (scale^2 x the numerator's, times the step's whitening factor^2)
+    squares: dict[str, Array] = field(default_factory=dict)
 
 
 def run(
@@ -62,10 +67,13 @@ def run(
     eps: float = 0.0,
     primary: int = 0,
     missing: bool = False,
+    squares: bool = False,
 ) -> EngineResult:
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
-    0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward."""
+    0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward.
+    `squares`: also each scheme's sum of squared advantages per group (`EngineResult.squares`:
+    from the numerators' sums of squares, no pass over the advantages)."""
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
@@ -79,7 +87,9 @@ def run(
     numerators: dict[str, Array] = {}
     s = None  # missing rewards: s = sum_k w_k r_k, a missing reward adding nothing
     present = None  # missing rewards: rows with at least one reward (layout, bool)
-    moments: dict[str, list[Array]] = {"count": [], "mean": [], "std": [], "lo": [], "hi": []}
+    moments: dict[str, list[Array]] = {
+        "count": [], "mean": [], "std": [], "lo": [], "hi": [], "square": []
+    }  # fmt: skip
 
     for k, column in enumerate(columns):
         col = seg.layout(column)
@@ -102,7 +112,8 @@ def run(
             centred = xp.where(ok, centred, 0.0)
         dof = count - ddof
         varies = (hi != lo) & (dof > 0)  # decided exactly, not by a rounded std
-        var = seg.sumsq(centred) / xp.where(dof > 0, dof, 1.0)
+        square = seg.sumsq(centred)  # (n,)
+        var = square / xp.where(dof > 0, dof, 1.0)
         std = xp.where(varies, xp.sqrt(var), 0.0)  # (n,)
         terms = [
             (kind, table.coefficients(kind, k, std, weights[k], eps, primary)) for kind in kinds
@@ -118,7 +129,7 @@ def run(
                 numerators[kind] += term  # in place, numpy and torch alike
             else:
                 numerators[kind] = term
-        for name, value in zip(moments, (count, mean, std, lo, hi), strict=True):
+        for name, value in zip(moments, (count, mean, std, lo, hi, square), strict=True):
             moments[name].append(value)
 
     stack = {name: xp.stack(values, axis=0) for name, values in moments.items()}  # (K, n)
@@ -138,31 +149,47 @@ def run(
     def magnitude(kind: str) -> Array:
         return table.magnitude(kind, w, stack["mean"], stack["std"], lo_0, hi_0, eps)
 
+    square_of: dict[str, Array] = {}  # numerator -> its sum of squares over each group (n,)
+
+    def numerator_square(kind: str) -> Array:
+        if kind not in square_of:  # the primary numerator is the centred primary objective
+            primary_square = kind == table.PRIMARY
+            square_of[kind] = (
+                stack["square"][primary] if primary_square else seg.sumsq(numerators[kind])
+            )
+        return square_of[kind]
+
     own: dict[str, Array] = {}  # numerator -> its std over each group (n,)
 
     def own_std(kind: str) -> Array:
         if kind not in own:
-            square = seg.sumsq(numerators[kind])
             inv_dof = scored_inv_dof if kind == table.SUMMED else full_inv_dof
-            own[kind] = table.own_std(square, inv_dof, magnitude(kind))
+            own[kind] = table.own_std(numerator_square(kind), inv_dof, magnitude(kind))
         return own[kind]
 
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
     last = {table.numerator_of(name, missing): name for name in schemes}  # numerator -> its last
     advantages: dict[str, Array] = {}
+    square_sums: dict[str, Array] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing)
         spread = table.Spread(
             stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
         )
+        scale = scheme.scale(spread, eps)  # (n,)
+        if squares and not scheme.whitened:  # before the numerator is scaled in place
+            square_sums[name] = scale * scale * numerator_square(kind)
         if last[kind] == name:  # the numerator's last use: scaled in place, no (N,) temporary
             adv = numerators.pop(kind)
-            adv *= seg.expand(scheme.scale(spread, eps))
+            adv *= seg.expand(scale)
         else:
-            adv = numerators[kind] * seg.expand(scheme.scale(spread, eps))
+            adv = numerators[kind] * seg.expand(scale)
         if scheme.whitened:  # over the rows with a reward (TRL 1.16 leaves the others out)
-            adv = _whiten(adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, present)
+            adv, square = _whiten(
+                adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, present
+            )
+            square_sums[name] = square
         if present is not None:
             adv = xp.where(present, adv, 0.0)
         advantages[name] = seg.flat(adv)
@@ -177,10 +204,13 @@ def run(
         std=to_codes(stack["std"]),
         lo=to_codes(stack["lo"]),
         hi=to_codes(stack["hi"]),
+        square=to_codes(stack["square"]),
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
         rc_std=to_codes(rc_std),
     )
-    return EngineResult(advantages, result)
+    if not squares:
+        return EngineResult(advantages, result)
+    return EngineResult(advantages, result, {n: to_codes(v) for n, v in square_sums.items()})
 
 
 def _whiten(
@@ -192,10 +222,11 @@ def _whiten(
     ddof: int,
     eps: float,
     rows: Array | None = None,
-) -> Array:
+) -> tuple[Array, Array]:
     """values (seg's layout) centred on the mean of their step and times the table's whitening
-    factor; magnitude (n,) the size of each group's terms (the noise floor's scale). `rows`
-    (layout, bool): the rows whitened over (None: all); the others come out 0."""
+    factor, and (n,) the sum over each group of the result's squares; magnitude (n,) the size
+    of each group's terms (the noise floor's scale). `rows` (layout, bool): the rows whitened
+    over (None: all); the others come out 0."""
     xp = namespace(values)
     if rows is None:
         size_f = xp.astype(seg.sizes(values), values.dtype)
@@ -230,8 +261,9 @@ def _whiten(
     centred = values - seg.expand(down(mean))
     if rows is not None:
         centred = xp.where(rows, centred, 0.0)
-    factor = table.whitening(up(seg.sumsq(centred)), count, top(magnitude), ddof, eps)
-    return centred * seg.expand(down(factor))
+    square = seg.sumsq(centred)  # (n,)
+    factor = down(table.whitening(up(square), count, top(magnitude), ddof, eps))  # (n,)
+    return centred * seg.expand(factor), factor * factor * square
 
 
 def to_numpy(result: EngineResult) -> EngineResult:
@@ -242,4 +274,8 @@ def to_numpy(result: EngineResult) -> EngineResult:
 
     m = result.moments
     moments = GroupMoments(*(host(getattr(m, f)) for f in GroupMoments.__dataclass_fields__))
-    return EngineResult({name: host(adv) for name, adv in result.advantages.items()}, moments)
+    return EngineResult(
+        {name: host(adv) for name, adv in result.advantages.items()},
+        moments,
+        {name: host(square) for name, square in result.squares.items()},
+    )

@@ -128,9 +128,10 @@ class _Compact:
 
 
 class _Statistics:
-    def __init__(self, minimum: int) -> None:
+    def __init__(self, minimum: int, maximum: int) -> None:
         self.has_min_max = True
         self.min = minimum
+        self.max = maximum
 
 
 class _Column:
@@ -238,7 +239,7 @@ class Footer:
         return {kv[1]: kv.get(2, b"") for kv in pairs}
 
     def _int_statistics(self, group: int, index: int) -> _Statistics:
-        """The column's minimum in the row group where it is a signed integer with exact
+        """The column's minimum and maximum in the row group where it is a signed integer with exact
         new-style statistics (what polars and pyarrow write); _Undecodable otherwise."""
         created_by = self._fields.get(6, b"")
         if not isinstance(created_by, bytes) or created_by.startswith(b"parquet-mr"):
@@ -261,7 +262,10 @@ class Footer:
         low = stats[6]
         if len(low) != width or len(stats[5]) != width:
             raise _Undecodable("statistics of the wrong width")
-        return _Statistics(int.from_bytes(low, "little", signed=True))
+        return _Statistics(
+            int.from_bytes(low, "little", signed=True),
+            int.from_bytes(stats[5], "little", signed=True),
+        )
 
 
 def _decode(path: Path) -> Footer:

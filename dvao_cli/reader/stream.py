@@ -105,6 +105,89 @@ def _step_floors(spec: LogSpec, batch_rows: int) -> tuple[np.ndarray, np.ndarray
     return np.array(ends, dtype=np.int64), np.append(floors, math.inf), part_rows
 
 
+# A read of the planned ranges: (index of the part in LogSpec.parts, its first row, rows)
+Read = tuple[int, int, int]
+
+
+def plan_ranges(spec: LogSpec, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[list[Read]] | None:
+    """The log as ranges of whole steps of about `chunk_rows` rows, from the footers alone:
+    what lets separate processes each read and analyze their own ranges (`read_range`).
+
+    A range ends after a row group only where every step before is below every step after
+    (the row groups' step minima and maxima): no step is cut, whatever the files' order. None
+    when the footers cannot promise that at a useful grain, and `iter_frames` (which looks at
+    the steps it reads) takes the log instead: no step statistics, a row group of more than
+    4 x chunk_rows rows, steps spread further than 8 x chunk_rows rows, hive partitions, a
+    trainer log built in memory, or the long layout.
+    """
+    from pathlib import Path
+
+    if spec.long or spec.hive or not all(isinstance(part, Path) for part in spec.parts):
+        return None
+    blocks: list[tuple[int, int, int]] = []  # (part, first row, rows) of each row group
+    lows: list[float] = []
+    highs: list[float] = []
+    for index, meta in enumerate(spec.footers):
+        names = [meta.schema.column(i).path for i in range(meta.num_columns)]
+        if STEP not in names:
+            return None
+        col = names.index(STEP)
+        offset = 0
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            rows = group.num_rows
+            if rows == 0:
+                continue
+            stats = group.column(col).statistics
+            if stats is None or not stats.has_min_max or rows > 4 * chunk_rows:
+                return None
+            blocks.append((index, offset, rows))
+            lows.append(float(stats.min))
+            highs.append(float(stats.max))
+            offset += rows
+    if not blocks:
+        return None
+    # after block j the cut is clean when max(highs[:j + 1]) < min(lows[j + 1:])
+    before = list(highs)
+    for j in range(1, len(before)):
+        before[j] = max(before[j], before[j - 1])
+    after = [*lows[1:], math.inf]  # after[j]: the smallest step after block j
+    for j in range(len(after) - 2, -1, -1):
+        after[j] = min(after[j], after[j + 1])
+    ranges: list[list[Read]] = []
+    current: list[Read] = []
+    rows_in = 0
+    for j, (part, offset, rows) in enumerate(blocks):
+        if current and current[-1][0] == part and sum(current[-1][1:]) == offset:
+            current[-1] = (part, current[-1][1], current[-1][2] + rows)  # one read per file
+        else:
+            current.append((part, offset, rows))
+        rows_in += rows
+        if before[j] < after[j] and (rows_in >= chunk_rows or j == len(blocks) - 1):
+            ranges.append(current)
+            current, rows_in = [], 0
+        elif rows_in > 8 * chunk_rows:
+            return None
+    return ranges
+
+
+def read_range(spec: LogSpec, reads: Sequence[Read]) -> pl.DataFrame:
+    """One planned range (`plan_ranges`) as a frame of whole steps: the columns `iter_frames`
+    reads, without `row`."""
+    import polars as pl
+
+    columns = [*columns_for(spec, ()), *spec.objectives]
+    try:
+        frames = [
+            spec.read(spec.parts[part], first, rows, columns, None) for part, first, rows in reads
+        ]
+        return frames[0] if len(frames) == 1 else pl.concat(frames, how="vertical_relaxed")
+    except InputError:
+        raise
+    except Exception as err:
+        raise read_error(spec, err) from None
+
+
 def iter_frames(
     spec: LogSpec,
     *,

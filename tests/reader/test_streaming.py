@@ -98,3 +98,62 @@ def test_a_log_in_one_big_row_group_still_streams(tmp_path: Path, statistics: bo
     frames = list(iter_frames(open_log(path), chunk_rows=50))
     assert max(f.height for f in frames) <= 50 + 15
     assert pl.concat(frames)["row"].to_list() == list(range(600))
+
+
+def _plan_rows(ranges) -> list[int]:
+    return [sum(rows for _, _, rows in reads) for reads in ranges]
+
+
+def test_planned_ranges_end_only_between_whole_steps(tmp_path: Path) -> None:
+    from dvao_cli.reader.stream import plan_ranges, read_range
+
+    frame = small_log(steps=12, groups=2, size=5)  # 10 rows a step
+    path = tmp_path / "log.parquet"
+    frame.write_parquet(path, row_group_size=15)  # row groups cut steps in half
+    spec = open_log(path)
+    ranges = plan_ranges(spec, chunk_rows=20)
+    assert ranges is not None and len(ranges) > 1
+    assert sum(_plan_rows(ranges)) == 120
+    seen: list[int] = []
+    for reads in ranges:
+        steps = read_range(spec, reads)["step"].to_list()
+        assert not set(steps) & set(seen)  # no step in two ranges
+        seen += sorted(set(steps))
+    assert seen == list(range(12))
+    # the frames the streaming reader makes hold the same rows, in the same order
+    planned = pl.concat([read_range(spec, reads) for reads in ranges])
+    streamed = pl.concat(list(iter_frames(spec, chunk_rows=20, row_index=False)))
+    assert planned.equals(streamed)
+
+
+def test_planned_ranges_span_files(tmp_path: Path) -> None:
+    from dvao_cli.reader.stream import plan_ranges, read_range
+
+    frame = small_log(steps=6, groups=2, size=4)  # 8 rows a step
+    frame.slice(0, 20).write_parquet(tmp_path / "a.parquet")  # step 2 is in both files
+    frame.slice(20).write_parquet(tmp_path / "b.parquet")
+    spec = open_log(tmp_path)
+    ranges = plan_ranges(spec, chunk_rows=8)
+    assert ranges is not None
+    assert ranges[0] == [(0, 0, 20), (1, 0, 28)]  # no clean cut inside step 2: one range
+    assert pl.concat([read_range(spec, r) for r in ranges])["step"].to_list() == (
+        frame["step"].to_list()
+    )
+
+
+def test_no_plan_where_the_footers_promise_nothing(tmp_path: Path) -> None:
+    from dvao_cli.reader.stream import plan_ranges
+
+    frame = small_log(steps=8, groups=2, size=4)
+    plain = tmp_path / "plain.parquet"
+    frame.write_parquet(plain, statistics=False)
+    assert plan_ranges(open_log(plain), chunk_rows=8) is None  # no step statistics
+    big = tmp_path / "big.parquet"
+    frame.write_parquet(big, row_group_size=64)
+    assert plan_ranges(open_log(big), chunk_rows=8) is None  # a row group of 8 x chunk_rows
+    spread = tmp_path / "spread.parquet"  # steps 0..7 then 0..7 again: never a clean cut
+    pl.concat([frame, frame.with_columns(pl.col("sample_id") + 4)]).write_parquet(
+        spread, row_group_size=8
+    )
+    assert plan_ranges(open_log(spread), chunk_rows=2) is None
+    assert plan_ranges(open_log(spread), chunk_rows=64) == [[(0, 0, 128)]]  # one range
