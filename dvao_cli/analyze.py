@@ -45,6 +45,7 @@ from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 from dvao_cli.runtime import gpu_present
 from dvao_cli.summary import RunSettings, Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums, objective_sums
+from dvao_cli.workers import WorkerPool
 
 if TYPE_CHECKING:
     import torch
@@ -160,19 +161,19 @@ def analyze(
     fail_on: Sequence[str] = (),
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int = 1,
-    processes: bool = False,
+    processes: bool | WorkerPool = False,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
     `workers` chunks are computed at once on threads (the command line uses one per core, with
     one torch thread each); results are combined in input order either way. With `processes`
-    (the command line's choice), a log of at least PROCESS_MIN_ROWS rows whose footers plan its
-    ranges of whole steps (`reader.stream.plan_ranges`) is computed by this process and
-    workers - 1 spawned ones, each reading its own ranges (threads share one interpreter: two
-    of them reach 1.3x one, two processes 1.9x; numbers are the same, bit for bit). A script
-    that sets it must guard its entry point with `if __name__ == "__main__":` (spawned
-    processes import it). `device` is where
+    (the command line's choice: True, or a `workers.WorkerPool` to use), a log of at
+    least PROCESS_MIN_ROWS rows whose footers plan its ranges of whole steps
+    (`reader.stream.plan_ranges`) is computed by this process and workers - 1 spawned ones,
+    each reading its own ranges; the numbers are the same, bit for bit. A script that sets it
+    must guard its entry point with `if __name__ == "__main__":` (spawned processes import it).
+    `device` is where
     the advantage engine runs when a chunk needs it (chunks with few distinct rewards are
     summarised on the CPU from their pattern counts, the fastest place for them; the engine
     runs there only for per-response output).
@@ -221,7 +222,11 @@ def analyze(
         if processes and workers > 1 and out_dir is None and total_rows >= PROCESS_MIN_ROWS:
             ranges = plan_ranges(spec, chunk_rows) if cfg.device is None else None
         if ranges is not None and len(ranges) > 1:
-            results = _in_processes(ranges, cfg, workers)
+            if isinstance(processes, WorkerPool):
+                pool = processes
+            else:  # stopped with the stack: on an error or Ctrl-C too
+                pool = stack.enter_context(WorkerPool(workers))
+            results = _in_processes(ranges, cfg, pool)
         else:
             # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
             one_chunk = 0 < total_rows <= chunk_rows
@@ -626,27 +631,11 @@ class _Counts:
         )  # fmt: skip
 
 
-_WORKER_CFG: list[_Settings] = []  # a worker process's settings, from its initializer
-
-
-def _worker_start(cfg: _Settings) -> None:
-    """A spawned worker's set-up: the command line's allocator tuning, Ctrl-C left to the
-    parent (which stops the workers: no traceback from each), its settings."""
-    import signal
-
-    from dvao_cli.runtime import tune_for_streaming
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    tune_for_streaming()
-    _WORKER_CFG[:] = [cfg]
-
-
-def _map_range(reads: list[Read], cfg: _Settings | None = None) -> _ChunkResult:
-    """Read one planned range and compute its sums; in a worker process the result goes back
-    without the rows (`_Counts`), and a reader's panic as the InputError naming the log."""
+def _map_range(reads: list[Read], cfg: _Settings) -> _ChunkResult:
+    """Read one planned range and compute its sums; the result goes back without the rows
+    (`_Counts`: a worker process sends it), a reader's panic as the InputError naming the log."""
     from dvao_cli.errors import is_panic, panic_error
 
-    cfg = cfg or _WORKER_CFG[0]
     try:
         res = _map(read_range(cfg.spec, reads), cfg)
     except BaseException as err:
@@ -657,31 +646,26 @@ def _map_range(reads: list[Read], cfg: _Settings | None = None) -> _ChunkResult:
     return res
 
 
-def _in_processes(ranges: list[list[Read]], cfg: _Settings, workers: int) -> Iterator[_ChunkResult]:
-    """The ranges' results in input order, computed by this process and workers - 1 spawned
-    ones. This process takes the next range itself whenever each worker has two waiting, so
-    none idles while another still starts; on an error or Ctrl-C the workers are stopped."""
-    import multiprocessing
+def _in_processes(
+    ranges: list[list[Read]], cfg: _Settings, pool: WorkerPool
+) -> Iterator[_ChunkResult]:
+    """The ranges' results in input order, computed by this process and the pool's workers.
+    This process takes the next range itself whenever each worker has two waiting, so none
+    idles while another still starts."""
     from collections import deque
 
-    context = multiprocessing.get_context("spawn")  # not fork: polars' threads are running
-    settings = replace(cfg, spec=replace(cfg.spec))  # without the footers read here
-    pool = context.Pool(workers - 1, initializer=_worker_start, initargs=(settings,))
+    settings = replace(cfg, spec=replace(cfg.spec))  # sent with each range: not the footers
+    slots = 2 * (pool.workers - 1)
     pending: deque[tuple[bool, Any]] = deque()  # in range order: (sent, AsyncResult | result)
-    try:
-        for reads in ranges:
-            if sum(sent for sent, _ in pending) < 2 * (workers - 1):
-                pending.append((True, pool.apply_async(_map_range, (reads,))))
-            else:
-                pending.append((False, _map_range(reads, cfg)))
-            while pending and (not pending[0][0] or pending[0][1].ready()):
-                yield _result(pending.popleft())
-        while pending:
+    for reads in ranges:
+        if sum(sent for sent, _ in pending) < slots:
+            pending.append((True, pool.submit(_map_range, reads, settings)))
+        else:
+            pending.append((False, _map_range(reads, cfg)))
+        while pending and (not pending[0][0] or pending[0][1].ready()):
             yield _result(pending.popleft())
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
+    while pending:
+        yield _result(pending.popleft())
 
 
 def _result(item: tuple[bool, Any]) -> _ChunkResult:

@@ -464,3 +464,15 @@ def test_an_error_in_a_worker_process_is_one_line(cli, tmp_path: Path, monkeypat
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.err
     assert "rm_score" in lines[0] and "NaN" in lines[0], lines[0]
+
+
+def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
+    import os
+
+    from dvao_cli.workers import WorkerDied, WorkerPool
+
+    with WorkerPool(2) as pool:
+        task = pool.submit(os._exit, 9)  # as the kernel's OOM killer would end it
+        with pytest.raises(WorkerDied, match="ended abruptly"):
+            task.get()
+        assert WorkerDied("x").exit_code == 2
