@@ -45,7 +45,7 @@ from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 from dvao_cli.runtime import gpu_present
 from dvao_cli.summary import RunSettings, Summary, build_summary
 from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums, objective_sums
-from dvao_cli.workers import WorkerPool
+from dvao_cli.workers import PROCESS_MIN_ROWS, WorkerPool
 
 if TYPE_CHECKING:
     import torch
@@ -58,9 +58,6 @@ OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
 # float64 column at 1 MiB, in the cache; per-piece overhead is ~3% here (64k: 1.05x, 2M: 1.5x
 # the time per row, benchmarks/engine_pieces.py)
 ENGINE_PIECE_ROWS = 1 << 18
-# Logs from this many rows are computed in worker processes when the caller allows it (the
-# command line): below it, spawning them (0.3 s each) costs more than it saves (measured).
-PROCESS_MIN_ROWS = 8_000_000
 
 
 @dataclass

@@ -4,18 +4,24 @@ Threads share one interpreter: on two cores, two of them computed a 100M-row log
 fast as one. Worker processes each read and compute their own ranges of whole steps
 (`reader.stream.plan_ranges`) and send back a few sums per step. A spawned worker takes about
 0.3 s to import numpy, polars and dvao, so they are used for large logs only
-(`analyze.PROCESS_MIN_ROWS`). They are spawned, not forked: forking a process whose polars
-threads run can deadlock. Starting them before the command's own imports bought nothing
-(measured: the parent's reader already keeps both cores busy then).
+(PROCESS_MIN_ROWS), and the command line starts them before its own imports when the LOG
+files' footers already say the log is that large (`start_early`: 0.15 s of a 3.7 s run,
+measured). They are spawned, not forked: forking a process whose polars threads run can
+deadlock.
 
 Importing this module loads neither numpy nor polars.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from dvao_cli.errors import DvaoError
+
+# Logs from this many rows are computed in worker processes when the caller allows it (the
+# command line): below it, spawning them costs more than it saves (measured).
+PROCESS_MIN_ROWS = 8_000_000
 
 
 class WorkerDied(DvaoError):
@@ -28,7 +34,8 @@ class WorkerPool:
     A worker that dies (killed by the kernel for memory, say) fails its range and every later
     one with `WorkerDied`, never a wait without end."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, start: bool = False) -> None:
+        """`start`: spawn the workers now rather than with the first range."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -38,6 +45,9 @@ class WorkerPool:
             mp_context=multiprocessing.get_context("spawn"),  # not fork: polars' threads run
             initializer=_worker_start,
         )
+        if start:
+            for _ in range(workers - 1):
+                self._pool.submit(int)  # a task each: the executor spawns a worker per task
 
     def submit(self, fn: Any, *args: Any) -> Any:
         """A future of fn(*args) in a worker; its result() raises WorkerDied for a dead one."""
@@ -88,3 +98,23 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     tune_for_streaming()
     import dvao_cli.analyze  # noqa: F401
+
+
+def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
+    """Workers started now for LOG arguments that are Parquet files of at least
+    PROCESS_MIN_ROWS rows together (from their footers, decoded here without numpy or
+    polars); None for anything else (a folder, a glob, a trainer log, a smaller log: the
+    analysis starts its workers itself if it needs them)."""
+    from pathlib import Path
+
+    from dvao_cli.reader.footer import _decode
+
+    if workers < 2:
+        return None
+    rows = 0
+    for log in logs:
+        try:
+            rows += _decode(Path(log)).num_rows
+        except Exception:  # not a Parquet file this decoder reads: decided later
+            return None
+    return WorkerPool(workers, start=True) if rows >= PROCESS_MIN_ROWS else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -103,48 +104,52 @@ def command(
     ragged: RaggedOpt = False,
 ) -> None:
     from dvao_cli.runtime import stream_workers, tune_for_streaming
+    from dvao_cli.workers import start_early
 
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
-    from dvao_cli.analyze import analyze
-    from dvao_cli.console import get_console, info, printable, progress
-    from dvao_cli.errors import GateFailure, reading
-    from dvao_cli.io import dumps_json
-    from dvao_cli.options import SCHEMES, parse_weights
-    from dvao_cli.reader.chunk import warn_skipped
+    workers = stream_workers()
+    # a large log's worker processes start now: their imports overlap the ones below
+    with start_early(log, workers) or nullcontext() as early:
+        from dvao_cli.analyze import analyze
+        from dvao_cli.console import get_console, info, printable, progress
+        from dvao_cli.errors import GateFailure, reading
+        from dvao_cli.io import dumps_json
+        from dvao_cli.options import SCHEMES, parse_weights
+        from dvao_cli.reader.chunk import warn_skipped
 
-    weights = parse_weights(weight)
-    schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
-    label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
-    with progress("analyze", total=None) as bar, reading(label):
-        result = analyze(
-            log_source(log, log_format, group_size, ragged),
-            objectives=objective,
-            weights=weights,
-            schemes=schemes,
-            ddof=ddof,
-            eps=eps,
-            nan=nan.value,
-            device=device.value,
-            out_dir=out,
-            fail_on=fail_on or (),
-            chunk_rows=chunk_rows,
-            workers=stream_workers(),
-            processes=True,
-            on_progress=lambda done, total: bar.update(completed=done, total=total or None),
-        )
-    summary = result.summary
-    if summary.skipped_groups:
-        warn_skipped(label, summary.skipped_groups)
-    if json_out:
-        print(dumps_json(summary.to_json()))
-    else:
-        from dvao_cli.report import render  # rich: not for --json (20 ms of start-up)
+        weights = parse_weights(weight)
+        schemes = [s.value for s in scheme] if scheme else list(SCHEMES)
+        label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
+        with progress("analyze", total=None) as bar, reading(label):
+            result = analyze(
+                log_source(log, log_format, group_size, ragged),
+                objectives=objective,
+                weights=weights,
+                schemes=schemes,
+                ddof=ddof,
+                eps=eps,
+                nan=nan.value,
+                device=device.value,
+                out_dir=out,
+                fail_on=fail_on or (),
+                chunk_rows=chunk_rows,
+                workers=workers,
+                processes=early or True,
+                on_progress=lambda done, total: bar.update(completed=done, total=total or None),
+            )
+        summary = result.summary
+        if summary.skipped_groups:
+            warn_skipped(label, summary.skipped_groups)
+        if json_out:
+            print(dumps_json(summary.to_json()))
+        else:
+            from dvao_cli.report import render  # rich: not for --json (20 ms of start-up)
 
-        render(summary, get_console(), label)
-    for path in result.written:
-        info(f"wrote {path}")
-    if result.trips:
-        for trip in result.trips:
-            print(f"gate tripped: {printable(trip.message(), one_line=True)}", file=sys.stderr)
-        n = len(result.trips)
-        raise GateFailure(f"{n} --fail-on condition{'s' if n > 1 else ''} tripped")
+            render(summary, get_console(), label)
+        for path in result.written:
+            info(f"wrote {path}")
+        if result.trips:
+            for trip in result.trips:
+                print(f"gate tripped: {printable(trip.message(), one_line=True)}", file=sys.stderr)
+            n = len(result.trips)
+            raise GateFailure(f"{n} --fail-on condition{'s' if n > 1 else ''} tripped")
