@@ -105,6 +105,8 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
     PROCESS_MIN_ROWS rows together (from their footers, decoded here without numpy or
     polars); None for anything else (a folder, a glob, a trainer log, a smaller log: the
     analysis starts its workers itself if it needs them)."""
+    import os
+    import stat
     from pathlib import Path
 
     from dvao_cli.reader.footer import _decode
@@ -114,6 +116,8 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
     rows = 0
     for log in logs:
         try:
+            if not stat.S_ISREG(os.stat(log).st_mode):  # a FIFO would block the open
+                return None
             rows += _decode(Path(log)).num_rows
         except Exception:  # not a Parquet file this decoder reads: decided later
             return None
