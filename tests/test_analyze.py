@@ -421,45 +421,43 @@ def _continuous_log(tmp_path: Path, steps: int = 12, nan_at: int | None = None) 
     return path
 
 
-def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, monkeypatch) -> None:
+@pytest.fixture
+def in_processes(monkeypatch) -> list[int]:
+    """Worker processes for any log size; the list gets the ranges of each run that used them."""
     import dvao_cli.analyze as module
 
-    log = _continuous_log(tmp_path)
-    alone = analyze(log, chunk_rows=24).summary.to_json()
     used: list[int] = []
     real = module._in_processes
 
-    def spy(ranges, cfg, workers):
+    def spy(ranges, cfg, pool):
         used.append(len(ranges))
-        yield from real(ranges, cfg, workers)
+        yield from real(ranges, cfg, pool)
 
     monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
     monkeypatch.setattr(module, "_in_processes", spy)
+    return used
+
+
+def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, in_processes) -> None:
+    log = _continuous_log(tmp_path)
+    alone = analyze(log, chunk_rows=24).summary.to_json()
+    assert in_processes == []
     ticks: list[tuple[int, int]] = []
     shared = analyze(
         log, chunk_rows=24, workers=2, processes=True, on_progress=lambda *a: ticks.append(a)
     ).summary.to_json()
-    assert used == [6]  # six ranges of two steps, shared by this process and one worker
+    assert in_processes == [6]  # six ranges of two steps, shared by this process and one worker
     assert json.dumps(shared, sort_keys=True) == json.dumps(alone, sort_keys=True)
     assert ticks[-1] == (144, 144) and len(ticks) == 6
 
 
-def test_an_error_in_a_worker_process_is_one_line(cli, tmp_path: Path, monkeypatch) -> None:
-    import dvao_cli.analyze as module
-
-    used: list[int] = []
-    real = module._in_processes
-
-    def spy(ranges, cfg, workers):
-        used.append(len(ranges))
-        yield from real(ranges, cfg, workers)
-
-    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
-    monkeypatch.setattr(module, "_in_processes", spy)
+def test_an_error_in_a_worker_process_is_one_line(
+    cli, tmp_path: Path, monkeypatch, in_processes
+) -> None:
     monkeypatch.setenv("DVAO_WORKERS", "2")
     log = _continuous_log(tmp_path, steps=200, nan_at=1500)  # in the second range of three
     result = cli("analyze", log, "--chunk-rows", "1000", "--json")
-    assert used == [3]
+    assert in_processes == [3]
     assert result.code == 2, result.err
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.err
