@@ -1,8 +1,11 @@
 """`dvao analyze`'s core: plan, map, reduce over ranges of whole steps.
 
   * plan: the ranges of whole steps to read, from the Parquet footers' step floors
-    (`reader.stream.iter_frames`), read ahead on a reader thread (`_plan`);
-  * map: each range's per-step sums, a few numbers per step (`_map`, on worker threads; pure);
+    (`reader.stream.iter_frames`), read ahead on a reader thread (`_plan`); for a large log
+    whose footers promise whole steps per range (`reader.stream.plan_ranges`), all at once;
+  * map: each range's per-step sums, a few numbers per step (`_map`; pure): on worker threads,
+    or for a large log in this process and spawned worker processes that each read their own
+    ranges (`_in_processes`, `workers.WorkerPool`);
   * reduce: the sums of every range, in input order (`_Accumulator.add`), then the summary
     (`_finish`).
 
@@ -374,7 +377,7 @@ class _Settings:
     has_logged: bool
     write_advantages: bool
     spec: LogSpec
-    chunk_rows: int  # the engine works on pieces of whole steps of about this many rows
+    chunk_rows: int  # rows per chunk; the engine takes at most ENGINE_PIECE_ROWS of them at once
 
     @cached_property
     def device(self) -> torch.device | None:
