@@ -128,9 +128,13 @@ def run(
             (kind, table.coefficients(kind, k, std, weights[k], eps, primary)) for kind in kinds
         ]
         terms = [(kind, c) for kind, c in terms if c is not None]  # None: no term of objective k
+        # a coefficient of 1 in every group (the primary numerator's) last: its term is the
+        # centred column itself, no multiplication
+        terms.sort(key=lambda term: bool(xp.all(term[1] == 1.0)))
         for i, (kind, c) in enumerate(terms):
             if i == len(terms) - 1:  # centred's last use: scaled in place, no (N,) temporary
-                centred *= seg.expand(c)
+                if not bool(xp.all(c == 1.0)):
+                    centred *= seg.expand(c)
                 term = centred
             else:
                 term = centred * seg.expand(c)
