@@ -14,6 +14,7 @@ Importing this module loads neither numpy nor polars.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -92,12 +93,24 @@ def _worker_start() -> None:
     """A worker's set-up: Ctrl-C left to the parent (which stops the workers: no traceback
     from each), the command line's allocator tuning, and the imports its tasks need."""
     import signal
+    import threading
 
     from dvao_cli.runtime import tune_for_streaming
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     tune_for_streaming()
     import dvao_cli.analyze  # noqa: F401
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its parent is gone (killed with SIGKILL, say): the executor's
+    queue would keep it waiting, and holding the parent's stdout, for ever."""
+    import time
+
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(0)
 
 
 def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
@@ -105,7 +118,6 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
     PROCESS_MIN_ROWS rows together (from their footers, decoded here without numpy or
     polars); None for anything else (a folder, a glob, a trainer log, a smaller log: the
     analysis starts its workers itself if it needs them)."""
-    import os
     import stat
     from pathlib import Path
 

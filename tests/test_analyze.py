@@ -474,3 +474,34 @@ def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
         with pytest.raises(WorkerDied, match="ended abruptly"):
             task.get()
         assert WorkerDied("x").exit_code == 2
+
+
+def test_worker_processes_end_when_their_parent_is_killed() -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from dvao_cli.workers import WorkerPool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = WorkerPool(2)\n"
+        "    print(pool.submit(os.getpid).get(), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    os.kill(parent.pid, signal.SIGKILL)  # no clean-up runs in the parent
+    parent.wait()
+    for _ in range(50):
+        try:
+            with open(f"/proc/{worker}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":  # ended, not yet reaped
+                    return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the worker outlived its parent by 5 s")
