@@ -57,9 +57,10 @@ if TYPE_CHECKING:
 ADVANTAGES_FILE = "advantages.parquet"
 TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
 OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
-# Rows the row engine takes at once (whole steps; a larger step is one piece): 2^17 rows keep a
-# float64 column at 1 MiB, in the cache; per-piece overhead is ~3% here (64k: 1.05x, 2M: 1.5x
-# the time per row, benchmarks/engine_pieces.py)
+# Rows the row engine takes at once (whole steps; a larger step is one piece): 2^18 rows, a
+# 2 MiB float64 column. With the command line's allocator tuning, 2^16-2^19 cost the same per
+# row within noise, 2M rows 1.07-1.1x (`benchmarks/analyze_map_bench.py --piece-rows N`);
+# without it, 2M-row pieces pay page faults for every fresh (N,) buffer.
 ENGINE_PIECE_ROWS = 1 << 18
 
 
@@ -422,8 +423,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     frame = chunk.frame
     found = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
     per_response = cfg.has_logged or cfg.write_advantages
-    # the engine makes a few dozen passes over (N,) buffers: on pieces that stay in the CPU's
-    # cache (and come from the heap, not from fresh pages) they cost 0.65x (benchmarks/)
+    # the engine makes a few dozen passes over (N,) buffers: pieces of ENGINE_PIECE_ROWS
     pieces = (
         chunk.split(min(cfg.chunk_rows, ENGINE_PIECE_ROWS)) if found is None or per_response else []
     )

@@ -66,6 +66,12 @@ class ChunkIndex:
             return row_max(self.grouped(values))
         return np.maximum.reduceat(values, self.starts)
 
+    def group_count(self, mask: np.ndarray) -> np.ndarray:
+        """(G,) int64: how many rows of each group `mask` (N,) bool marks."""
+        if self.uniform and self.uniform <= 255:  # summed as bytes: the count fits in one
+            return np.einsum("ij->i", self.grouped(mask).view(np.uint8)).astype(np.int64)
+        return self.group_sum(mask.astype(np.float64)).astype(np.int64)
+
     def group_dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(G,) sum over each group of a * b, without an (N,) temporary when uniform."""
         if self.uniform:
@@ -77,16 +83,13 @@ def distinct_per_group(values: np.ndarray, ix: ChunkIndex, tol: float = 0.0) -> 
     """Number of distinct values of `values` (N,) in each group, shape (G,): sorted, a value
     more than `tol` above the previous one is a new one."""
     if ix.uniform:
-        size = ix.uniform
         ordered = np.sort(ix.grouped(values), axis=1).reshape(-1)  # (N,) sorted in each group
-        # gaps between neighbours in one flat pass, the one across each group's end cleared;
-        # counted as bytes per group (2.4x the (G, size - 1) float gaps, measured)
+        # gaps between neighbours in one flat pass, the one across each group's end cleared
+        # (2.4x faster than (G, size - 1) float gaps, measured)
         gaps = np.empty(ordered.shape[0], dtype=bool)
         np.greater(ordered[1:] - ordered[:-1], tol, out=gaps[:-1])
-        gaps[size - 1 :: size] = False
-        if size <= 255:  # the count fits the byte sums
-            return 1 + np.einsum("ij->i", ix.grouped(gaps).view(np.uint8)).astype(np.int64)
-        return 1 + row_sum(ix.grouped(gaps).astype(np.float64)).astype(np.int64)
+        gaps[ix.uniform - 1 :: ix.uniform] = False
+        return 1 + ix.group_count(gaps)
     order = np.lexsort((values, ix.group))  # by group, then value
     ordered, sorted_group = values[order], ix.group[order]
     new_value = np.ones(ordered.shape[0], dtype=bool)
@@ -138,19 +141,19 @@ def distinct_reward_vectors(
     for counts in distinct_adv:
         np.maximum(known, counts, out=known)
     rest = np.flatnonzero(known < ix.uniform)  # (R,) groups to sort
-    counts = np.full(ix.n_groups, ix.uniform, dtype=np.int64)
-    if rest.shape[0] == ix.n_groups:
+    if rest.shape[0] == ix.n_groups:  # no group known: sort them all, without a copy
         return distinct_per_group(reward_vector_keys(columns, missing), ix)
-    if rest.shape[0]:
-        sub = ChunkIndex(
-            np.repeat(np.arange(rest.shape[0]), ix.uniform),
-            np.full(rest.shape[0], ix.uniform),
-            np.zeros(rest.shape[0], dtype=np.int64),
-            ix.steps[:1],
-            ix.uniform,
-        )
+    counts = np.full(ix.n_groups, ix.uniform, dtype=np.int64)
+    if rest.shape[0]:  # the groups to sort, one after another: a chunk of R uniform groups
         picked = [ix.grouped(column)[rest].reshape(-1) for column in columns]  # (R * size,)
-        counts[rest] = distinct_per_group(reward_vector_keys(picked, missing), sub)
+        blocks = ChunkIndex(
+            group=np.repeat(np.arange(rest.shape[0]), ix.uniform),
+            sizes=np.full(rest.shape[0], ix.uniform),
+            group_step=np.zeros(rest.shape[0], dtype=np.int64),
+            steps=ix.steps[:1],
+            uniform=ix.uniform,
+        )
+        counts[rest] = distinct_per_group(reward_vector_keys(picked, missing), blocks)
     return counts
 
 
@@ -166,9 +169,9 @@ def scheme_sums(
     abs_adv = np.abs(adv)
     steps = ix.by_step
     zero = abs_adv <= ZERO_TOL  # (N,)
-    if ix.uniform and ix.uniform <= 255:  # counted per group as bytes, then per step
-        zeros = steps.sum(np.einsum("ij->i", ix.grouped(zero).view(np.uint8)).astype(np.float64))
-    else:  # a count is exact in any order: straight over each step's rows
+    if ix.uniform:  # per group, then per step (exact: counts)
+        zeros = steps.sum(ix.group_count(zero).astype(np.float64))
+    else:  # straight over each step's rows
         zeros = np.add.reduceat(zero, ix.step_rows, dtype=np.float64)
     return SchemeSums(
         square_sum=steps.sum(ix.group_dot(adv, adv) if square is None else square),

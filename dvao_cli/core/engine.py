@@ -127,13 +127,15 @@ def run(
         terms = [
             (kind, table.coefficients(kind, k, std, weights[k], eps, primary)) for kind in kinds
         ]
-        terms = [(kind, c) for kind, c in terms if c is not None]  # None: no term of objective k
-        # a coefficient of 1 in every group (the primary numerator's) last: its term is the
-        # centred column itself, no multiplication
-        terms.sort(key=lambda term: bool(xp.all(term[1] == 1.0)))
-        for i, (kind, c) in enumerate(terms):
+        # (kind, c, c is 1 in every group), None (no term of objective k) left out; a unit
+        # coefficient (the primary numerator's) last: its term is centred itself, no product
+        terms = sorted(
+            ((kind, c, bool(xp.all(c == 1.0))) for kind, c in terms if c is not None),
+            key=lambda term: term[2],
+        )
+        for i, (kind, c, unit) in enumerate(terms):
             if i == len(terms) - 1:  # centred's last use: scaled in place, no (N,) temporary
-                if not bool(xp.all(c == 1.0)):
+                if not unit:
                     centred *= seg.expand(c)
                 term = centred
             else:

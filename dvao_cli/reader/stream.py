@@ -158,8 +158,9 @@ def plan_ranges(spec: LogSpec, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> list[lis
     current: list[Read] = []
     rows_in = 0
     for j, (part, offset, rows) in enumerate(blocks):
-        if current and current[-1][0] == part and sum(current[-1][1:]) == offset:
-            current[-1] = (part, current[-1][1], current[-1][2] + rows)  # one read per file
+        last_part, first, length = current[-1] if current else (-1, 0, 0)
+        if last_part == part and first + length == offset:  # the next row group of that file
+            current[-1] = (part, first, length + rows)  # one read per file
         else:
             current.append((part, offset, rows))
         rows_in += rows
