@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from dvao_cli.core.schemes import twins
-from dvao_cli.core.segments import row_max, row_sum
+from dvao_cli.core.segments import row_count, row_max, row_sum
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 from dvao_cli.sums import AgreementSums, PairSums, SchemeSums, StepIndex, pair_sums
 
@@ -68,8 +68,8 @@ class ChunkIndex:
 
     def group_count(self, mask: np.ndarray) -> np.ndarray:
         """(G,) int64: how many rows of each group `mask` (N,) bool marks."""
-        if self.uniform and self.uniform <= 255:  # summed as bytes: the count fits in one
-            return np.einsum("ij->i", self.grouped(mask).view(np.uint8)).astype(np.int64)
+        if self.uniform:
+            return row_count(self.grouped(mask))
         return self.group_sum(mask.astype(np.float64)).astype(np.int64)
 
     def group_dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -267,6 +267,20 @@ def test_the_option_parser_loads_before_numpy() -> None:
     assert loaded == "False"
 
 
+@pytest.mark.parametrize(
+    "shape", [(1, 8), (3000, 16), (7, 24), (1025, 7), (0, 16), (4, 248), (3, 256), (2, 264)]
+)
+def test_row_count_matches_numpy(shape: tuple[int, int]) -> None:
+    from dvao_cli.core.segments import row_count
+
+    rng = np.random.default_rng(1)
+    for p in (0.0, 0.3, 1.0):  # none, some, every value True: a row's count up to G
+        mask = rng.random(shape) < p
+        assert row_count(mask).dtype == np.int64
+        np.testing.assert_array_equal(row_count(mask), mask.sum(1))
+        np.testing.assert_array_equal(row_count(mask[:, ::-1]), mask.sum(1))  # not contiguous
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (5, 3), (3000, 16), (1025, 7), (0, 4)])
 def test_short_row_reductions_match_numpy(shape: tuple[int, int]) -> None:
     from dvao_cli.core.segments import row_max, row_min, row_sum
@@ -279,3 +293,28 @@ def test_short_row_reductions_match_numpy(shape: tuple[int, int]) -> None:
     np.testing.assert_allclose(row_sum(x), x.sum(1), rtol=1e-15)
     codes = (np.nan_to_num(x) * 100).astype(np.int64)
     np.testing.assert_array_equal(row_min(codes), codes.min(1))
+
+
+def test_combine_is_the_weighted_sum_in_every_layout() -> None:
+    """Segments.combine(c, x) = sum_k c_k[group] x_k: blocks (einsum) and ragged (a loop), numpy
+    and torch."""
+    import torch
+
+    from dvao_cli.core.segments import Blocks, NumpyRagged, TorchRagged
+
+    rng = np.random.default_rng(3)
+    n, size, k_obj = 5, 4, 3
+    x = rng.random((k_obj, n * size))  # (K, N)
+    c = rng.random((k_obj, n))  # (K, n)
+    group = np.repeat(np.arange(n), size)  # (N,)
+    expected = (c[:, group] * x).sum(axis=0)  # (N,)
+    blocks = Blocks(n, size)
+    got = blocks.combine(c, x.reshape(k_obj, n, size)).reshape(-1)
+    np.testing.assert_allclose(got, expected, rtol=1e-15)
+    torch_got = blocks.combine(torch.from_numpy(c), torch.from_numpy(x).reshape(k_obj, n, size))
+    np.testing.assert_allclose(torch_got.reshape(-1).numpy(), expected, rtol=1e-15)
+    np.testing.assert_allclose(NumpyRagged(group, n).combine(c, x), expected, rtol=1e-15)
+    ragged = TorchRagged(torch.from_numpy(group), n)
+    np.testing.assert_allclose(
+        ragged.combine(torch.from_numpy(c), torch.from_numpy(x)).numpy(), expected, rtol=1e-15
+    )

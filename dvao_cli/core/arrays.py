@@ -24,3 +24,15 @@ def namespace(*arrays: Any) -> Any:
     from array_api_compat import array_namespace
 
     return array_namespace(*arrays)
+
+
+def subtract_into(a: Any, b: Any, out: Any) -> Any:
+    """out = a - b, written into `out` (numpy or torch; the standard has no `out=`): no (N,)
+    temporary and no copy."""
+    import numpy as np
+
+    if isinstance(out, np.ndarray):
+        return np.subtract(a, b, out=out)
+    import torch
+
+    return torch.sub(a, b, out=out)

@@ -1,10 +1,12 @@
 """The row backend: group moments and numerators from the rows, then the scheme table.
 
 One pass over the K objectives (K is small), never a loop over groups. For objective k the
-column is reduced per group (count, smallest, largest, mean, std), centred, and folded into
-each numerator the asked-for schemes need (sum_k c_k (r_k - mu_k), the coefficients from
-`schemes.coefficients`). Then every scheme is its numerator times its per-group scale from
-the table, whitened per step where the table says so. Works on numpy arrays (the CPU) and on
+column is reduced per group (count, smallest, largest, mean, std) and centred into a (K, N)
+buffer; each numerator the asked-for schemes need (sum_k c_k (r_k - mu_k), the coefficients
+from `schemes.coefficients`) is then one pass over that buffer (`Segments.combine`). Every
+scheme is its numerator times its per-group scale from the table; a whitened scheme's step
+factor is folded into that scale (a numerator sums to 0 over each group, so its step mean is
+0 and its step sum of squares is the groups': no pass over the step's rows). Works on numpy arrays (the CPU) and on
 torch tensors (CUDA, or torch inputs) alike: the arithmetic is written once against the array
 API; `segments` holds the group reductions of each library.
 
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dvao_cli.core import schemes as table
-from dvao_cli.core.arrays import namespace
+from dvao_cli.core.arrays import namespace, subtract_into
 from dvao_cli.core.conventions import check_rewards
 from dvao_cli.core.segments import Blocks, Segments, ragged
 
@@ -87,9 +89,12 @@ def run(
     numerators: dict[str, Array] = {}
     s = None  # missing rewards: s = sum_k w_k r_k, a missing reward adding nothing
     present = None  # missing rewards: rows with at least one reward (layout, bool)
+    n_scored = None  # missing rewards: (n,) the rows of each group with a reward
     moments: dict[str, list[Array]] = {
         "count": [], "mean": [], "std": [], "lo": [], "hi": [], "square": []
     }  # fmt: skip
+    deviations = None  # (K, *layout) r_k - mu_k, filled objective by objective
+    coefficients: dict[str, list[Array | None]] = {kind: [] for kind in kinds}  # K x (n,)
 
     for k, column in enumerate(columns):
         col = seg.layout(column)
@@ -116,36 +121,34 @@ def run(
         if ok is not None:
             total = seg.sum(col)
         mean = total / xp.where(count > 0, count, 1.0)  # (n,)
-        centred = col - seg.expand(mean)
+        if deviations is None:  # (K, *layout): every objective's centred rewards
+            deviations = xp.empty((len(columns), *col.shape), dtype=dtype, device=where)
+        centred = deviations[k]
+        subtract_into(col, seg.expand(mean), centred)
         if ok is not None:
-            centred = xp.where(ok, centred, 0.0)
+            centred[~ok] = 0.0
         dof = count - ddof
         varies = (hi != lo) & (dof > 0)  # decided exactly, not by a rounded std
         square = seg.sumsq(centred)  # (n,)
         var = square / xp.where(dof > 0, dof, 1.0)
         std = xp.where(varies, xp.sqrt(var), 0.0)  # (n,)
-        terms = [
-            (kind, table.coefficients(kind, k, std, weights[k], eps, primary)) for kind in kinds
-        ]
-        # (kind, c, c is 1 in every group), None (no term of objective k) left out; a unit
-        # coefficient (the primary numerator's) last: its term is centred itself, no product
-        terms = sorted(
-            ((kind, c, bool(xp.all(c == 1.0))) for kind, c in terms if c is not None),
-            key=lambda term: term[2],
-        )
-        for i, (kind, c, unit) in enumerate(terms):
-            if i == len(terms) - 1:  # centred's last use: scaled in place, no (N,) temporary
-                if not unit:
-                    centred *= seg.expand(c)
-                term = centred
-            else:
-                term = centred * seg.expand(c)
-            if kind in numerators:
-                numerators[kind] += term  # in place, numpy and torch alike
-            else:
-                numerators[kind] = term
+        for kind in kinds:  # None: objective k has no term in that numerator
+            coefficients[kind].append(table.coefficients(kind, k, std, weights[k], eps, primary))
         for name, value in zip(moments, (count, mean, std, lo, hi, square), strict=True):
             moments[name].append(value)
+
+    aliased: set[int] = set()  # deviations rows already a numerator (scaled in place later)
+    for kind, cs in coefficients.items():  # each numerator sum_k c_k (r_k - mu_k)
+        terms = [k for k, c in enumerate(cs) if c is not None]
+        if len(terms) == 1 and bool(xp.all(cs[terms[0]] == 1.0)):  # one unit term: itself
+            k = terms[0]
+            one = deviations[k]
+            numerators[kind] = xp.asarray(one, copy=True) if k in aliased else one
+            aliased.add(k)
+        else:  # (K, n) coefficients, 0 for an objective without a term: one pass over (K, N)
+            zero = xp.zeros_like(size_f)
+            c = xp.stack([zero if c is None else c for c in cs], axis=0)
+            numerators[kind] = seg.combine(c, deviations)
 
     stack = {name: xp.stack(values, axis=0) for name, values in moments.items()}  # (K, n)
     w = xp.asarray(weights, dtype=dtype, device=where)  # (K,)
@@ -193,18 +196,20 @@ def run(
             stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
         )
         scale = scheme.scale(spread, eps)  # (n,)
-        if squares and not scheme.whitened:  # before the numerator is scaled in place
-            square_sums[name] = scale * scale * numerator_square(kind)
+        square = scale * scale * numerator_square(kind)  # (n,) the group's sum of adv^2
+        if scheme.whitened:  # one factor per step, folded into the group's scale
+            factor = _whitening(
+                square, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, n_scored
+            )  # (n,)
+            scale = scale * factor
+            square = factor * factor * square
+        if squares:
+            square_sums[name] = square
         if last[kind] == name:  # the numerator's last use: scaled in place, no (N,) temporary
             adv = numerators.pop(kind)
             adv *= seg.expand(scale)
         else:
             adv = numerators[kind] * seg.expand(scale)
-        if scheme.whitened:  # over the rows with a reward (TRL 1.16 leaves the others out)
-            adv, square = _whiten(
-                adv, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, present
-            )
-            square_sums[name] = square
         if present is not None:
             adv = xp.where(present, adv, 0.0)
         advantages[name] = seg.flat(adv)
@@ -237,57 +242,42 @@ def _zero_one(xp: Any, column: Array) -> bool:
     return bool(xp.all((column == 0.0) | (column == 1.0)))
 
 
-def _whiten(
-    values: Array,
+def _whitening(
+    square: Array,
     seg: Segments,
     step_of_group: Array | None,
     n_steps: int,
     magnitude: Array,
     ddof: int,
     eps: float,
-    rows: Array | None = None,
-) -> tuple[Array, Array]:
-    """values (seg's layout) centred on the mean of their step and times the table's whitening
-    factor, and (n,) the sum over each group of the result's squares; magnitude (n,) the size
-    of each group's terms (the noise floor's scale). `rows` (layout, bool): the rows whitened
-    over (None: all); the others come out 0."""
-    xp = namespace(values)
-    if rows is None:
-        size_f = xp.astype(seg.sizes(values), values.dtype)
-    else:
-        size_f = seg.sum(xp.astype(rows, values.dtype))  # (n,) rows counted per group
+    n_scored: Array | None = None,
+) -> Array:
+    """(n,) each group's whitening factor: its step's 1 / (std + eps) over the step's responses,
+    from square (n,) each group's sum of squared values. The values sum to 0 over every group
+    (a numerator is centred per group), hence over the step: the step's sum of squares is the
+    groups' (as the pattern backend computes it). magnitude (n,) the size of each group's
+    terms (the noise floor's scale); n_scored (n,) the responses counted per group (None: all;
+    with missing rewards, those with a reward, as TRL 1.16 whitens)."""
+    xp = namespace(square)
+    count = xp.astype(seg.sizes(square), square.dtype) if n_scored is None else n_scored
     if step_of_group is None:  # one step: plain reductions over the groups
-
-        def up(stat: Array) -> Array:  # (n,) -> (1,)
-            return xp.sum(stat, axis=0, keepdims=True)
-
-        def top(stat: Array) -> Array:
-            return xp.max(stat, axis=0, keepdims=True)
-
-        def down(stat: Array) -> Array:  # (1,) -> (n,)
-            return xp.broadcast_to(stat, (seg.n,))
-    else:
-        steps = ragged(step_of_group, n_steps)  # groups -> steps
-
-        def up(stat: Array) -> Array:
-            return steps.sum(steps.layout(stat))
-
-        def top(stat: Array) -> Array:
-            return steps.max(steps.layout(stat))
-
-        def down(stat: Array) -> Array:
-            return steps.flat(steps.expand(stat))
-
-    if rows is not None:
-        values = xp.where(rows, values, 0.0)
-    count = up(size_f)  # (S,)
-    mean = up(seg.sum(values)) / xp.where(count > 0, count, 1.0)
-    centred = values - seg.expand(down(mean))
-    if rows is not None:
-        centred = xp.where(rows, centred, 0.0)
-    square = seg.sumsq(centred)  # (n,)
-    factor = down(table.whitening(up(square), count, top(magnitude), ddof, eps))  # (n,)
-    return centred * seg.expand(factor), factor * factor * square
+        factor = table.whitening(
+            xp.sum(square, axis=0, keepdims=True),
+            xp.sum(count, axis=0, keepdims=True),
+            xp.max(magnitude, axis=0, keepdims=True),
+            ddof,
+            eps,
+        )  # (1,)
+        return xp.broadcast_to(factor, (seg.n,))
+    steps = ragged(step_of_group, n_steps)  # groups -> steps
+    factor = table.whitening(
+        steps.sum(steps.layout(square)),
+        steps.sum(steps.layout(count)),
+        steps.max(steps.layout(magnitude)),
+        ddof,
+        eps,
+    )  # (S,)
+    return steps.flat(steps.expand(factor))
 
 
 def to_numpy(result: EngineResult) -> EngineResult:
