@@ -82,7 +82,7 @@ def objective_sums(
     saturated = present & (std == 0)  # std is exactly 0 for a constant objective
 
     def per_step(values: np.ndarray) -> np.ndarray:  # (K, G) -> (S, K)
-        return steps.sum(values.astype(np.float64)).T
+        return steps.sum(values.astype(np.float64, copy=False)).T
 
     return ObjectiveSums(
         rows=steps.sum(size.astype(np.float64)),

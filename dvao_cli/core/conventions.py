@@ -7,6 +7,7 @@ Functions take numpy arrays or torch tensors (the array API, through array-api-c
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from dvao_cli.core.arrays import namespace
@@ -52,6 +53,13 @@ def binary_objectives(count: Array, mean: Array, std: Array, lo: Array, hi: Arra
     xp = namespace(count, mean, std, lo, hi)
     n = xp.astype(count, mean.dtype)
     present = n > 0
+    if ddof == 0 and n.shape[-1] and bool(xp.all(present)):  # all groups scored: per objective
+        gap = mean - mean * mean - std * std  # (K, G) the mean of r (1 - r) over the group
+        return (
+            (xp.min(lo, axis=1) >= -BINARY_TOL)
+            & (xp.max(hi, axis=1) <= 1.0 + BINARY_TOL)
+            & (xp.max(gap, axis=1) <= BINARY_TOL)
+        )
     to_population = xp.where(present, (n - ddof) / xp.where(present, n, 1.0), 0.0)
     var_pop = std * std * to_population
     gap = mean - mean * mean - var_pop  # mean of r (1 - r) over the group
@@ -67,13 +75,20 @@ def check_rewards(k: int, count: Array, lo: Array, hi: Array, weight: float = 1.
     if count.shape[0] == 0:
         return
     present = count > 0
-    if not bool(xp.all(~present | (xp.isfinite(lo) & xp.isfinite(hi)))):
+    if bool(xp.all(present)):  # every group has a reward: max |r| straight from the extremes
+        top, bottom = float(xp.max(hi)), float(xp.min(lo))  # NaN propagates through both
+        finite = math.isfinite(top) and math.isfinite(bottom)
+        largest = max(top, -bottom)
+    else:
+        finite = bool(xp.all(~present | (xp.isfinite(lo) & xp.isfinite(hi))))
+        if finite:
+            largest = float(xp.max(xp.where(present, xp.maximum(xp.abs(lo), xp.abs(hi)), 0.0)))
+    if not finite:
         raise RewardValueError(
             f"objective {k}: rewards contain NaN or inf; validate them or use nan='ignore'",
             objective=k,
             non_finite=True,
         )
-    largest = float(xp.max(xp.where(present, xp.maximum(xp.abs(lo), xp.abs(hi)), 0.0)))
     weight = float(weight)
     if weight > 1.0 and largest * weight > MAX_REWARD:
         raise RewardValueError(
