@@ -318,3 +318,35 @@ def test_combine_is_the_weighted_sum_in_every_layout() -> None:
     np.testing.assert_allclose(
         ragged.combine(torch.from_numpy(c), torch.from_numpy(x)).numpy(), expected, rtol=1e-15
     )
+
+
+def test_combine_with_one_weight_per_objective_is_exact() -> None:
+    """Coefficients alike in every group take the weight-vector pass: the same numbers as the
+    per-group one (the engine makes the weighted numerator's alike where a 0/1 objective is
+    constant, its deviations being exactly 0 there)."""
+    from dvao_cli.core.segments import Blocks
+
+    rng = np.random.default_rng(4)
+    n, size = 7, 16
+    x = rng.random((3, n, size))
+    c = np.repeat(np.array([0.2, 0.3, 0.5])[:, None], n, axis=1)  # (K, n) alike per group
+    got = Blocks(n, size).combine(c, x)
+    np.testing.assert_array_equal(got, np.einsum("kg,kgj->gj", c, x))
+
+
+def test_engine_constant_zero_one_objective_keeps_numbers() -> None:
+    """A 0/1 objective constant in some groups: the weighted schemes equal the formula."""
+    rng = np.random.default_rng(5)
+    n, size = 6, 4
+    acc = (rng.random(n * size) < 0.5).astype(float)
+    acc[:size] = 1.0  # group 0: all pass
+    score = rng.random(n * size)
+    out = engine.run([acc, score], Blocks(n, size), None, 1, [0.4, 0.6], ("rc", "dvao"))
+    r = np.stack([acc, score], axis=1).reshape(n, size, 2)
+    dev = r - r.mean(axis=1, keepdims=True)  # (n, G, K)
+    sigma = r.std(axis=1)  # (n, K)
+    num = dev @ np.array([0.4, 0.6])  # (n, G)
+    dvao = num / (sigma @ np.array([0.4, 0.6]))[:, None]
+    rc = num / num.std(axis=1, keepdims=True)
+    np.testing.assert_allclose(out.advantages["dvao"].reshape(n, size), dvao, rtol=1e-12)
+    np.testing.assert_allclose(out.advantages["rc"].reshape(n, size), rc, rtol=1e-12)
