@@ -39,7 +39,7 @@ from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
 from dvao_cli.errors import InputError, RewardValueError, UsageError
 from dvao_cli.io import check_outputs, dumps_json, output_set
-from dvao_cli.options import resolve_weights
+from dvao_cli.objective_names import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP

@@ -11,8 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from dvao_cli.core.schemes import SCHEMES
 from dvao_cli.errors import UsageError
-from dvao_cli.options import SCHEMES, did_you_mean, quoted_name
+from dvao_cli.objective_names import did_you_mean, quoted_name
 from dvao_cli.reader.format import LOGGED
 from dvao_cli.summary import (
     LoggedAgreement,

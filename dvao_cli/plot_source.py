@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dvao_cli import summary as summary_tables
 from dvao_cli.errors import InputError, UsageError, not_found, unreadable_parquet
-from dvao_cli.options import did_you_mean
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import STEP
 

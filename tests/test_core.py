@@ -38,6 +38,15 @@ def test_the_library_does_not_import_the_command_line() -> None:
     assert loaded == "[]"
 
 
+def test_the_analysis_and_its_workers_do_not_import_the_command_line() -> None:
+    """What a worker process imports (dvao_cli.analyze, the reader, the gate): no typer."""
+    loaded = _python(
+        "import sys, dvao_cli.workers, dvao_cli.analyze, dvao_cli.gate; "
+        "print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))"
+    )
+    assert loaded == "[]"
+
+
 def test_the_core_imports_neither_the_command_line_nor_polars_nor_torch() -> None:
     loaded = _python(
         "import sys; import dvao_cli.core.engine, dvao_cli.core.schemes, dvao_cli.patterns; "

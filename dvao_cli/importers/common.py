@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.options import did_you_mean
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.format import GROUP, LOGGED, METADATA_KEY, RESERVED, SAMPLE, STEP
 
 if TYPE_CHECKING:

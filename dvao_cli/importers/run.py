@@ -14,7 +14,7 @@ from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
 from dvao_cli.importers.common import Batch, ImportReport, Trainer, import_batches
 from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
-from dvao_cli.options import did_you_mean
+from dvao_cli.objective_names import did_you_mean
 
 FORMATS = ("trl", "verl", "swift", "auto")
 TRAINERS: dict[str, Trainer] = {"trl": trl.TRAINER, "verl": verl.TRAINER, "swift": swift.TRAINER}

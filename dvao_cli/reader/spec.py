@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, UsageError, unreadable_parquet
-from dvao_cli.options import did_you_mean
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
 from dvao_cli.reader.format import (
     GROUP,

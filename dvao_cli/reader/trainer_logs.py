@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dvao_cli.errors import UsageError
-from dvao_cli.options import did_you_mean
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LOG_FORMATS, LogSource
 from dvao_cli.reader.format import GROUP
 from dvao_cli.reader.spec import LogSpec, parquet_file, spec_from_schema
