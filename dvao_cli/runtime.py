@@ -19,7 +19,8 @@ _M_MMAP_THRESHOLD = -3
 
 
 def tune_for_streaming(torch_threads: int | None = None) -> None:
-    """One torch thread (or DVAO_TORCH_THREADS) and an allocator that keeps freed memory.
+    """One torch thread (or DVAO_TORCH_THREADS) and allocators that keep freed memory (glibc's
+    for numpy, polars' jemalloc; a user's own _RJEM_MALLOC_CONF is kept).
 
     Torch is not imported for this: a run that never needs the engine never pays for it. When
     it is not loaded yet, OMP_NUM_THREADS tells it (and numpy's BLAS) how many threads to use.
@@ -29,6 +30,11 @@ def tune_for_streaming(torch_threads: int | None = None) -> None:
         sys.modules["torch"].set_num_threads(threads)
     else:
         os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "polars" not in sys.modules:  # polars appends this to its own jemalloc settings when
+        # it loads (dirty pages back to the kernel after 500 ms): keep freed pages instead of
+        # faulting them in again for the next range (0.08 s of system time of a 3 s run on 100M
+        # rows, measured; peak RSS the same)
+        os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(_M_TRIM_THRESHOLD, 256 << 20)  # keep up to 256 MiB of freed heap
