@@ -219,6 +219,15 @@ def analyze(
             spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
         )  # fmt: skip
         done_rows = 0
+
+        def count(res: _ChunkResult) -> None:  # a range or chunk done: the progress bar
+            nonlocal done_rows
+            chunk = res.chunk
+            done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
+            if on_progress is not None:
+                on_progress(done_rows, total_rows)
+
+        counted = False  # whether the results' source counts them as they are done
         ranges = None
         if processes and workers > 1 and out_dir is None and total_rows >= PROCESS_MIN_ROWS:
             ranges = plan_ranges(spec, chunk_rows) if cfg.device is None else None
@@ -227,7 +236,8 @@ def analyze(
                 pool = processes
             else:  # stopped with the stack: on an error or Ctrl-C too
                 pool = stack.enter_context(WorkerPool(workers))
-            results = _in_processes(ranges, cfg, pool)
+            results = _in_processes(ranges, cfg, pool, count)
+            counted = True
         else:
             # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
             one_chunk = 0 < total_rows <= chunk_rows
@@ -236,14 +246,12 @@ def analyze(
             )
             results = _in_order(lambda f: _map(f, cfg), frames, 1 if one_chunk else workers)
         for res in results:
-            chunk = res.chunk
             acc.add(res)
             if adv_writer is not None:
                 for piece in res.advantages:
                     adv_writer.write(piece)
-            done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
-            if on_progress is not None:
-                on_progress(done_rows, total_rows)
+            if not counted:
+                count(res)
         if acc.rows == 0:
             raise InputError(_no_rows_reason(acc), path=spec.label)
         device_used = acc.device or "cpu"
@@ -647,30 +655,81 @@ def _map_range(reads: list[Read], cfg: _Settings) -> _ChunkResult:
 
 
 def _in_processes(
-    ranges: list[list[Read]], cfg: _Settings, pool: WorkerPool
+    ranges: list[list[Read]],
+    cfg: _Settings,
+    pool: WorkerPool,
+    on_done: Callable[[_ChunkResult], None] | None = None,
 ) -> Iterator[_ChunkResult]:
-    """The ranges' results in input order, computed by this process and the pool's workers.
-    This process takes the next range itself whenever each worker has two waiting, so none
-    idles while another still starts."""
-    from collections import deque
-
+    """The ranges' results in input order (the reduce adds them in that order: the same sums
+    bit for bit as one process), computed by the pool's workers from the front and by this
+    process from the back, so that both are done within a range of each other (taking turns
+    in order, the workers were left two ranges behind). Each worker has two ranges waiting
+    so none idles; at the end this process takes the ones still waiting. A range that fails
+    is raised in its turn: the first failing range in the log is the error, as in one
+    process. `on_done` gets each result as it is computed (the progress bar: in turn, this
+    process's ranges would all count at the end)."""
     settings = replace(cfg, spec=replace(cfg.spec))  # sent with each range: not the footers
     slots = 2 * (pool.workers - 1)
-    pending: deque[tuple[bool, Any]] = deque()  # in range order: (sent, AsyncResult | result)
-    for reads in ranges:
-        if sum(sent for sent, _ in pending) < slots:
-            pending.append((True, pool.submit(_map_range, reads, settings)))
-        else:
-            pending.append((False, _map_range(reads, cfg)))
-        while pending and (not pending[0][0] or pending[0][1].ready()):
-            yield _result(pending.popleft())
-    while pending:
-        yield _result(pending.popleft())
+    sent: dict[int, Any] = {}  # range -> its task in a worker
+    done: dict[int, _ChunkResult | _Failed] = {}  # range -> its result, until its turn
+    front, back = 0, len(ranges) - 1  # the workers' next range, and this process's
+    turn = 0  # the next range to hand on
+
+    def collect(index: int, wait: bool) -> None:
+        task = sent[index]
+        if wait or task.ready():
+            del sent[index]
+            try:
+                done[index] = finished(task.get())
+            except Exception as err:  # raised in its turn
+                done[index] = _Failed(err)
+
+    def finished(res: _ChunkResult) -> _ChunkResult:
+        if on_done is not None:
+            on_done(res)
+        return res
+
+    def compute(index: int) -> None:
+        try:
+            done[index] = finished(_map_range(ranges[index], cfg))
+        except Exception as err:
+            done[index] = _Failed(err)
+
+    while True:
+        while len(sent) < slots and front <= back:
+            sent[front] = pool.submit(_map_range, ranges[front], settings)
+            front += 1
+        if front <= back:
+            compute(back)
+            back -= 1
+        else:  # none left to hand out: this process takes the last range waiting behind
+            # another in a worker (not started there; the worker's copy is left unread)
+            waiting = sorted(sent)[pool.workers - 1 :]
+            if not waiting:
+                break
+            del sent[waiting[-1]]
+            compute(waiting[-1])
+        for index in list(sent):
+            collect(index, wait=False)
+        while turn in done:
+            yield _in_turn(done.pop(turn))
+            turn += 1
+    while turn < len(ranges):
+        if turn in sent:
+            collect(turn, wait=True)
+        yield _in_turn(done.pop(turn))
+        turn += 1
 
 
-def _result(item: tuple[bool, Any]) -> _ChunkResult:
-    sent, value = item
-    return value.get() if sent else value
+@dataclass(frozen=True)
+class _Failed:
+    error: Exception
+
+
+def _in_turn(item: _ChunkResult | _Failed) -> _ChunkResult:
+    if isinstance(item, _Failed):
+        raise item.error
+    return item
 
 
 def _finish(

@@ -398,8 +398,11 @@ def test_cuda_gives_the_cpu_numbers(tmp_path: Path) -> None:
         assert adv[f"adv_{name}"].to_list() == pytest.approx(expected, abs=1e-6)
 
 
-def _continuous_log(tmp_path: Path, steps: int = 12, nan_at: int | None = None) -> Path:
-    """steps x 3 groups x 4: a binary and a continuous objective, 2 steps per row group."""
+def _continuous_log(
+    tmp_path: Path, steps: int = 12, nan_at: int | None = None, repeat_at: int | None = None
+) -> Path:
+    """steps x 3 groups x 4: a binary and a continuous objective, 2 steps per row group;
+    `repeat_at` (not a group's first row) repeats the sample_id of the row before it."""
     import numpy as np
 
     rng = np.random.default_rng(7)
@@ -407,11 +410,14 @@ def _continuous_log(tmp_path: Path, steps: int = 12, nan_at: int | None = None) 
     rm = rng.normal(size=n)
     if nan_at is not None:
         rm[nan_at] = float("nan")
+    sample = np.tile(np.arange(4), steps * 3)
+    if repeat_at is not None:
+        sample[repeat_at] = sample[repeat_at - 1]
     frame = pl.DataFrame(
         {
             "step": np.repeat(np.arange(steps), 12),
             "group_id": np.tile(np.repeat(np.arange(3), 4), steps),
-            "sample_id": np.tile(np.arange(4), steps * 3),
+            "sample_id": sample,
             "accuracy": (rng.random(n) < 0.5).astype(float),
             "rm_score": rm,
         }
@@ -429,9 +435,9 @@ def in_processes(monkeypatch) -> list[int]:
     used: list[int] = []
     real = module._in_processes
 
-    def spy(ranges, cfg, pool):
+    def spy(ranges, cfg, pool, *rest):
         used.append(len(ranges))
-        yield from real(ranges, cfg, pool)
+        yield from real(ranges, cfg, pool, *rest)
 
     monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
     monkeypatch.setattr(module, "_in_processes", spy)
@@ -462,6 +468,23 @@ def test_an_error_in_a_worker_process_is_one_line(
     lines = result.err.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in result.err
     assert "rm_score" in lines[0] and "NaN" in lines[0], lines[0]
+
+
+def test_with_worker_processes_the_first_bad_range_in_the_log_is_the_error(
+    cli, tmp_path: Path, monkeypatch, in_processes
+) -> None:
+    """This process computes ranges from the back, the worker from the front: a repeated
+    response in the last range (found first) waits for its turn, and the NaN in the first
+    range is the error, as in one process."""
+    log = _continuous_log(tmp_path, steps=200, nan_at=100, repeat_at=2301)
+    monkeypatch.setenv("DVAO_WORKERS", "1")
+    alone = cli("analyze", log, "--chunk-rows", "1000", "--json")
+    monkeypatch.setenv("DVAO_WORKERS", "2")
+    result = cli("analyze", log, "--chunk-rows", "1000", "--json")
+    assert in_processes == [3]
+    assert result.code == alone.code == 2, result.err
+    assert result.err == alone.err
+    assert "rm_score" in result.err and "NaN" in result.err, result.err
 
 
 def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
