@@ -171,8 +171,8 @@ def magnitude(kind: str, weights: Array, mean: Array, sigma: Array, lo: Array, h
     if kind == WEIGHTED or kind == SUMMED:  # the rewards themselves: sum_k |w_k| max |r_k|
         return w @ xp.maximum(xp.abs(lo), xp.abs(hi))
     if kind == STANDARDISED:  # sum_k |w_k| max |r_k - mu_k| / (sigma_k + eps)
-        spread = xp.maximum(hi - mean, mean - lo) * normaliser(sigma, eps)
-        return w @ xp.where(sigma > 0, spread, 0.0)
+        # the normaliser is 0 where sigma_k is (the spread is finite): those terms are 0
+        return w @ (xp.maximum(hi - mean, mean - lo) * normaliser(sigma, eps))
     raise KeyError(kind)
 
 
