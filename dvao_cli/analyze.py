@@ -437,7 +437,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     )
     if found is None:  # many distinct rewards (or a missing one): the row engine's way
         for piece in pieces:
-            result, columns = _run_engine(piece, cfg)
+            result, columns = _run_engine(piece, cfg, sums_only=not per_response)
             out.parts.append(_engine_sums(piece, cfg, result, columns))
             _per_response(out, piece, cfg, result)
         out.device = cfg.device_label
@@ -485,9 +485,12 @@ def _reward_error(err: RewardValueError, cfg: _Settings, frame: pl.DataFrame) ->
     return InputError(reason, path=cfg.spec.label, column=cfg.names[err.objective])
 
 
-def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[engine.EngineResult, list[np.ndarray]]:
+def _run_engine(
+    chunk: Chunk, cfg: _Settings, sums_only: bool = False
+) -> tuple[engine.EngineResult, list[np.ndarray]]:
     """The row engine over one chunk: (its result as numpy arrays, the reward columns K x (N,)
-    it read). numpy on the CPU; torch on CUDA."""
+    it read). numpy on the CPU; torch on CUDA. `sums_only`: no advantages are written or
+    compared per response, so a step-scaled scheme (GDPO) need not be computed row by row."""
     frame = chunk.frame
     columns = [
         np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
@@ -527,6 +530,7 @@ def _run_engine(chunk: Chunk, cfg: _Settings) -> tuple[engine.EngineResult, list
             eps=cfg.eps,
             missing=cfg.nan == "ignore",
             squares=True,
+            step_scaled=sums_only,
         )
     except RewardValueError as err:
         raise _reward_error(err, cfg, frame) from None
@@ -554,20 +558,27 @@ def _engine_sums(
         missing,
         primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
     )
+    for name, (base, _) in result.step_scaled.items():  # a positive multiple: the same count
+        distinct[name] = distinct[base]
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
+    sch: dict[str, SchemeSums] = {}
+    magnitudes: dict[str, np.ndarray] = {}  # |A| of the schemes others are multiples of
+    for name, adv in result.advantages.items():
+        if any(base == name for base, _ in result.step_scaled.values()):
+            magnitudes[name] = np.abs(adv)
+        sch[name] = dg.scheme_sums(
+            adv, distinct[name], distinct_rewards, ix, result.squares.get(name),
+            magnitudes.get(name),
+        )  # fmt: skip
+    for name, (base, factor) in result.step_scaled.items():
+        sch[name] = dg.step_scaled_sums(
+            magnitudes[base], sch[base], factor, result.squares[name], distinct[name],
+            distinct_rewards, ix,
+        )  # fmt: skip
     return _Part(
         steps=steps.tolist(),
         obj=obj,
-        sch={
-            name: dg.scheme_sums(
-                result.advantages[name],
-                distinct[name],
-                distinct_rewards,
-                ix,
-                result.squares.get(name),
-            )
-            for name in cfg.schemes
-        },
+        sch={name: sch[name] for name in cfg.schemes},
         pairs=dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing),
     )
 

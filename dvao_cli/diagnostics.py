@@ -163,10 +163,13 @@ def scheme_sums(
     distinct_rewards: np.ndarray,
     ix: ChunkIndex,
     square: np.ndarray | None = None,
+    abs_adv: np.ndarray | None = None,
 ) -> SchemeSums:
     """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group;
-    square (G,) the sum of adv^2 over each group when the engine gave it (else summed here)."""
-    abs_adv = np.abs(adv)
+    square (G,) the sum of adv^2 over each group when the engine gave it (else summed here);
+    abs_adv (N,) |adv| when the caller has it."""
+    if abs_adv is None:
+        abs_adv = np.abs(adv)
     steps = ix.by_step
     zero = abs_adv <= ZERO_TOL  # (N,)
     if ix.uniform:  # per group, then per step (exact: counts)
@@ -181,6 +184,61 @@ def scheme_sums(
         distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
         distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
     )
+
+
+def step_scaled_sums(
+    abs_base: np.ndarray,
+    base: SchemeSums,
+    factor: np.ndarray,
+    square: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+    ix: ChunkIndex,
+) -> SchemeSums:
+    """The sums of a scheme whose advantages are another's times one positive number per step
+    (`engine.EngineResult.step_scaled`: GDPO, AC times its step's whitening factor), from
+    that scheme's |A| (abs_base (N,)) and sums, without computing its own advantages.
+
+    Rounding is monotone, so the largest |fl(a f)| over a step is fl(max |a| x f), and
+    |fl(a f)| <= ZERO_TOL exactly where |a| is at most the largest x with fl(x f) <= ZERO_TOL:
+    the same figures as from the advantages themselves. factor, square (G,) per group."""
+    steps = ix.by_step
+    step_factor = factor[steps.starts]  # (S,) alike over each step's groups
+    limit = _zero_limit(step_factor)[ix.group_step]  # (G,)
+    if ix.uniform:
+        zero = ix.grouped(abs_base) <= limit[:, None]  # (G, size)
+        zeros = steps.sum(row_count(zero).astype(np.float64))
+    else:
+        zero = abs_base <= np.repeat(limit, ix.sizes)  # (N,)
+        zeros = np.add.reduceat(zero, ix.step_rows, dtype=np.float64)
+    return SchemeSums(
+        square_sum=steps.sum(square),
+        max_abs=base.max_abs * step_factor,
+        zeros=zeros,
+        distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
+        distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
+    )
+
+
+def _zero_limit(factor: np.ndarray) -> np.ndarray:
+    """(S,) the largest x >= 0 with fl(x x factor) <= ZERO_TOL (inf where factor is 0): ZERO_TOL
+    / factor, moved by ulps to the exact boundary (its rounding can land on either side)."""
+    positive = factor > 0
+    with np.errstate(divide="ignore"):
+        limit = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), np.inf)
+    finite = np.where(positive, limit, 0.0)  # the products below without inf x 0
+    for _ in range(8):  # down while over: one or two ulps at most
+        over = positive & (finite * factor > ZERO_TOL)
+        if not over.any():
+            break
+        finite = np.where(over, np.nextafter(finite, 0.0), finite)
+    for _ in range(8):  # up while the next one is still within
+        up = np.nextafter(finite, np.inf)
+        within = positive & (up * factor <= ZERO_TOL)
+        if not within.any():
+            break
+        finite = np.where(within, up, finite)
+    return np.where(positive, finite, np.inf)
 
 
 def distinct_advantages(

@@ -528,3 +528,13 @@ def test_worker_processes_end_when_their_parent_is_killed() -> None:
         time.sleep(0.1)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError("the worker outlived its parent by 5 s")
+
+
+def test_sums_only_and_per_response_runs_give_the_same_summary(tmp_path: Path) -> None:
+    """Without --out GDPO's figures come from AC's advantages times its step factor
+    (`diagnostics.step_scaled_sums`); with --out they are computed over its rows: the same
+    summary, bit for bit."""
+    log = _continuous_log(tmp_path, steps=24)
+    sums_only = analyze(log, chunk_rows=48).summary.to_json()
+    per_response = analyze(log, chunk_rows=48, out_dir=tmp_path / "out").summary.to_json()
+    assert json.dumps(sums_only, sort_keys=True) == json.dumps(per_response, sort_keys=True)

@@ -113,3 +113,62 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
             np.testing.assert_allclose(out.squares[name], direct, rtol=1e-12, atol=1e-14)
         assert not engine.run(columns, segments(group, 40), ix.group_step, ix.n_steps,
                               [0.2, 0.3, 0.5], SCHEMES, missing=missing).squares  # fmt: skip
+
+
+def test_step_scaled_gdpo_is_ac_times_its_factor_bit_for_bit() -> None:
+    """engine.run(step_scaled=True) leaves GDPO as AC x a factor, one number per step, and AC
+    as its numerator itself: reconstructed, the same bits as GDPO computed over the rows."""
+    for ragged in (False, True):
+        rewards, group, step, sizes = _batch(5, 3, ragged)
+        rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
+        ix = _index(step, group, sizes)
+        columns = [np.ascontiguousarray(rewards[:, k]) for k in range(3)]
+        args = (columns, segments(group, 40), ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
+        rows = engine.run(*args, SCHEMES, squares=True)
+        scaled = engine.run(*args, SCHEMES, squares=True, step_scaled=True)
+        assert set(scaled.step_scaled) == {"gdpo"} and "gdpo" not in scaled.advantages
+        base, factor = scaled.step_scaled["gdpo"]
+        assert base == "ac"
+        for name in SCHEMES:
+            if name != "gdpo":
+                np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
+        per_step = factor[ix.by_step.starts]
+        np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
+        gdpo = scaled.advantages["ac"] * factor[group]
+        np.testing.assert_array_equal(gdpo, rows.advantages["gdpo"])
+        np.testing.assert_array_equal(scaled.squares["gdpo"], rows.squares["gdpo"])
+        # gdpo before ac, or ac without gdpo: nothing to derive from
+        assert not engine.run(*args, ("gdpo", "ac"), step_scaled=True).step_scaled
+        assert not engine.run(*args, ("gdpo", "dvao"), step_scaled=True).step_scaled
+
+
+def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
+    """Largest |A| and zero counts of base x factor, from the base's |A|: exact, also for
+    values on either side of the zero tolerance after scaling."""
+    from dvao_cli.core.tolerances import ZERO_TOL
+
+    rng = np.random.default_rng(8)
+    for ragged in (False, True):
+        _, group, step, sizes = _batch(9, 1, ragged)
+        ix = _index(step, group, sizes)
+        factor_step = np.array([0.0, 0.37, 1.0 / 3.0, 2.9])  # step 0: no signal
+        factor = factor_step[ix.group_step]  # (G,)
+        base = rng.normal(size=group.shape[0])
+        limits = dg._zero_limit(factor_step)
+        for s in range(1, 4):  # rows right at, below and above each step's zero limit
+            rows = np.flatnonzero(step == s)[:3]
+            edge = limits[s]
+            base[rows] = [edge, np.nextafter(edge, 0.0), -np.nextafter(edge, np.inf)]
+        adv = base * factor[group]
+        distinct = np.ones(ix.n_groups, dtype=np.int64)
+        square = np.bincount(group, weights=adv * adv, minlength=ix.n_groups)
+        plain = dg.scheme_sums(adv, distinct, distinct, ix, square)
+        base_sums = dg.scheme_sums(base, distinct, distinct, ix)
+        derived = dg.step_scaled_sums(
+            np.abs(base), base_sums, factor, square, distinct, distinct, ix
+        )
+        for field in ("square_sum", "max_abs", "zeros", "distinct_adv", "distinct_rew"):
+            np.testing.assert_array_equal(getattr(derived, field), getattr(plain, field))
+        assert plain.zeros[1:].min() >= 2  # the edge rows were counted, the one above not
+        for f, limit in zip(factor_step[1:], limits[1:], strict=True):
+            assert limit * f <= ZERO_TOL < np.nextafter(limit, np.inf) * f

@@ -55,6 +55,10 @@ class EngineResult:
     # with `squares`: (n,) per scheme, in group-code order, the sum over each group of its
     # squared advantages (scale^2 x the numerator's, times the step's whitening factor^2)
     squares: dict[str, Array] = field(default_factory=dict)
+    # with `step_scaled`: whitened scheme -> (base, factor (n,) in group-code order): its
+    # advantages are exactly the base scheme's times factor, one positive number per step (the
+    # base's are its numerator itself, scale 1); not in `advantages`
+    step_scaled: dict[str, tuple[str, Array]] = field(default_factory=dict)
 
 
 def run(
@@ -70,12 +74,16 @@ def run(
     primary: int = 0,
     missing: bool = False,
     squares: bool = False,
+    step_scaled: bool = False,
 ) -> EngineResult:
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
     0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward.
     `squares`: also each scheme's sum of squared advantages per group (`EngineResult.squares`:
-    from the numerators' sums of squares, no pass over the advantages)."""
+    from the numerators' sums of squares, no pass over the advantages). `step_scaled`: a
+    whitened scheme (GDPO) whose numerator an earlier scheme of scale 1 (AC) has as its
+    advantages is left as that scheme times its step factor (`EngineResult.step_scaled`; with
+    no reward missing): two passes over the rows fewer, for callers that need sums only."""
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
@@ -204,10 +212,17 @@ def run(
             own[kind] = table.own_std(numerator_square(kind), inv_dof, magnitude(kind))
         return own[kind]
 
+    def to_codes(stat: Array) -> Array:  # (K, n) or (n,) in group-code order
+        return seg.to_codes(stat.T).T if stat.ndim == 2 else seg.to_codes(stat)
+
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
     last = {table.numerator_of(name, missing): name for name in schemes}  # numerator -> its last
+    # whitened scheme -> an earlier unwhitened one over its numerator (GDPO -> AC)
+    bases = _step_scaled_bases(schemes, missing) if step_scaled else {}
+    as_is: set[str] = set()  # numerators that are a scheme's advantages themselves
     advantages: dict[str, Array] = {}
     square_sums: dict[str, Array] = {}
+    scaled: dict[str, tuple[str, Array]] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing)
@@ -216,6 +231,7 @@ def run(
         )
         scale = scheme.scale(spread, eps)  # (n,)
         square = scale * scale * numerator_square(kind)  # (n,) the group's sum of adv^2
+        unit = bool(xp.all(scale == 1.0))  # before the whitening: the numerator's own scale
         if scheme.whitened:  # one factor per step, folded into the group's scale
             factor = _whitening(
                 square, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, n_scored
@@ -224,7 +240,13 @@ def run(
             square = factor * factor * square
         if squares:
             square_sums[name] = square
-        if last[kind] == name:  # the numerator's last use: scaled in place, no (N,) temporary
+        if name in bases and kind in as_is and unit:  # fl(num x factor): the base's x factor
+            scaled[name] = (bases[name], to_codes(scale))
+            continue
+        if unit and name in bases.values():  # a base of scale 1: the numerator as it is
+            adv = numerators[kind]
+            as_is.add(kind)
+        elif last[kind] == name and kind not in as_is:  # its last use: scaled in place
             adv = numerators.pop(kind)
             adv *= seg.expand(scale)
         else:
@@ -232,9 +254,6 @@ def run(
         if present is not None:
             adv = xp.where(present, adv, 0.0)
         advantages[name] = seg.flat(adv)
-
-    def to_codes(stat: Array) -> Array:  # (K, n) or (n,) in group-code order
-        return seg.to_codes(stat.T).T if stat.ndim == 2 else seg.to_codes(stat)
 
     result = GroupMoments(
         size=to_codes(size),
@@ -247,9 +266,24 @@ def run(
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
         rc_std=to_codes(rc_std),
     )
-    if not squares:
-        return EngineResult(advantages, result)
-    return EngineResult(advantages, result, {n: to_codes(v) for n, v in square_sums.items()})
+    codes = {name: to_codes(value) for name, value in square_sums.items()}
+    return EngineResult(advantages, result, codes, scaled)
+
+
+def _step_scaled_bases(schemes: tuple[str, ...], missing: bool) -> dict[str, str]:
+    """whitened scheme -> the first unwhitened scheme before it over the same numerator."""
+    if missing:  # a row with no reward is 0 in every scheme: not a multiple of the base
+        return {}
+    bases: dict[str, str] = {}
+    for i, name in enumerate(schemes):
+        kind = table.numerator_of(name, missing)
+        if table.BY_NAME[name].whitened:
+            for earlier in schemes[:i]:
+                same = table.numerator_of(earlier, missing) == kind
+                if same and not table.BY_NAME[earlier].whitened:
+                    bases[name] = earlier
+                    break
+    return bases
 
 
 def _divisors(xp: Any, count: Array, dof: Array) -> tuple[Array, Array, Array]:
@@ -320,4 +354,5 @@ def to_numpy(result: EngineResult) -> EngineResult:
         {name: host(adv) for name, adv in result.advantages.items()},
         moments,
         {name: host(square) for name, square in result.squares.items()},
+        {name: (base, host(f)) for name, (base, f) in result.step_scaled.items()},
     )
