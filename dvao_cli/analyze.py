@@ -530,7 +530,7 @@ def _run_engine(
             eps=cfg.eps,
             missing=cfg.nan == "ignore",
             squares=True,
-            step_scaled=sums_only,
+            sums_only=sums_only,
         )
     except RewardValueError as err:
         raise _reward_error(err, cfg, frame) from None
@@ -560,6 +560,9 @@ def _engine_sums(
     )
     for name, (base, _) in result.step_scaled.items():  # a positive multiple: the same count
         distinct[name] = distinct[base]
+    size = m.size.astype(np.float64)  # (G,)
+    for name, (at0, at1, ones) in result.two_valued.items():
+        distinct[name] = dg.two_valued_distinct(at0, at1, ones, size)
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
     sch: dict[str, SchemeSums] = {}
     magnitudes: dict[str, np.ndarray] = {}  # |A| of the schemes others are multiples of
@@ -575,6 +578,10 @@ def _engine_sums(
             magnitudes[base], sch[base], factor, result.squares[name], distinct[name],
             distinct_rewards, ix,
         )  # fmt: skip
+    for name, (at0, at1, ones) in result.two_valued.items():
+        sch[name] = dg.two_valued_sums(
+            at0, at1, ones, size, result.squares[name], distinct[name], distinct_rewards, ix
+        )
     return _Part(
         steps=steps.tolist(),
         obj=obj,

@@ -220,6 +220,39 @@ def step_scaled_sums(
     )
 
 
+def two_valued_distinct(at0: np.ndarray, at1: np.ndarray, ones: np.ndarray, size: np.ndarray):
+    """(G,) distinct advantages of a scheme taking at0 where a 0/1 reward is 0 and at1 where it
+    is 1 (`engine.EngineResult.two_valued`): as sorting the group would count them."""
+    both = (ones > 0) & (ones < size)
+    return 1 + (both & (at1 - at0 > DISTINCT_TOL)).astype(np.int64)
+
+
+def two_valued_sums(
+    at0: np.ndarray,
+    at1: np.ndarray,
+    ones: np.ndarray,
+    size: np.ndarray,
+    square: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+    ix: ChunkIndex,
+) -> SchemeSums:
+    """The sums of a scheme with two values per group (GRPO over a 0/1 objective): at0 (G,)
+    where the reward is 0, at1 where it is 1, ones (G,) rewards of 1 of size: the figures its
+    rows would give, without them."""
+    steps = ix.by_step
+    big0, big1 = np.abs(at0), np.abs(at1)
+    zeros = ones * (big1 <= ZERO_TOL) + (size - ones) * (big0 <= ZERO_TOL)  # (G,)
+    largest = np.maximum(np.where(ones > 0, big1, 0.0), np.where(ones < size, big0, 0.0))
+    return SchemeSums(
+        square_sum=steps.sum(square),
+        max_abs=steps.max(largest),
+        zeros=steps.sum(zeros.astype(np.float64)),
+        distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
+        distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
+    )
+
+
 def _zero_limit(factor: np.ndarray) -> np.ndarray:
     """(S,) the largest x >= 0 with fl(x x factor) <= ZERO_TOL (inf where factor is 0): ZERO_TOL
     / factor, moved by ulps to the exact boundary (its rounding can land on either side)."""

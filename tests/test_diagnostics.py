@@ -115,9 +115,10 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
                               [0.2, 0.3, 0.5], SCHEMES, missing=missing).squares  # fmt: skip
 
 
-def test_step_scaled_gdpo_is_ac_times_its_factor_bit_for_bit() -> None:
-    """engine.run(step_scaled=True) leaves GDPO as AC x a factor, one number per step, and AC
-    as its numerator itself: reconstructed, the same bits as GDPO computed over the rows."""
+def test_sums_only_schemes_are_exactly_described() -> None:
+    """engine.run(sums_only=True) leaves GDPO as AC x a factor, one number per step (AC its
+    numerator itself), and GRPO over a 0/1 primary as two values per group: reconstructed,
+    the same bits as computed over the rows."""
     for ragged in (False, True):
         rewards, group, step, sizes = _batch(5, 3, ragged)
         rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
@@ -125,21 +126,30 @@ def test_step_scaled_gdpo_is_ac_times_its_factor_bit_for_bit() -> None:
         columns = [np.ascontiguousarray(rewards[:, k]) for k in range(3)]
         args = (columns, segments(group, 40), ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
         rows = engine.run(*args, SCHEMES, squares=True)
-        scaled = engine.run(*args, SCHEMES, squares=True, step_scaled=True)
+        scaled = engine.run(*args, SCHEMES, squares=True, sums_only=True)
         assert set(scaled.step_scaled) == {"gdpo"} and "gdpo" not in scaled.advantages
         base, factor = scaled.step_scaled["gdpo"]
         assert base == "ac"
-        for name in SCHEMES:
-            if name != "gdpo":
-                np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
+        two = {"grpo"} if not ragged else set()  # 0/1 rewards told apart in blocks only
+        assert set(scaled.two_valued) == two
+        assert set(scaled.advantages) == set(SCHEMES) - {"gdpo"} - two
+        for name in scaled.advantages:
+            np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
+        if ragged:
+            continue
+        # GRPO over the 0/1 first objective: its two values per group, bit for bit
+        at0, at1, ones = scaled.two_valued["grpo"]
+        grpo = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
+        np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
+        np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
         per_step = factor[ix.by_step.starts]
         np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
         gdpo = scaled.advantages["ac"] * factor[group]
         np.testing.assert_array_equal(gdpo, rows.advantages["gdpo"])
         np.testing.assert_array_equal(scaled.squares["gdpo"], rows.squares["gdpo"])
         # gdpo before ac, or ac without gdpo: nothing to derive from
-        assert not engine.run(*args, ("gdpo", "ac"), step_scaled=True).step_scaled
-        assert not engine.run(*args, ("gdpo", "dvao"), step_scaled=True).step_scaled
+        assert not engine.run(*args, ("gdpo", "ac"), sums_only=True).step_scaled
+        assert not engine.run(*args, ("gdpo", "dvao"), sums_only=True).step_scaled
 
 
 def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
@@ -172,3 +182,28 @@ def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         assert plain.zeros[1:].min() >= 2  # the edge rows were counted, the one above not
         for f, limit in zip(factor_step[1:], limits[1:], strict=True):
             assert limit * f <= ZERO_TOL < np.nextafter(limit, np.inf) * f
+
+
+def test_two_valued_sums_equal_the_sums_of_the_advantages() -> None:
+    """GRPO's figures from its two values per group equal those of its rows: saturated groups
+    (one value), both values, and a value within the zero tolerance."""
+    for seed in (11, 12):
+        rewards, group, step, sizes = _batch(seed, 1, ragged=False)
+        ix = _index(step, group, sizes)
+        out = engine.run(
+            [np.ascontiguousarray(rewards[:, 0])], segments(group, 40), ix.group_step,
+            ix.n_steps, [1.0], ("grpo",), squares=True, sums_only=True,
+        )  # fmt: skip
+        at0, at1, ones = out.two_valued["grpo"]
+        at1 = at1.copy()
+        at1[1] = 1e-13  # a value counted as zero
+        adv = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
+        size = sizes.astype(np.float64)
+        counted = dg.distinct_per_group(adv, ix, dg.DISTINCT_TOL)
+        distinct = dg.two_valued_distinct(at0, at1, ones, size)
+        assert distinct.tolist() == counted.tolist() and {1, 2} <= set(distinct.tolist())
+        square = np.bincount(group, weights=adv * adv, minlength=40)
+        plain = dg.scheme_sums(adv, distinct, distinct, ix, square)
+        derived = dg.two_valued_sums(at0, at1, ones, size, square, distinct, distinct, ix)
+        for field in ("square_sum", "max_abs", "zeros", "distinct_adv", "distinct_rew"):
+            np.testing.assert_array_equal(getattr(derived, field), getattr(plain, field))

@@ -55,10 +55,14 @@ class EngineResult:
     # with `squares`: (n,) per scheme, in group-code order, the sum over each group of its
     # squared advantages (scale^2 x the numerator's, times the step's whitening factor^2)
     squares: dict[str, Array] = field(default_factory=dict)
-    # with `step_scaled`: whitened scheme -> (base, factor (n,) in group-code order): its
-    # advantages are exactly the base scheme's times factor, one positive number per step (the
-    # base's are its numerator itself, scale 1); not in `advantages`
+    # with `sums_only`, schemes left out of `advantages`, each exactly described instead:
+    # whitened scheme -> (base, factor (n,) in group-code order): its advantages are the base
+    # scheme's times factor, one positive number per step (the base's are its numerator
+    # itself, scale 1)
     step_scaled: dict[str, tuple[str, Array]] = field(default_factory=dict)
+    # scheme over one 0/1 objective (GRPO) -> (at 0, at 1, ones) (n,) each in group-code order:
+    # its advantage where the reward is 0, where it is 1, and how many rewards are 1
+    two_valued: dict[str, tuple[Array, Array, Array]] = field(default_factory=dict)
 
 
 def run(
@@ -74,16 +78,17 @@ def run(
     primary: int = 0,
     missing: bool = False,
     squares: bool = False,
-    step_scaled: bool = False,
+    sums_only: bool = False,
 ) -> EngineResult:
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
     0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward.
     `squares`: also each scheme's sum of squared advantages per group (`EngineResult.squares`:
-    from the numerators' sums of squares, no pass over the advantages). `step_scaled`: a
+    from the numerators' sums of squares, no pass over the advantages). `sums_only`: for
+    callers that need per-step sums, not every scheme's rows (with no reward missing): a
     whitened scheme (GDPO) whose numerator an earlier scheme of scale 1 (AC) has as its
-    advantages is left as that scheme times its step factor (`EngineResult.step_scaled`; with
-    no reward missing): two passes over the rows fewer, for callers that need sums only."""
+    advantages is left as that scheme times its step factor (`EngineResult.step_scaled`), and
+    GRPO over a 0/1 primary objective as its two values per group (`two_valued`)."""
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
@@ -104,6 +109,7 @@ def run(
         "count": [], "mean": [], "std": [], "lo": [], "hi": [], "square": []
     }  # fmt: skip
     deviations = None  # (K, *layout) r_k - mu_k, filled objective by objective
+    ones: dict[int, Array] = {}  # 0/1 objective -> (n,) its rewards of 1 per group
     coefficients: dict[str, list[Array | None]] = {kind: [] for kind in kinds}  # K x (n,)
 
     for k, column in enumerate(columns):
@@ -129,6 +135,7 @@ def run(
                 # a constant group's sum is count x its reward exactly, so is its mean: its
                 # deviations are exactly 0
                 settled = lo == hi
+                ones[k] = total  # (n,) how many rewards are 1
             else:
                 lo, hi = seg.extremes(col)
         check_rewards(k, count, lo, hi, float(weights[k]))
@@ -164,14 +171,14 @@ def run(
         for name, value in zip(moments, (count, mean, std, lo, hi, square), strict=True):
             moments[name].append(value)
 
-    aliased: set[int] = set()  # deviations rows already a numerator (scaled in place later)
+    single: dict[str, int] = {}  # numerator -> k: objective k's deviations as they are
     for kind, cs in coefficients.items():  # each numerator sum_k c_k (r_k - mu_k)
         terms = [k for k, c in enumerate(cs) if c is not None]
         if len(terms) == 1 and bool(xp.all(cs[terms[0]] == 1.0)):  # one unit term: itself
             k = terms[0]
-            one = deviations[k]
-            numerators[kind] = xp.asarray(one, copy=True) if k in aliased else one
-            aliased.add(k)
+            one = deviations[k]  # a copy when another numerator has it (scaled in place later)
+            numerators[kind] = xp.asarray(one, copy=True) if k in single.values() else one
+            single[kind] = k
         else:  # (K, n) coefficients, 0 for an objective without a term: one pass over (K, N)
             zero = xp.zeros_like(size_f)
             c = xp.stack([zero if c is None else c for c in cs], axis=0)
@@ -197,11 +204,9 @@ def run(
     square_of: dict[str, Array] = {}  # numerator -> its sum of squares over each group (n,)
 
     def numerator_square(kind: str) -> Array:
-        if kind not in square_of:  # the primary numerator is the centred primary objective
-            primary_square = kind == table.PRIMARY
-            square_of[kind] = (
-                stack["square"][primary] if primary_square else seg.sumsq(numerators[kind])
-            )
+        if kind not in square_of:  # one objective's deviations: its own sum of squares
+            k = single.get(kind)
+            square_of[kind] = seg.sumsq(numerators[kind]) if k is None else stack["square"][k]
         return square_of[kind]
 
     own: dict[str, Array] = {}  # numerator -> its std over each group (n,)
@@ -218,11 +223,12 @@ def run(
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
     last = {table.numerator_of(name, missing): name for name in schemes}  # numerator -> its last
     # whitened scheme -> an earlier unwhitened one over its numerator (GDPO -> AC)
-    bases = _step_scaled_bases(schemes, missing) if step_scaled else {}
+    bases = _step_scaled_bases(schemes, missing) if sums_only else {}
     as_is: set[str] = set()  # numerators that are a scheme's advantages themselves
     advantages: dict[str, Array] = {}
     square_sums: dict[str, Array] = {}
     scaled: dict[str, tuple[str, Array]] = {}
+    two: dict[str, tuple[Array, Array, Array]] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing)
@@ -242,6 +248,13 @@ def run(
             square_sums[name] = square
         if name in bases and kind in as_is and unit:  # fl(num x factor): the base's x factor
             scaled[name] = (bases[name], to_codes(scale))
+            continue
+        k = single.get(kind)
+        if sums_only and k in ones and not scheme.whitened:  # one 0/1 objective's deviations:
+            # fl(0 - mu) and fl(1 - mu), times the scale: two values per group (GRPO)
+            mu = stack["mean"][k]
+            at = ((0.0 - mu) * scale, (1.0 - mu) * scale)
+            two[name] = (to_codes(at[0]), to_codes(at[1]), to_codes(ones[k]))
             continue
         if unit and name in bases.values():  # a base of scale 1: the numerator as it is
             adv = numerators[kind]
@@ -267,7 +280,7 @@ def run(
         rc_std=to_codes(rc_std),
     )
     codes = {name: to_codes(value) for name, value in square_sums.items()}
-    return EngineResult(advantages, result, codes, scaled)
+    return EngineResult(advantages, result, codes, scaled, two)
 
 
 def _step_scaled_bases(schemes: tuple[str, ...], missing: bool) -> dict[str, str]:
@@ -355,4 +368,5 @@ def to_numpy(result: EngineResult) -> EngineResult:
         moments,
         {name: host(square) for name, square in result.squares.items()},
         {name: (base, host(f)) for name, (base, f) in result.step_scaled.items()},
+        {name: tuple(host(a) for a in at) for name, at in result.two_valued.items()},
     )
