@@ -237,7 +237,8 @@ def run(
         )
         scale = scheme.scale(spread, eps)  # (n,)
         square = scale * scale * numerator_square(kind)  # (n,) the group's sum of adv^2
-        unit = bool(xp.all(scale == 1.0))  # before the whitening: the numerator's own scale
+        # scale 1 before the whitening (asked only when a scheme may derive from another)
+        unit = bool(bases) and bool(xp.all(scale == 1.0))
         if scheme.whitened:  # one factor per step, folded into the group's scale
             factor = _whitening(
                 square, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, n_scored
