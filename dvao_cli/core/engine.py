@@ -88,7 +88,9 @@ def run(
     callers that need per-step sums, not every scheme's rows (with no reward missing): a
     whitened scheme (GDPO) whose numerator an earlier scheme of scale 1 (AC) has as its
     advantages is left as that scheme times its step factor (`EngineResult.step_scaled`), and
-    GRPO over a 0/1 primary objective as its two values per group (`two_valued`)."""
+    GRPO over a 0/1 primary objective as its two values per group (`two_valued`); their sums
+    of squares come with them (`squares` implied)."""
+    squares = squares or sums_only
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
