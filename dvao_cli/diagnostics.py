@@ -257,9 +257,7 @@ def _zero_limit(factor: np.ndarray) -> np.ndarray:
     """(S,) the largest x >= 0 with fl(x x factor) <= ZERO_TOL (inf where factor is 0): ZERO_TOL
     / factor, moved by ulps to the exact boundary (its rounding can land on either side)."""
     positive = factor > 0
-    with np.errstate(divide="ignore"):
-        limit = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), np.inf)
-    finite = np.where(positive, limit, 0.0)  # the products below without inf x 0
+    finite = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), 0.0)  # 0: no inf x 0
     for _ in range(8):  # down while over: one or two ulps at most
         over = positive & (finite * factor > ZERO_TOL)
         if not over.any():
