@@ -490,7 +490,8 @@ def _run_engine(
 ) -> tuple[engine.EngineResult, list[np.ndarray]]:
     """The row engine over one chunk: (its result as numpy arrays, the reward columns K x (N,)
     it read). numpy on the CPU; torch on CUDA. `sums_only`: no advantages are written or
-    compared per response, so a step-scaled scheme (GDPO) need not be computed row by row."""
+    compared per response, so GDPO (AC times a factor per step) and GRPO over a 0/1 primary
+    (two values per group) are not computed row by row (`engine.run`)."""
     frame = chunk.frame
     columns = [
         np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
