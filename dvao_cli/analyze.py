@@ -566,9 +566,10 @@ def _engine_sums(
         distinct[name] = dg.two_valued_distinct(at0, at1, ones, size)
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
     sch: dict[str, SchemeSums] = {}
-    magnitudes: dict[str, np.ndarray] = {}  # |A| of the schemes others are multiples of
+    bases = {base for base, _ in result.step_scaled.values()}  # schemes others are multiples of
+    magnitudes: dict[str, np.ndarray] = {}  # their |A|, shared
     for name, adv in result.advantages.items():
-        if any(base == name for base, _ in result.step_scaled.values()):
+        if name in bases:
             magnitudes[name] = np.abs(adv)
         sch[name] = dg.scheme_sums(
             adv, distinct[name], distinct_rewards, ix, result.squares.get(name),

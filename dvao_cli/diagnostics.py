@@ -72,6 +72,12 @@ class ChunkIndex:
             return row_count(self.grouped(mask))
         return self.group_sum(mask.astype(np.float64)).astype(np.int64)
 
+    def step_count(self, mask: np.ndarray) -> np.ndarray:
+        """(S,) float64: how many rows of each step `mask` (N,) bool marks (exact counts)."""
+        if self.uniform:  # per group, then per step
+            return self.by_step.sum(self.group_count(mask).astype(np.float64))
+        return np.add.reduceat(mask, self.step_rows, dtype=np.float64)  # over each step's rows
+
     def group_dot(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """(G,) sum over each group of a * b, without an (N,) temporary when uniform."""
         if self.uniform:
@@ -170,16 +176,31 @@ def scheme_sums(
     abs_adv (N,) |adv| when the caller has it."""
     if abs_adv is None:
         abs_adv = np.abs(adv)
-    steps = ix.by_step
-    zero = abs_adv <= ZERO_TOL  # (N,)
-    if ix.uniform:  # per group, then per step (exact: counts)
-        zeros = steps.sum(ix.group_count(zero).astype(np.float64))
-    else:  # straight over each step's rows
-        zeros = np.add.reduceat(zero, ix.step_rows, dtype=np.float64)
-    return SchemeSums(
-        square_sum=steps.sum(ix.group_dot(adv, adv) if square is None else square),
+    return _per_step(
+        ix,
+        ix.group_dot(adv, adv) if square is None else square,
         # a maximum is exact in any order: straight over each step's rows, along the long axis
-        max_abs=np.maximum.reduceat(abs_adv, ix.step_rows),
+        np.maximum.reduceat(abs_adv, ix.step_rows),
+        ix.step_count(abs_adv <= ZERO_TOL),
+        distinct_adv,
+        distinct_rewards,
+    )
+
+
+def _per_step(
+    ix: ChunkIndex,
+    square: np.ndarray,
+    max_abs: np.ndarray,
+    zeros: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+) -> SchemeSums:
+    """A scheme's SchemeSums from square, distinct_adv, distinct_rewards (G,) per group and
+    max_abs, zeros (S,) already per step."""
+    steps = ix.by_step
+    return SchemeSums(
+        square_sum=steps.sum(square),
+        max_abs=max_abs,
         zeros=zeros,
         distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
         distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
@@ -202,22 +223,16 @@ def step_scaled_sums(
     Rounding is monotone, so the largest |fl(a f)| over a step is fl(max |a| x f), and
     |fl(a f)| <= ZERO_TOL exactly where |a| is at most the largest x with fl(x f) <= ZERO_TOL:
     the same figures as from the advantages themselves. factor, square (G,) per group."""
-    steps = ix.by_step
-    step_factor = factor[steps.starts]  # (S,) alike over each step's groups
+    step_factor = factor[ix.by_step.starts]  # (S,) alike over each step's groups
     limit = _zero_limit(step_factor)[ix.group_step]  # (G,)
-    if ix.uniform:
-        zero = ix.grouped(abs_base) <= limit[:, None]  # (G, size)
-        zeros = steps.sum(row_count(zero).astype(np.float64))
+    if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
+        zero = (ix.grouped(abs_base) <= limit[:, None]).reshape(-1)
     else:
-        zero = abs_base <= np.repeat(limit, ix.sizes)  # (N,)
-        zeros = np.add.reduceat(zero, ix.step_rows, dtype=np.float64)
-    return SchemeSums(
-        square_sum=steps.sum(square),
-        max_abs=base.max_abs * step_factor,
-        zeros=zeros,
-        distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
-        distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
-    )
+        zero = abs_base <= np.repeat(limit, ix.sizes)
+    return _per_step(
+        ix, square, base.max_abs * step_factor, ix.step_count(zero), distinct_adv,
+        distinct_rewards,
+    )  # fmt: skip
 
 
 def two_valued_distinct(at0: np.ndarray, at1: np.ndarray, ones: np.ndarray, size: np.ndarray):
@@ -244,13 +259,10 @@ def two_valued_sums(
     big0, big1 = np.abs(at0), np.abs(at1)
     zeros = ones * (big1 <= ZERO_TOL) + (size - ones) * (big0 <= ZERO_TOL)  # (G,)
     largest = np.maximum(np.where(ones > 0, big1, 0.0), np.where(ones < size, big0, 0.0))
-    return SchemeSums(
-        square_sum=steps.sum(square),
-        max_abs=steps.max(largest),
-        zeros=steps.sum(zeros.astype(np.float64)),
-        distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
-        distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
-    )
+    return _per_step(
+        ix, square, steps.max(largest), steps.sum(zeros.astype(np.float64)), distinct_adv,
+        distinct_rewards,
+    )  # fmt: skip
 
 
 def _zero_limit(factor: np.ndarray) -> np.ndarray:
