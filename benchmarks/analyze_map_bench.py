@@ -23,11 +23,11 @@ def main() -> None:
     parser.add_argument("--piece-rows", type=int, default=0, help="engine piece (0: dvao's)")
     args = parser.parse_args()
 
-    from dvao_cli.runtime import tune_for_streaming
+    from dvao_cli.analysis.runtime import tune_for_streaming
 
     tune_for_streaming()
-    import dvao_cli.analyze as analyze
-    from dvao_cli.options import resolve_weights
+    import dvao_cli.analysis.pipeline as analyze
+    from dvao_cli.cli.options import resolve_weights
     from dvao_cli.reader.spec import open_log
     from dvao_cli.reader.stream import iter_frames
 

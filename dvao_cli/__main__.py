@@ -1,4 +1,4 @@
-from dvao_cli.cli import main
+from dvao_cli.cli.app import main
 
 if __name__ == "__main__":
     main()

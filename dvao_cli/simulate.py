@@ -349,7 +349,7 @@ def write_simulated(
     """Stream the log into one Parquet file (one row group per chunk), written atomically."""
     import pyarrow.parquet as pq
 
-    from dvao_cli.console import progress
+    from dvao_cli.cli.console import progress
     from dvao_cli.io import atomic_path
 
     names = parse_objectives(objectives)

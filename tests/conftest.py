@@ -17,7 +17,7 @@ class Result:
 @pytest.fixture
 def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     """`cli("analyze", path, "--json")` -> Result(code, out, err); output is plain (not a tty)."""
-    from dvao_cli.cli import run
+    from dvao_cli.cli.app import run
 
     monkeypatch.setenv("COLUMNS", "120")
 

@@ -450,7 +450,7 @@ def test_lazy_exports():
 
 
 def test_schemes_match_the_cli_options():
-    from dvao_cli.options import SCHEMES as CLI_SCHEMES
+    from dvao_cli.cli.options import SCHEMES as CLI_SCHEMES
 
     assert SCHEMES == CLI_SCHEMES
 

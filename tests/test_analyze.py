@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvao_cli.analyze import analyze
+from dvao_cli.analysis.pipeline import analyze
 
 S2 = math.sqrt(2.0)  # 1.41421356...
 S3 = math.sqrt(3.0)  # 1.73205081...
@@ -281,7 +281,7 @@ def test_bad_weight_spec(cli, tmp_path: Path) -> None:
 def test_failure_mid_run_leaves_no_output(tmp_path: Path, monkeypatch) -> None:
     log = hand_log(tmp_path)
     out = tmp_path / "out"
-    import dvao_cli.analyze as mod
+    import dvao_cli.analysis.pipeline as mod
 
     def boom(*args, **kwargs):
         # every chunk is streamed and advantages.parquet is written by now, in the set's
@@ -430,7 +430,7 @@ def _continuous_log(
 @pytest.fixture
 def in_processes(monkeypatch) -> list[int]:
     """Worker processes for any log size; the list gets the ranges of each run that used them."""
-    import dvao_cli.analyze as module
+    import dvao_cli.analysis.pipeline as module
 
     used: list[int] = []
     real = module._in_processes
@@ -490,7 +490,7 @@ def test_with_worker_processes_the_first_bad_range_in_the_log_is_the_error(
 def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
     import os
 
-    from dvao_cli.workers import WorkerDied, WorkerPool
+    from dvao_cli.analysis.workers import WorkerDied, WorkerPool
 
     with WorkerPool(2) as pool:
         task = pool.submit(os._exit, 9)  # as the kernel's OOM killer would end it
@@ -508,7 +508,7 @@ def test_worker_processes_end_when_their_parent_is_killed() -> None:
 
     script = (
         "import os, sys, time\n"
-        "from dvao_cli.workers import WorkerPool\n"
+        "from dvao_cli.analysis.workers import WorkerPool\n"
         "if __name__ == '__main__':\n"
         "    pool = WorkerPool(2)\n"
         "    print(pool.submit(os.getpid).get(), flush=True)\n"

@@ -10,7 +10,7 @@ import pytest
 import typer
 
 from dvao_cli import __version__
-from dvao_cli.cli import app
+from dvao_cli.cli.app import app
 
 COMMANDS = ["analyze", "plot", "simulate", "train", "import"]
 
@@ -56,7 +56,7 @@ def test_root_help_lists_commands(cli) -> None:
 def test_help_does_not_import_torch_or_matplotlib() -> None:
     code = (
         "import sys\n"
-        "from dvao_cli.cli import run\n"
+        "from dvao_cli.cli.app import run\n"
         "for argv in (['--help'], ['analyze', '--help'], ['plot', '--help'], ['train', '--help'],"
         " ['import', '--help'], ['simulate', '--help']):\n"
         "    assert run(argv) == 0\n"
@@ -99,7 +99,7 @@ class _FakeTTY:
 
 
 def test_rich_only_on_a_terminal_without_no_color(monkeypatch) -> None:
-    from dvao_cli.console import is_rich
+    from dvao_cli.cli.console import is_rich
 
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert is_rich(_FakeTTY())

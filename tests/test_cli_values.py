@@ -1,4 +1,4 @@
-"""Command-line values without pydantic (`dvao_cli.cli_values`): the same value as typer's own
+"""Command-line values without pydantic (`dvao_cli.cli.values`): the same value as typer's own
 coercion for every option of every command, and the start-up it saves."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 import typer
 
-from dvao_cli import cli_values
-from dvao_cli.cli import app
+from dvao_cli.cli import values as cli_values
+from dvao_cli.cli.app import app
 
 _COMMON = [None, "", "-", " 1", "abc", "ü", True, False, 0, 1, 2.5, (), ("a", "b")]
 _NUMBERS = [
@@ -92,7 +92,7 @@ def test_analyze_json_loads_neither_pydantic_nor_rich_nor_pyarrow(tmp_path: Path
         }
     ).write_parquet(path)
     code = (
-        "import sys; from dvao_cli.cli import run; "
+        "import sys; from dvao_cli.cli.app import run; "
         f"code = run(['analyze', {str(path)!r}, '--json', '-s', 'dvao', '-s', 'rc', "
         "'--eps', '1e-4', '--ddof', '1', '--chunk-rows', '5000', '--nan', 'drop', "
         "'--fail-on', 'saturation[accuracy]>0.99', '-O', 'accuracy', '-O', 'score']); "

@@ -14,13 +14,13 @@ import polars as pl
 import pytest
 import torch
 
-from dvao_cli import patterns
 from dvao_cli.advantages import compute_advantages
+from dvao_cli.analysis.backends import patterns
+from dvao_cli.analysis.step_sums import StepIndex, objective_sums
 from dvao_cli.core import engine
 from dvao_cli.core import schemes as table
 from dvao_cli.core.segments import Blocks, segments
 from dvao_cli.core.tolerances import MAX_REWARD
-from dvao_cli.sums import StepIndex, objective_sums
 
 
 def _python(code: str) -> str:
@@ -39,9 +39,10 @@ def test_the_library_does_not_import_the_command_line() -> None:
 
 
 def test_the_analysis_and_its_workers_do_not_import_the_command_line() -> None:
-    """What a worker process imports (dvao_cli.analyze, the reader, the gate): no typer."""
+    """What a worker process imports (the analysis pipeline, the reader, the gate): no typer."""
     loaded = _python(
-        "import sys, dvao_cli.workers, dvao_cli.analyze, dvao_cli.gate; "
+        "import sys, dvao_cli.analysis.workers, dvao_cli.analysis.pipeline, "
+        "dvao_cli.analysis.gate; "
         "print(sorted(m for m in ('typer', 'rich', 'click') if m in sys.modules))"
     )
     assert loaded == "[]"
@@ -49,7 +50,8 @@ def test_the_analysis_and_its_workers_do_not_import_the_command_line() -> None:
 
 def test_the_core_imports_neither_the_command_line_nor_polars_nor_torch() -> None:
     loaded = _python(
-        "import sys; import dvao_cli.core.engine, dvao_cli.core.schemes, dvao_cli.patterns; "
+        "import sys; import dvao_cli.core.engine, dvao_cli.core.schemes, "
+        "dvao_cli.analysis.backends.patterns; "
         "print(sorted(m for m in ('typer', 'rich', 'click', 'polars', 'torch') "
         "if m in sys.modules))"
     )
@@ -68,11 +70,11 @@ def test_analyze_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
             "rm_score": rng.random(320),  # continuous: the row engine's path
         }
     ).write_parquet(path)
-    from dvao_cli.runtime import gpu_present
+    from dvao_cli.analysis.runtime import gpu_present
 
     device = "cpu" if gpu_present() else "auto"  # auto on a machine without a GPU: the CPU
     loaded = _python(
-        "import sys; from dvao_cli.analyze import analyze; "
+        "import sys; from dvao_cli.analysis.pipeline import analyze; "
         f"a = analyze({str(path)!r}, device={device!r}); "
         "print(a.summary.settings.device, 'torch' in sys.modules)"
     )
@@ -272,7 +274,7 @@ def test_an_objective_never_rewarded_is_not_saturated() -> None:
 def test_the_option_parser_loads_before_numpy() -> None:
     """The scheme names reach the command line's options without numpy: `runtime` sets the
     BLAS thread count before numpy loads."""
-    loaded = _python("import sys, dvao_cli.cli; print('numpy' in sys.modules)")
+    loaded = _python("import sys, dvao_cli.cli.app; print('numpy' in sys.modules)")
     assert loaded == "False"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dvao_cli import diagnostics as dg
+from dvao_cli.analysis import figures as dg
 from dvao_cli.core import engine
 from dvao_cli.core.conventions import binary_objectives
 from dvao_cli.core.schemes import SCHEMES

@@ -10,9 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvao_cli.analyze import analyze
-from dvao_cli.errors import InputError, UsageError
-from dvao_cli.gate import (
+from dvao_cli.analysis.gate import (
     BINARY_METRICS,
     GLOBAL_METRICS,
     LOGGED_METRICS,
@@ -22,7 +20,9 @@ from dvao_cli.gate import (
     metric_value,
     parse_condition,
 )
-from dvao_cli.options import SCHEMES
+from dvao_cli.analysis.pipeline import analyze
+from dvao_cli.cli.options import SCHEMES
+from dvao_cli.errors import InputError, UsageError
 
 NAN = math.nan
 

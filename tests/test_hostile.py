@@ -490,7 +490,7 @@ def test_family6_control_characters_in_names_never_reach_the_terminal(cli, tmp_p
 def test_family6_consoles_never_read_markup(capsys, monkeypatch) -> None:
     from rich.table import Table
 
-    from dvao_cli.console import get_console, info
+    from dvao_cli.cli.console import get_console, info
 
     monkeypatch.setenv("COLUMNS", "60")
     table = Table(title="[red]t[/red]")
@@ -506,7 +506,7 @@ def test_family6_consoles_never_read_markup(capsys, monkeypatch) -> None:
 def test_family6_figures_draw_names_as_typed(tmp_path: Path) -> None:
     import matplotlib.text
 
-    from dvao_cli.plot_source import build_figures, load_source, save_figure
+    from dvao_cli.plot.source import build_figures, load_source, save_figure
 
     log = small_log(tmp_path / "odd.parquet", names=ODD)
     src = load_source(log)

@@ -70,7 +70,7 @@ def _run(log: Path, out: Path, ddof: int, kill_after: float | None = None) -> fl
 
 def _reference(log: Path, out: Path, ddof: int) -> dict[str, str]:
     """The set a run that is not killed writes (in-process: the same bytes, no start-up)."""
-    from dvao_cli.analyze import analyze
+    from dvao_cli.analysis.pipeline import analyze
 
     analyze(log, out_dir=out, ddof=ddof, chunk_rows=CHUNK_ROWS)
     return _digest(out)

@@ -19,7 +19,7 @@ import hypothesis.strategies as st
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 
-from dvao_cli.cli import run
+from dvao_cli.cli.app import run
 
 NAMES = ["accuracy", "[/bold]", "a[b]", "fmt[x]", "$x$", "é ü", "with space", "rm_score"]
 PLAIN = [0.0, 1.0, 0.5, 0.25]

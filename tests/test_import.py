@@ -150,7 +150,7 @@ def test_trl_advantage_reproduced_by_the_engine(
 def test_trl_advantage_reproduced_by_analyze(
     cli, tmp_path: Path, aggregation: str, scheme: str
 ) -> None:
-    pytest.importorskip("dvao_cli.analyze")
+    pytest.importorskip("dvao_cli.analysis.pipeline")
     src = tmp_path / "completions"
     write_trl_completions(
         src,

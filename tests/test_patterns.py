@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvao_cli import analyze as analyze_module
-from dvao_cli import patterns
-from dvao_cli.analyze import Analysis, analyze
+from dvao_cli.analysis import pipeline as analyze_module
+from dvao_cli.analysis.backends import patterns
+from dvao_cli.analysis.pipeline import Analysis, analyze
 
 
 def binary_log(
@@ -253,7 +253,7 @@ def test_binary_log_never_imports_torch(tmp_path: Path) -> None:
 
     path = binary_log(tmp_path / "log.parquet", seed=2, k=3)
     code = (
-        "import sys; from dvao_cli.analyze import analyze; "
+        "import sys; from dvao_cli.analysis.pipeline import analyze; "
         f"s = analyze({str(path)!r}).summary; "
         "assert 'torch' not in sys.modules, 'torch was imported'; print(s.settings.device)"
     )

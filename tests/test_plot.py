@@ -11,9 +11,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvao_cli import plots
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.plot_source import build_figures, load_source, select_objectives
+from dvao_cli.plot import figures as plots
+from dvao_cli.plot.source import build_figures, load_source, select_objectives
 
 OBJ3 = ["accuracy", "format", "rm_score"]
 SCHEMES = ["grpo", "rc", "ac", "gdpo", "dvao"]

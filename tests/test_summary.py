@@ -9,7 +9,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from dvao_cli.summary import SCHEME_COLUMNS, STEP_COLUMNS
+from dvao_cli.analysis.summary import SCHEME_COLUMNS, STEP_COLUMNS
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "rollouts.parquet"
 

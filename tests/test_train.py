@@ -103,7 +103,7 @@ def test_help_lists_every_option(cli) -> None:
 def test_cli_defaults_match_the_config_defaults() -> None:
     import inspect
 
-    from dvao_cli.commands.train import command
+    from dvao_cli.cli.commands.train import command
     from dvao_cli.train.config import TrainConfig
 
     defaults = TrainConfig()
@@ -231,7 +231,7 @@ def test_outputs_follow_the_contract(cli, tmp_path: Path, rewards_file: Path) ->
 def test_analyze_reproduces_logged_advantage(
     cli, tmp_path: Path, rewards_file: Path, scheme: str
 ) -> None:
-    from dvao_cli.analyze import analyze
+    from dvao_cli.analysis.pipeline import analyze
 
     out = tmp_path / "run"
     res = _run(

@@ -95,7 +95,7 @@ def test_reasoning_runs_with_its_defaults(cli, tmp_path: Path) -> None:
 
 
 def test_cli_options_come_from_the_dataclass(cli) -> None:
-    from dvao_cli.commands.train import command
+    from dvao_cli.cli.commands.train import command
 
     params = inspect.signature(command).parameters
     for f in fields(TrainConfig):
@@ -196,7 +196,7 @@ def test_summary_pairs_each_scheme_with_dvao_by_seed() -> None:
 
 
 def test_short_compare_in_parallel(cli, tmp_path: Path) -> None:
-    from dvao_cli.analyze import analyze
+    from dvao_cli.analysis.pipeline import analyze
 
     args = (*TINY, "--task", "reasoning", "--steps", "3", "--compare", "rc,dvao", "--seeds", "2")
     par, ser = tmp_path / "par", tmp_path / "ser"
@@ -242,7 +242,7 @@ def test_short_compare_in_parallel(cli, tmp_path: Path) -> None:
 
 
 def test_curves_are_drawn_from_a_compare_folder(cli, tmp_path: Path) -> None:
-    from dvao_cli.plot_source import build_figures, load_source
+    from dvao_cli.plot.source import build_figures, load_source
 
     out = tmp_path / "cmp"
     args = (*TINY, "--task", "reasoning", "--steps", "4", "--compare", "grpo,dvao", "--seeds", "2")

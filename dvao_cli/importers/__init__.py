@@ -12,7 +12,13 @@ Every problem is an `InputError` (bad data: exit 2) or a `UsageError` (bad optio
     detect.py           which trainer's file a path is, by name (light: the reader asks it)
     run.py              find_files, run_import, import_in_memory
     trl.py, verl.py, swift.py   each trainer's files -> Batches
-    common.py           values, group rebuilding, the streaming Parquet writer
+    batch.py            the log format's extra columns, value kinds, Batch, Trainer, ImportReport
+    values.py           value coercion and kinds
+    layout.py           the output schema: objectives, extra columns, types
+    groups.py           group rebuilding within a step
+    columns.py          one batch's columns in output order
+    stream.py           the streaming import into one Parquet file
+    in_place.py         trainer logs read in place (analyze, plot)
 """
 
 from typing import Any

@@ -1,6 +1,6 @@
 """Which trainer's file a path is, by the names TRL, verl and ms-swift give their files, and
 where they put them. Light on purpose (no pyarrow, no importer): the log reader asks it at
-every open whether LOG is a trainer's log (dvao_cli/reader/trainer_logs.py).
+every open whether LOG is a trainer's log (dvao_cli/importers/in_place.py).
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
-from dvao_cli.importers.common import Batch, ImportReport, Trainer, import_batches
+from dvao_cli.importers.batch import Batch, ImportReport, Trainer
 from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
+from dvao_cli.importers.stream import import_batches
 from dvao_cli.objective_names import did_you_mean
 
 FORMATS = ("trl", "verl", "swift", "auto")

@@ -14,16 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.common import (
-    FLOAT,
-    MIXED,
-    Batch,
-    Trainer,
-    parse_int,
-    parse_json_line,
-    short,
-)
+from dvao_cli.importers.batch import FLOAT, MIXED, Batch, Trainer
 from dvao_cli.importers.detect import SWIFT_FILE
+from dvao_cli.importers.stream import parse_json_line
+from dvao_cli.importers.values import parse_int, short
 
 FILE_NAME = SWIFT_FILE
 

@@ -12,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from dvao_cli.errors import InputError, unreadable_parquet
-from dvao_cli.importers.common import FLOAT, Batch, Trainer, parse_int, short
+from dvao_cli.importers.batch import FLOAT, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
+from dvao_cli.importers.values import parse_int, short
 
 FILE_RE = TRL_FILE
 

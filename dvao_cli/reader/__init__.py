@@ -3,7 +3,6 @@
     format.py        the dvao log format: column names, reserved names, dtype families
     discovery.py     LOG arguments -> files: folders, globs, hive partitions; `LogSource`
     spec.py          footers only: schema checks, partition checks, objectives -> `LogSpec`
-    trainer_logs.py  TRL / verl / ms-swift logs read in place (imported into memory)
     stream.py        step floors from the footers; `iter_frames`, `iter_chunks`
     chunk.py         `prepare_chunk` -> `Chunk`: keys, NaN policy, engine order, group sizes
     long_layout.py   the long layout (objective + reward columns) pivoted to the wide one

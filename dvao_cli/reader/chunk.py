@@ -102,7 +102,7 @@ def group_codes(sizes: np.ndarray) -> np.ndarray:
 
 
 def warn_skipped(label: str, skipped_groups: int) -> None:
-    from dvao_cli.console import warn
+    from dvao_cli.cli.console import warn
 
     plural = "group" if skipped_groups == 1 else "groups"
     warn(

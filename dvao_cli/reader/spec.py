@@ -185,7 +185,7 @@ def open_log(
     """
     import polars as pl
 
-    from dvao_cli.reader.trainer_logs import open_trainer_log, resolve_format  # imports spec
+    from dvao_cli.importers.in_place import open_trainer_log, resolve_format  # imports spec
 
     source = LogSource.of(paths)
     fmt = resolve_format(source)

@@ -208,7 +208,7 @@ def iter_frames(
     import numpy as np
     import polars as pl
 
-    from dvao_cli.console import warn
+    from dvao_cli.cli.console import warn
 
     if nan not in NAN_POLICIES:
         raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{nan}'")

@@ -29,8 +29,8 @@ from typing import Any
 
 import polars as pl
 
+from dvao_cli.cli.options import SCHEMES, did_you_mean
 from dvao_cli.errors import UsageError
-from dvao_cli.options import SCHEMES, did_you_mean
 from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
 from dvao_cli.train.loop import TrainingInterrupted, WarmCache, final_rewards, train_run
 from dvao_cli.train.outputs import write_json_file, write_parquet_file

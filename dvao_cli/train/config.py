@@ -15,8 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, get_args
 
+from dvao_cli.cli.options import SCHEMES, DdofOpt, DeviceOpt, EpsOpt, WeightOpt, did_you_mean
 from dvao_cli.errors import InputError, UsageError
-from dvao_cli.options import SCHEMES, DdofOpt, DeviceOpt, EpsOpt, WeightOpt, did_you_mean
 from dvao_cli.train.tasks import TASKS
 
 CONFIG_FILE = "config.json"
@@ -35,7 +35,7 @@ def option(
     """A config field with its CLI metadata.
 
     flags: the option's names (none: not on the command line); choices: allowed values; shared:
-    an option type from `dvao_cli.options` used as is (its help is shared with `dvao analyze`);
+    an option type from `dvao_cli.cli.options` used as is (its help is shared with `dvao analyze`);
     warm: the field shapes the model or the warm start (part of the warm-start cache key).
     """
     meta = {
@@ -197,7 +197,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     resolved (every reward, 1/K each, unless given), the device chosen. Pure: `config` is left
     as it is. Reward specs are checked for form; their code is loaded by the loop."""
     from dvao_cli.advantages import resolve_device
-    from dvao_cli.options import resolve_weights
+    from dvao_cli.cli.options import resolve_weights
 
     config.validate()
     task = TASKS[config.task]
@@ -306,7 +306,7 @@ def cli_parameters() -> list[inspect.Parameter]:
 
 def from_cli(values: dict[str, Any]) -> TrainConfig:
     """The config from `cli_parameters`' values (enums to their names, lists as given)."""
-    from dvao_cli.options import parse_weights
+    from dvao_cli.cli.options import parse_weights
 
     names = {f.name for f in fields(TrainConfig)}
     given: dict[str, Any] = {}

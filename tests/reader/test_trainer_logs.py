@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from trainer_fixtures import write_swift_completions, write_trl_completions, write_verl_rollouts
 
-from dvao_cli.plot_source import load_source
+from dvao_cli.plot.source import load_source
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.spec import open_log
 

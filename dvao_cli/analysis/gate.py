@@ -11,11 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dvao_cli.core.schemes import SCHEMES
-from dvao_cli.errors import UsageError
-from dvao_cli.objective_names import did_you_mean, quoted_name
-from dvao_cli.reader.format import LOGGED
-from dvao_cli.summary import (
+from dvao_cli.analysis.summary import (
     LoggedAgreement,
     ObjectiveSummary,
     SchemeSummary,
@@ -23,8 +19,13 @@ from dvao_cli.summary import (
     binary_only,
     figure_names,
 )
+from dvao_cli.core.schemes import SCHEMES
+from dvao_cli.errors import UsageError
+from dvao_cli.objective_names import did_you_mean, quoted_name
+from dvao_cli.reader.format import LOGGED
 
-# the metric names are the summary's field names marked as gate metrics (dvao_cli/summary.py)
+# the metric names are the summary's field names marked as gate metrics
+# (dvao_cli/analysis/summary.py)
 OBJECTIVE_METRICS = figure_names(ObjectiveSummary, gate=True)
 LOGGED_METRICS = figure_names(LoggedAgreement, gate=True)  # need a logged_advantage column
 SCHEME_METRICS = figure_names(SchemeSummary, gate=True) + LOGGED_METRICS

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from dvao_cli.commands.log_source import GroupSizeOpt, PlotLogFormatOpt, RaggedOpt, log_source
-from dvao_cli.options import Device, DeviceOpt, NanPolicy
+from dvao_cli.cli.commands.log_source import GroupSizeOpt, PlotLogFormatOpt, RaggedOpt, log_source
+from dvao_cli.cli.options import Device, DeviceOpt, NanPolicy
 
 HELP = (
     "Figures from a rollout log, a `dvao analyze --out` folder or a `dvao train` folder: DVAO "
@@ -101,11 +101,11 @@ def command(
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
 ) -> None:
-    from dvao_cli.console import get_console, info, progress
+    from dvao_cli.cli.console import get_console, info, progress
+    from dvao_cli.cli.options import parse_weights
     from dvao_cli.errors import reading
     from dvao_cli.io import input_files, output_set
-    from dvao_cli.options import parse_weights
-    from dvao_cli.plot_source import build_figures, load_source, save_figure, select_objectives
+    from dvao_cli.plot.source import build_figures, load_source, save_figure, select_objectives
 
     image, log_format, option = _formats(fmt, log_format)
     weights = parse_weights(weight)

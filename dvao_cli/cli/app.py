@@ -1,6 +1,6 @@
 """The `dvao` command line: parse options, call the core, render. No math here.
 
-Every command module under `dvao_cli/commands/` imports only typer at module level, so that
+Every command module under `dvao_cli/cli/commands/` imports only typer at module level, so that
 `dvao --help` starts without torch or matplotlib.
 """
 
@@ -21,9 +21,10 @@ if os.environ.get("NO_COLOR") or not sys.stdout.isatty():
 
 import typer  # noqa: E402
 
-from dvao_cli import __version__, cli_values  # noqa: E402
-from dvao_cli.commands import analyze, importer, plot, simulate, train
-from dvao_cli.console import is_debug, printable, set_debug, set_quiet
+from dvao_cli import __version__
+from dvao_cli.cli import values as cli_values  # noqa: E402
+from dvao_cli.cli.commands import analyze, importer, plot, simulate, train
+from dvao_cli.cli.console import is_debug, printable, set_debug, set_quiet
 from dvao_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,

@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from dvao_cli.analysis.step_sums import AgreementSums
 from dvao_cli.reader.format import STEP
-from dvao_cli.sums import AgreementSums
 
 if TYPE_CHECKING:
-    from dvao_cli.analyze import _Accumulator
+    from dvao_cli.analysis.pipeline import _Accumulator
 
 OBJECTIVE = "objective"  # the steps table's objective column
 SCHEME = "scheme"  # the schemes table's scheme column

@@ -32,10 +32,7 @@ from functools import cache
 
 import numpy as np
 
-from dvao_cli.core import schemes as table
-from dvao_cli.core.conventions import binary_objectives, check_rewards
-from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
-from dvao_cli.sums import (
+from dvao_cli.analysis.step_sums import (
     ObjectiveSums,
     PairSums,
     SchemeSums,
@@ -43,6 +40,9 @@ from dvao_cli.sums import (
     objective_sums,
     pair_sums,
 )
+from dvao_cli.core import schemes as table
+from dvao_cli.core.conventions import binary_objectives, check_rewards
+from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
 
 MAX_PATTERNS = 64  # reward vectors a group can show; past that the tables outgrow the rows
 MAX_VALUES = 8  # distinct rewards of one objective in a chunk

@@ -64,7 +64,7 @@ def command(
         ),
     ] = False,
 ) -> None:
-    from dvao_cli.console import info
+    from dvao_cli.cli.console import info
     from dvao_cli.simulate import write_simulated
 
     summary = write_simulated(

@@ -10,8 +10,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from dvao_cli.console import table_box
-from dvao_cli.summary import LoggedAgreement, ObjectiveSummary, SchemeSummary, Summary
+from dvao_cli.analysis.summary import LoggedAgreement, ObjectiveSummary, SchemeSummary, Summary
+from dvao_cli.cli.console import table_box
 
 
 def _f(value: Any, digits: int = 3) -> str:

@@ -9,7 +9,7 @@ A SOURCE is one of:
 3. a `dvao train --compare` folder (compare.parquet + config.json with "compare": true): the
    final rewards per run, for the Pareto figure;
 4. anything else is a rollout log (a Parquet file, a folder of part files or a glob), analyzed
-   on the fly with `dvao_cli.analyze.analyze`.
+   on the fly with `dvao_cli.analysis.pipeline.analyze`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli import summary as summary_tables
+from dvao_cli.analysis import summary as summary_tables
 from dvao_cli.errors import InputError, UsageError, not_found, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 ANALYSIS_FILES = ("summary.json", "steps.parquet", "schemes.parquet")
-# what the figures read from an analysis folder (names: dvao_cli/summary.py)
+# what the figures read from an analysis folder (names: dvao_cli/analysis/summary.py)
 STEPS_COLUMNS = (
     STEP,
     summary_tables.OBJECTIVE,
@@ -132,7 +132,7 @@ def detect_kind(path: Path) -> str:
         )
     if any(p.suffix == ".parquet" and p.is_file() for p in path.rglob("*.parquet")):
         return "log"
-    from dvao_cli.reader.trainer_logs import is_trainer_log
+    from dvao_cli.importers.in_place import is_trainer_log
 
     if is_trainer_log(path):  # a verl rollout_data_dir: .jsonl files, read in place
         return "log"
@@ -244,7 +244,7 @@ def _from_log(
     kind: str = "log",
     config: dict[str, Any] | None = None,
 ) -> PlotSource:
-    from dvao_cli.analyze import analyze
+    from dvao_cli.analysis.pipeline import analyze
 
     analysis = analyze(
         paths,
@@ -351,7 +351,7 @@ def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
                 column=f"final_{name}",
             )
     weights = {name: float("nan") for name in names}
-    from dvao_cli.plot_compare import read_curves
+    from dvao_cli.plot.compare import read_curves
 
     swept = config.get("sweep_weights") is not None  # a weight sweep keeps its Pareto figure
     return PlotSource(
@@ -392,10 +392,10 @@ def build_figures(
     smooth: int | None = None,
 ) -> tuple[dict[str, Figure], dict[str, str]]:
     """Figures for the source: file stem -> Figure, and stem -> why a figure was skipped."""
-    from dvao_cli import plots
+    from dvao_cli.plot import figures as plots
 
     if src.kind == "compare":
-        from dvao_cli.plot_compare import CURVES, curves_figure
+        from dvao_cli.plot.compare import CURVES, curves_figure
 
         curves = {}
         if src.curves is not None and src.curves.height:
@@ -426,8 +426,8 @@ def build_figures(
 
 def save_figure(fig: Figure, target: Path, fmt: str) -> Path:
     """Write `fig` to `target` atomically (temp file beside it, renamed on success)."""
-    from dvao_cli import plots
     from dvao_cli.io import atomic_path
+    from dvao_cli.plot import figures as plots
 
     if fmt not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not '{fmt}'")

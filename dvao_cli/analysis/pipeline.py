@@ -33,7 +33,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from dvao_cli import gate, patterns
+from dvao_cli.analysis import gate
+from dvao_cli.analysis.backends import patterns
+from dvao_cli.analysis.runtime import gpu_present
+from dvao_cli.analysis.step_sums import (
+    AgreementSums,
+    ObjectiveSums,
+    PairSums,
+    SchemeSums,
+    objective_sums,
+)
+from dvao_cli.analysis.summary import RunSettings, Summary, build_summary
+from dvao_cli.analysis.workers import PROCESS_MIN_ROWS, WorkerPool
 from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
@@ -45,10 +56,6 @@ from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
-from dvao_cli.runtime import gpu_present
-from dvao_cli.summary import RunSettings, Summary, build_summary
-from dvao_cli.sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums, objective_sums
-from dvao_cli.workers import PROCESS_MIN_ROWS, WorkerPool
 
 if TYPE_CHECKING:
     import torch
@@ -544,7 +551,7 @@ def _engine_sums(
     chunk: Chunk, cfg: _Settings, result: engine.EngineResult, columns: list[np.ndarray]
 ) -> _Part:
     """The per-step sums of a chunk from the engine's advantages (any reward, missing too)."""
-    from dvao_cli import diagnostics as dg
+    from dvao_cli.analysis import figures as dg
 
     steps, group_step = chunk.group_steps()
     ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
@@ -596,7 +603,7 @@ def _per_response(
     out: _ChunkResult, chunk: Chunk, cfg: _Settings, result: engine.EngineResult
 ) -> None:
     """Agreement with logged_advantage, and the rows of advantages.parquet, from the engine."""
-    from dvao_cli import diagnostics as dg
+    from dvao_cli.analysis import figures as dg
 
     frame = chunk.frame
     if cfg.has_logged:

@@ -16,10 +16,10 @@ from functools import cached_property
 
 import numpy as np
 
+from dvao_cli.analysis.step_sums import AgreementSums, PairSums, SchemeSums, StepIndex, pair_sums
 from dvao_cli.core.schemes import twins
 from dvao_cli.core.segments import row_count, row_max, row_sum
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
-from dvao_cli.sums import AgreementSums, PairSums, SchemeSums, StepIndex, pair_sums
 
 
 @dataclass

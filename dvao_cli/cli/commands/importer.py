@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dvao_cli.console import get_console, is_quiet, progress
+from dvao_cli.cli.console import get_console, is_quiet, progress
+from dvao_cli.cli.options import did_you_mean
 from dvao_cli.errors import UsageError, reading
-from dvao_cli.options import did_you_mean
 
 if TYPE_CHECKING:
-    from dvao_cli.importers.common import ImportReport
+    from dvao_cli.importers.batch import ImportReport
 
 HELP = (
     "Convert a trainer's completion logs (TRL, verl, ms-swift) into a dvao rollout log.\n\n"
@@ -169,7 +169,7 @@ def _counts(items: dict[Any, int]) -> str:
 def render(report: ImportReport) -> None:
     from rich.table import Table
 
-    from dvao_cli.console import table_box
+    from dvao_cli.cli.console import table_box
     from dvao_cli.importers import TRAINERS
 
     label = TRAINERS[report.format].label

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dvao_cli.console import get_console, info, progress, warn
+from dvao_cli.cli.console import get_console, info, progress, warn
 from dvao_cli.errors import EXIT_INTERRUPTED, UsageError
 
 HELP = (
@@ -255,7 +255,7 @@ def _run_compare(
 ) -> None:
     from rich.table import Table
 
-    from dvao_cli.console import table_box
+    from dvao_cli.cli.console import table_box
     from dvao_cli.train.compare import (
         REFERENCE,
         fmt_interval,

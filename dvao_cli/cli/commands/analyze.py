@@ -1,4 +1,4 @@
-"""`dvao analyze`: parse options, call `dvao_cli.analyze.analyze`, render the report."""
+"""`dvao analyze`: parse options, call `dvao_cli.analysis.pipeline.analyze`, render the report."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
-from dvao_cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
-from dvao_cli.options import (
+from dvao_cli.cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
+from dvao_cli.cli.options import (
     DdofOpt,
     Device,
     EpsOpt,
@@ -103,18 +103,18 @@ def command(
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
 ) -> None:
-    from dvao_cli.runtime import stream_workers, tune_for_streaming
-    from dvao_cli.workers import start_early
+    from dvao_cli.analysis.runtime import stream_workers, tune_for_streaming
+    from dvao_cli.analysis.workers import start_early
 
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     workers = stream_workers()
     # a large log's worker processes start now: their imports overlap the ones below
     with start_early(log, workers) or nullcontext() as early:
-        from dvao_cli.analyze import analyze
-        from dvao_cli.console import get_console, info, printable, progress
+        from dvao_cli.analysis.pipeline import analyze
+        from dvao_cli.cli.console import get_console, info, printable, progress
+        from dvao_cli.cli.options import SCHEMES, parse_weights
         from dvao_cli.errors import GateFailure, reading
         from dvao_cli.io import dumps_json
-        from dvao_cli.options import SCHEMES, parse_weights
         from dvao_cli.reader.chunk import warn_skipped
 
         weights = parse_weights(weight)
@@ -143,7 +143,7 @@ def command(
         if json_out:
             print(dumps_json(summary.to_json()))
         else:
-            from dvao_cli.report import render  # rich: not for --json (20 ms of start-up)
+            from dvao_cli.cli.report import render  # rich: not for --json (20 ms of start-up)
 
             render(summary, get_console(), label)
         for path in result.written:

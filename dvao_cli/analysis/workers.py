@@ -95,12 +95,12 @@ def _worker_start() -> None:
     import signal
     import threading
 
-    from dvao_cli.runtime import tune_for_streaming
+    from dvao_cli.analysis.runtime import tune_for_streaming
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     tune_for_streaming()
-    import dvao_cli.analyze  # noqa: F401
+    import dvao_cli.analysis.pipeline  # noqa: F401
 
 
 def _exit_with_parent(parent: int) -> None:

@@ -74,7 +74,7 @@ def curve_bands(
 
     Each seed's curve is smoothed first (rolling mean over `smooth` steps); the band is the 95%
     t-interval of the mean over seeds (NaN with one seed)."""
-    from dvao_cli import plots
+    from dvao_cli.plot import figures as plots
     from dvao_cli.train.compare import t_quantile_975
 
     part = curves.filter((pl.col("scheme") == scheme) & (pl.col("objective") == objective))
@@ -93,7 +93,7 @@ def curves_figure(
     curves: pl.DataFrame, objectives: Sequence[str], *, smooth: int | None = None, label: str = ""
 ) -> Figure:
     """One panel per objective: each scheme's mean curve over seeds with its band."""
-    from dvao_cli import plots
+    from dvao_cli.plot import figures as plots
 
     n_steps = int(curves["step"].n_unique())
     window = plots.default_smooth(n_steps) if smooth is None else smooth

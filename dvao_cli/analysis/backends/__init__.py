@@ -1,0 +1,1 @@
+"""The analysis backends: ways to compute the same per-step figures."""

@@ -1,0 +1,118 @@
+"""What every trainer importer shares: the log format's extra columns, value kinds, `Batch`,
+`Trainer` and `ImportReport`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    pass
+
+# Columns of the dvao log format beyond those of dvao_cli.reader.format (docs/log-format.md).
+PROMPT = "prompt"
+COMPLETION = "completion"
+RENAME_PREFIX = "raw_"  # a trainer column whose name is reserved is kept as raw_<name>
+ROWS_PER_ROW_GROUP = 65_536
+BYTES_PER_WRITE = 64 << 20  # flush the write buffer at this size (text dominates the bytes)
+
+# Kinds of a column, decided from its values (JSON) or its Arrow type (Parquet).
+FLOAT, INT, BOOL, STRING, MIXED, NULL, OTHER = (
+    "float",
+    "int",
+    "bool",
+    "string",
+    "mixed",
+    "null",
+    "other",
+)
+NUMERIC_KINDS = (FLOAT, INT, BOOL, NULL)
+
+
+@dataclass
+class Batch:
+    """One unit of a trainer's dump, with its rows in file order.
+
+    `columns` maps every other column (completion, rewards, advantages, extras) to a list of
+    Python values (JSON formats) or an Arrow array (Parquet), each of length `len(step)`.
+    `lines[i]` is the line of row i in the file (verl); `line` the line of the whole batch
+    (ms-swift). They only serve error messages.
+    """
+
+    path: Path
+    step: list[int]
+    prompt: list[Any]
+    columns: dict[str, Any]
+    lines: list[int] | None = None
+    line: int | None = None
+
+    @property
+    def rows(self) -> int:
+        return len(self.step)
+
+    def where(self, row: int | None = None) -> dict[str, Any]:
+        """`path=`/`line=` keyword arguments for an error about `row` (or the whole batch)."""
+        if self.lines is not None and row is not None and row < len(self.lines):
+            return {"path": self.path, "line": self.lines[row]}
+        return {"path": self.path, "line": self.line}
+
+
+@dataclass
+class Trainer:
+    """How one trainer's columns map onto the dvao log format."""
+
+    name: str  # "trl", "verl", "swift"
+    label: str  # "TRL", "verl", "ms-swift"
+    grouping: str  # "runs": consecutive rows with one prompt; "key": same (step, prompt) anywhere
+    completion_key: str | None  # the trainer's column that becomes `completion`
+    advantage_key: str | None  # the trainer's column that becomes `logged_advantage`
+    not_rewards: frozenset[str]  # known columns that are never objectives by default
+    text_keys: frozenset[str]  # known columns always kept as text
+    objective_kinds: tuple[str, ...]  # kinds that make a column a default objective
+
+
+@dataclass
+class ImportReport:
+    """What an import read and wrote (rendered by the command, also as --json)."""
+
+    format: str
+    source: str
+    out: str
+    files: int = 0
+    batches: int = 0
+    rows: int = 0
+    steps: int = 0
+    groups: int = 0
+    group_sizes: dict[int, int] = field(default_factory=dict)  # size -> number of groups
+    objectives: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+    logged_advantage: bool = False
+    renamed: dict[str, str] = field(default_factory=dict)  # trainer column -> output column
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (not rows)
+    missing_rewards: dict[str, int] = field(default_factory=dict)  # objective -> null/NaN rows
+    grouping: str = ""
+    reordered: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "source": self.source,
+            "out": self.out,
+            "files": self.files,
+            "batches": self.batches,
+            "rows": self.rows,
+            "steps": self.steps,
+            "groups": self.groups,
+            "group_sizes": {str(k): v for k, v in sorted(self.group_sizes.items())},
+            "objectives": list(self.objectives),
+            "extra_columns": list(self.extra_columns),
+            "logged_advantage": self.logged_advantage,
+            "renamed": dict(self.renamed),
+            "dropped": dict(self.dropped),
+            "skipped": dict(self.skipped),
+            "missing_rewards": dict(self.missing_rewards),
+            "grouping": self.grouping,
+            "reordered": self.reordered,
+        }

@@ -1,0 +1,173 @@
+"""The streaming import: batches checked, grouped, sorted and written into one Parquet file."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.importers.batch import (
+    BYTES_PER_WRITE,
+    ROWS_PER_ROW_GROUP,
+    Batch,
+    ImportReport,
+    Trainer,
+)
+from dvao_cli.importers.columns import batch_table
+from dvao_cli.importers.groups import GroupState
+from dvao_cli.importers.layout import Layout, check_columns, plan_layout
+from dvao_cli.reader.format import GROUP, SAMPLE, STEP
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# --------------------------------------------------------------------------------------------
+# The streaming import
+# --------------------------------------------------------------------------------------------
+
+
+def import_batches(
+    trainer: Trainer,
+    batches: Iterator[Batch],
+    tmp: Path | None,
+    report: ImportReport,
+    *,
+    objectives: Sequence[str] | None,
+    group_size: int | None,
+    ragged: bool,
+) -> bytes | None:
+    """Stream `batches` into the Parquet file `tmp` and fill `report`. With `tmp` None the file
+    is built in memory, without the text columns (see `Layout.schema`), and returned."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    if group_size is not None and group_size < 1:
+        raise UsageError(f"--group-size must be at least 1, not {group_size}")
+    state = GroupState(group_size=group_size, ragged=ragged)
+    text = tmp is not None
+    sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
+    layout: Layout | None = None
+    schema: pa.Schema | None = None
+    writer: pq.ParquetWriter | None = None
+    buffer: list[pa.Table] = []
+    buffered = 0
+    buffered_bytes = 0
+    last_step: int | None = None  # the largest step written so far
+    ordered = True  # every batch's steps follow the previous batches' steps
+    missing: Counter[str] = Counter()
+    step_batches: Counter[int] = Counter()
+
+    def flush() -> None:
+        nonlocal buffer, buffered, buffered_bytes
+        if buffer and writer is not None:
+            writer.write_table(pa.concat_tables(buffer), row_group_size=ROWS_PER_ROW_GROUP)
+        buffer, buffered, buffered_bytes = [], 0, 0
+
+    try:
+        for batch in batches:
+            report.batches += 1
+            if batch.rows == 0:
+                report.skipped["empty files or lines"] = (
+                    report.skipped.get("empty files or lines", 0) + 1
+                )
+                continue
+            if layout is None:
+                layout = plan_layout(trainer, batch, objectives)
+                metadata = {
+                    "format": trainer.name,
+                    "objectives": layout.objectives,
+                    "extra_columns": layout.extras,
+                    "group_size": group_size,
+                    "grouping": trainer.grouping if group_size is None else "blocks",
+                    "source": report.source,
+                }
+                schema = layout.schema(metadata, text)
+                writer = pq.ParquetWriter(sink, schema, compression="zstd")
+            else:
+                check_columns(layout, batch)
+            assert schema is not None
+            table = batch_table(layout, batch, state, schema, text)
+            steps = table.column(STEP)
+            lo, hi = pc.min(steps).as_py(), pc.max(steps).as_py()
+            if last_step is not None and lo < last_step:
+                ordered = False
+            for s in set(batch.step):
+                step_batches[s] += 1
+            last_step = hi if last_step is None else max(last_step, hi)
+            for out in layout.objectives:
+                col = table.column(out)
+                bad = col.null_count + int(pc.sum(pc.is_nan(col.fill_null(0.0))).as_py() or 0)
+                if bad:
+                    missing[out] += bad
+            report.rows += table.num_rows
+            buffer.append(table)
+            buffered += table.num_rows
+            buffered_bytes += table.nbytes
+            if buffered >= ROWS_PER_ROW_GROUP or buffered_bytes >= BYTES_PER_WRITE:
+                flush()
+        if layout is None or writer is None:
+            raise InputError(f"the {trainer.label} log holds no rows", path=report.source)
+        flush()
+    finally:
+        if writer is not None:
+            writer.close()
+
+    data = sink.getvalue().to_pybytes() if tmp is None else None
+    if not ordered:
+        # steps came out of order (e.g. a resumed run appended earlier steps again): sort the
+        # whole file once; rare, and the file holds only what was imported
+        table = pq.read_table(str(tmp) if tmp is not None else pa.BufferReader(data))
+        keys = np.lexsort(
+            (
+                table.column(SAMPLE).to_numpy(),
+                table.column(GROUP).to_numpy(),
+                table.column(STEP).to_numpy(),
+            )
+        )
+        table = table.take(pa.array(keys))
+        sink = str(tmp) if tmp is not None else pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd", row_group_size=ROWS_PER_ROW_GROUP)
+        data = sink.getvalue().to_pybytes() if tmp is None else None
+        report.reordered = True
+    repeated = sum(1 for n in step_batches.values() if n > 1)
+    if repeated and trainer.grouping != "key":
+        report.skipped["steps logged more than once (groups kept, numbered on)"] = repeated
+
+    report.objectives = list(layout.objectives)
+    report.extra_columns = list(layout.extras)
+    report.logged_advantage = layout.logged
+    report.renamed = dict(layout.renamed)
+    report.steps = len(state.steps)
+    report.groups = state.groups
+    report.group_sizes = dict(sorted(state.sizes.items()))
+    report.missing_rewards = dict(missing)
+    report.grouping = (
+        f"fixed blocks of {group_size} rows"
+        if group_size is not None
+        else (
+            "runs of consecutive rows with one prompt within a step"
+            if trainer.grouping == "runs"
+            else "rows with the same (step, prompt)"
+        )
+    )
+    return data
+
+
+def parse_json_line(path: Path, number: int, line: str) -> Any:
+    """One JSON line of a trainer's dump; a truncated or malformed one is an InputError naming
+    the file and the line."""
+    from dvao_cli.io import loads_json
+
+    try:
+        return loads_json(line, path=path, line=number, what="line")
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"truncated or malformed JSON line ({err.msg} at column {err.colno})",
+            path=path,
+            line=number,
+        ) from None
