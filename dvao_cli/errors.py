@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 EXIT_OK = 0
@@ -159,3 +160,20 @@ def unreadable_parquet(err: BaseException, path: str | Path) -> InputError:
         if code == number or f"(os error {number})" in text:
             return InputError(f"cannot read ({os.strerror(number)})", path=path)
     return InputError(f"not a readable Parquet file ({reason[:160]})", path=path)
+
+
+@dataclass(frozen=True)
+class LogWarning:
+    """A doubt the data raises about the answer, kept with it: summary.json's `warnings` list,
+    the terminal's Reading and every report show each one.
+
+    `code` is stable (users' scripts read it): `scale_mismatch`, `combined_score`,
+    `small_groups`, `oversized_group`. `objective` is the objective it is about, or None.
+    """
+
+    code: str
+    objective: str | None
+    message: str
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"code": self.code, "objective": self.objective, "message": self.message}

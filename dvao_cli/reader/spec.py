@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import InputError, UsageError, unreadable_parquet
+from dvao_cli.errors import InputError, LogWarning, UsageError, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
 from dvao_cli.reader.format import (
@@ -65,6 +65,8 @@ class LogSpec:
     format: str = "dvao"
     parts: list[Part] = field(default_factory=list)
     source: str | None = None
+    # doubts found while opening the log (e.g. `oversized_group`), carried into the summary
+    warnings: list[LogWarning] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.parts:
