@@ -15,6 +15,7 @@ Importing this module loads neither numpy nor polars.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,14 +94,41 @@ def _worker_start() -> None:
     """A worker's set-up: Ctrl-C left to the parent (which stops the workers: no traceback
     from each), the command line's allocator tuning, and the imports its tasks need."""
     import signal
-    import threading
 
     from dvao_cli.analysis.runtime import tune_for_streaming
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    watch_parent(os.getppid())
     tune_for_streaming()
     import dvao_cli.analysis.pipeline  # noqa: F401
+
+
+def watch_parent(parent: int, *, kernel: bool = False) -> None:
+    """End this worker process within a fraction of a second of `parent`'s death, whatever
+    ended it (SIGKILL included): a daemon thread polls the parent's id (which also covers a
+    parent that died before this ran). `kernel`: on Linux, also ask the kernel to SIGKILL this
+    process the moment its parent dies (prctl PR_SET_PDEATHSIG), for workers that compute for
+    minutes between two looks at a queue. The kernel's signal follows the parent's thread that
+    started this process, so only pools whose workers the main thread starts may ask for it."""
+    import threading
+
+    if kernel and sys.platform.startswith("linux"):
+        _kill_with_parent()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _kill_with_parent() -> None:
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl here: the poll alone ends the worker
+        pass
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _exit_with_parent(parent: int) -> None:

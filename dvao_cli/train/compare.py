@@ -6,7 +6,14 @@ in its own `metrics.parquet`.
 The warm start depends only on the seed (not on the scheme or the weights), so it is computed once
 per seed and reused: every scheme starts from the same policy, as in the paper's comparisons.
 With `--jobs N` > 1 the runs go to N worker processes, which share the warm starts through a
-temporary folder; a run's numbers do not depend on which process ran it.
+folder inside DIR (`WARM_DIR`, removed when the comparison ends); a run's numbers do not depend
+on which process ran it. A worker ends within a fraction of a second of its parent's death,
+whatever killed the parent (`analysis.workers.watch_parent`).
+
+`resume=True` finishes a comparison that a kill or a Ctrl-C stopped: a run with a checkpoint
+continues from it exactly as `dvao train --resume RUN` would (its own config.json, so its
+numbers are those of an uninterrupted run), a run without one starts afresh, a finished one
+is read back from its metrics; then compare.parquet lists every run.
 
 Statistics over seeds: each objective's mean with a 95% t-interval, and each scheme's
 difference from DVAO paired by seed (same seed: same warm start and first prompts), with its
@@ -19,8 +26,8 @@ import hashlib
 import math
 import multiprocessing
 import os
+import shutil
 import signal
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -30,12 +37,13 @@ from typing import Any
 import polars as pl
 
 from dvao_cli.cli.options import SCHEMES, did_you_mean
-from dvao_cli.errors import UsageError
-from dvao_cli.train.config import CONFIG_FILE, TrainConfig, resolve
+from dvao_cli.errors import InputError, UsageError
+from dvao_cli.train.checkpoint import latest_checkpoint
+from dvao_cli.train.compare_runs import COMPARE_FILE, WARM_DIR, compare_config, run_name
+from dvao_cli.train.config import CONFIG_FILE, TrainConfig, load_config, resolve
 from dvao_cli.train.loop import TrainingInterrupted, WarmCache, final_rewards, train_run
-from dvao_cli.train.outputs import write_json_file, write_parquet_file
+from dvao_cli.train.outputs import METRICS, write_json_file, write_parquet_file
 
-COMPARE_FILE = "compare.parquet"
 REFERENCE = "dvao"  # the scheme every other one is compared with, paired by seed
 
 # two-sided 95% quantiles of Student's t, df = 1..30; beyond, the Cornish-Fisher expansion
@@ -135,10 +143,6 @@ def parse_sweep(text: str) -> list[float]:
     return values
 
 
-def run_name(scheme: str, seed: int, w1: float | None) -> str:
-    return f"{scheme}-s{seed}" if w1 is None else f"{scheme}-w{w1:g}-s{seed}"
-
-
 @dataclass(frozen=True)
 class PlannedRun:
     scheme: str
@@ -185,6 +189,39 @@ def plan(
     return objectives, seeds, runs
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """What `DIR/config.json` of a comparison records: the options shared by every run, the
+    schemes, the number of seeds and the sweep weights."""
+
+    base: TrainConfig
+    schemes: list[str]
+    n_seeds: int
+    sweep: list[float] | None
+
+
+def load_comparison(folder: str | Path) -> Comparison:
+    """The comparison in `folder`, to resume it (InputError for anything else)."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    data = compare_config(folder)
+    if data is None:
+        raise InputError('not a `dvao train --compare` folder (no "compare": true)', path=path)
+    base, schemes, seeds = data.get("base"), data.get("schemes"), data.get("seeds")
+    sweep = data.get("sweep_weights")
+    if not isinstance(base, dict) or not isinstance(schemes, list) or not isinstance(seeds, list):
+        raise InputError('"base", "schemes" and "seeds" are missing or malformed', path=path)
+    config = TrainConfig.from_json(base, path)
+    if seeds != [config.seed + i for i in range(len(seeds))]:
+        raise InputError(f'"seeds" must be {config.seed}, {config.seed}+1, ...', path=path)
+    return Comparison(
+        config,
+        parse_schemes(",".join(str(s) for s in schemes)),
+        len(seeds),
+        None if sweep is None else parse_sweep(",".join(str(w) for w in sweep)),
+    )
+
+
 PARALLEL_MIN_ROLLOUTS = 20_000  # per run: below, starting a process costs more than it saves
 
 
@@ -207,18 +244,24 @@ def run_compare(
     out_dir: str | Path,
     *,
     jobs: int = 0,
+    resume: bool = False,
     on_run: Callable[[str, int, int], None] | None = None,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_info: Callable[[str], None] | None = None,
 ) -> pl.DataFrame:
     """Run every (scheme, weights, seed) into `out_dir/<run>/`; write and return compare.parquet.
 
-    on_run(name, i, total) is called as run i starts (one process) or ends (several); on_step
-    after every step of the run in this process (one process only).
+    `resume`: finish the comparison already in `out_dir` (see the module doc). on_run(name, i,
+    total) is called as run i starts (one process) or ends (several); on_step after every step
+    of the run in this process (one process only).
     """
     out = Path(out_dir)
     objectives, seeds, runs = plan(base, schemes, n_seeds, sweep)
+    previous = _listed_rows(out) if resume else {}
+    states = [_progress(run, out) if resume else _FRESH for run in runs]
     out.mkdir(parents=True, exist_ok=True)
+    if not resume:  # warm starts a killed comparison left here: this one starts anew
+        shutil.rmtree(out / WARM_DIR, ignore_errors=True)
     write_json_file(
         {
             "compare": True,
@@ -237,17 +280,110 @@ def run_compare(
         done = [rows[j] for j in sorted(rows)]
         write_parquet_file(_frame(done, objectives), out / COMPARE_FILE)  # partial results survive
 
+    todo: list[int] = []
+    for i, (run, state) in enumerate(zip(runs, states, strict=True)):
+        if state is _DONE:
+            rows[i] = _finished_row(run, out, objectives, previous.get(run.name))
+        else:
+            todo.append(i)
+            if state is not _FRESH:  # a checkpoint: the run's own config, as --resume RUN
+                runs[i] = replace(run, config=state)
+    if rows:
+        write_parquet_file(_frame([rows[j] for j in sorted(rows)], objectives), out / COMPARE_FILE)
+    resumed = {i for i in todo if states[i] is not _FRESH}
     per_run = (resolve(base).steps or 0) * base.prompts_per_step * base.group_size
-    n_jobs = pick_jobs(jobs, len(runs), per_run)
-    if n_jobs == 1:
-        warm: WarmCache = {}
-        for i, run in enumerate(runs):
-            if on_run:
-                on_run(run.name, i, len(runs))
-            finished(i, _one_run(run, out, objectives, warm, on_step, on_info))
-    else:
-        _run_parallel(runs, out, objectives, n_jobs, finished, on_run)
+    n_jobs = pick_jobs(jobs, max(1, len(todo)), per_run)
+    try:
+        if n_jobs == 1:
+            warm: WarmCache = {}
+            for n, i in enumerate(todo):
+                if on_run:
+                    on_run(runs[i].name, n, len(todo))
+                row = _one_run(runs[i], out, objectives, warm, on_step, on_info, i in resumed)
+                finished(i, row)
+        else:
+            _run_parallel(runs, todo, resumed, out, objectives, n_jobs, finished, on_run)
+    finally:
+        shutil.rmtree(out / WARM_DIR, ignore_errors=True)  # every worker has ended
     return _frame([rows[j] for j in sorted(rows)], objectives)
+
+
+_FRESH = object()  # a run that starts from nothing (no checkpoint)
+_DONE = object()  # a run whose last checkpoint is its last step
+
+
+def _progress(run: PlannedRun, out: Path) -> Any:
+    """Where a planned run stands in `out`: _FRESH, _DONE, or the TrainConfig to resume it with
+    (its own config.json, the comparison's --steps)."""
+    run_dir = out / run.name
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None or not (run_dir / CONFIG_FILE).is_file():
+        return _FRESH  # never started, or stopped before its warm start was saved
+    own = load_config(run_dir)
+    if (own.scheme, own.seed) != (run.scheme, run.seed) or (
+        run.w1 is not None and own.weights != run.config.weights
+    ):
+        raise InputError(
+            f"the run does not match the comparison's plan ({run.name}: scheme "
+            f"{run.scheme}, seed {run.seed}); was the folder changed by hand?",
+            path=run_dir / CONFIG_FILE,
+        )
+    steps = resolve(run.config).steps or 0
+    reached = int(checkpoint.stem.split("-", 1)[1])
+    if reached == steps and (run_dir / METRICS).is_file():
+        return _DONE
+    return replace(own, steps=steps)  # a later step than `steps`: train_run says so (exit 2)
+
+
+def _listed_rows(out: Path) -> dict[str, dict[str, Any]]:
+    """compare.parquet's rows by run name (none when there is no readable file)."""
+    path = out / COMPARE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        frame = pl.read_parquet(path)
+    except Exception:  # noqa: BLE001 - a damaged table is rebuilt from the runs
+        return {}
+    if "run" not in frame.columns:
+        return {}
+    return {str(row["run"]): row for row in frame.to_dicts()}
+
+
+def _result_row(
+    run: PlannedRun,
+    weights: dict[str, float],
+    metrics: list[dict[str, Any]],
+    objectives: list[str],
+    wall_s: float,
+) -> dict[str, Any]:
+    final = final_rewards(metrics, objectives)
+    row: dict[str, Any] = {"scheme": run.scheme, "seed": run.seed, "run": run.name}
+    for obj in objectives:
+        row[f"w_{obj}"] = float(weights[obj])
+    for obj in objectives:
+        row[f"final_{obj}"] = final[obj]
+    row["wall_s"] = wall_s
+    return row
+
+
+def _finished_row(
+    run: PlannedRun, out: Path, objectives: list[str], listed: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The row of a run that ended before this resume, from its metrics.parquet; its wall time
+    from compare.parquet when listed there, else its RL time (the warm start not counted)."""
+    path = out / run.name / METRICS
+    steps = resolve(run.config).steps or 0
+    try:
+        metrics = pl.read_parquet(path).filter(pl.col("step") <= steps).to_dicts()
+    except Exception as err:  # noqa: BLE001 - polars' many errors: one line, exit 2
+        from dvao_cli.errors import unreadable_parquet
+
+        raise unreadable_parquet(err, path) from None
+    if [m["step"] for m in metrics] != list(range(1, steps + 1)):
+        raise InputError(f"expected one row per step 1..{steps}", path=path)
+    weights = resolve(run.config).weights
+    wall = float(listed["wall_s"]) if listed else float(metrics[-1]["time_s"])
+    return _result_row(run, weights, metrics, objectives, wall)
 
 
 def _one_run(
@@ -257,18 +393,29 @@ def _one_run(
     warm: Any,
     on_step: Callable[[dict[str, Any]], None] | None = None,
     on_info: Callable[[str], None] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
+    """Train (or continue) one run; its row of compare.parquet. A resumed run's wall time adds
+    the RL time its metrics recorded up to its checkpoint to this session's."""
+    before = _time_at_checkpoint(out / run.name) if resume else 0.0
     result = train_run(
-        run.config, out / run.name, on_step=on_step, on_info=on_info, warm_cache=warm
+        run.config, out / run.name, resume=resume, on_step=on_step, on_info=on_info, warm_cache=warm
     )
-    final = final_rewards(result.metrics, objectives)
-    row: dict[str, Any] = {"scheme": run.scheme, "seed": run.seed, "run": run.name}
-    for obj in objectives:
-        row[f"w_{obj}"] = float(result.config.weights[obj])
-    for obj in objectives:
-        row[f"final_{obj}"] = final[obj]
-    row["wall_s"] = result.wall_s
-    return row
+    return _result_row(
+        run, result.config.weights, result.metrics, objectives, before + result.wall_s
+    )
+
+
+def _time_at_checkpoint(run_dir: Path) -> float:
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None or not (run_dir / METRICS).is_file():
+        return 0.0
+    step = int(checkpoint.stem.split("-", 1)[1])
+    try:
+        times = pl.read_parquet(run_dir / METRICS).filter(pl.col("step") == step)["time_s"]
+    except Exception:  # noqa: BLE001 - resuming rewrites the file; the time is only reported
+        return 0.0
+    return float(times[0]) if times.len() else 0.0
 
 
 class FileWarmCache:
@@ -293,49 +440,60 @@ class FileWarmCache:
         save_torch(state, self._path(key))
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int) -> None:
     # Ctrl-C reaches every process of the terminal's group: a running run's own handler finishes
-    # its step and saves a checkpoint; an idle worker ignores it
+    # its step and saves a checkpoint; an idle worker ignores it. The parent's death by any
+    # other signal ends the worker at once (its run resumes from its last checkpoint).
+    from dvao_cli.analysis.workers import watch_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    watch_parent(parent, kernel=True)
 
 
-def _worker(run: PlannedRun, out: Path, objectives: list[str], cache: str) -> dict[str, Any]:
-    return _one_run(run, out, objectives, FileWarmCache(cache))
+def _worker(
+    run: PlannedRun, out: Path, objectives: list[str], cache: str, resume: bool
+) -> dict[str, Any]:
+    return _one_run(run, out, objectives, FileWarmCache(cache), resume=resume)
 
 
 def _run_parallel(
     runs: list[PlannedRun],
+    todo: list[int],
+    resumed: set[int],
     out: Path,
     objectives: list[str],
     n_jobs: int,
     finished: Callable[[int, dict[str, Any]], None],
     on_run: Callable[[str, int, int], None] | None,
 ) -> None:
-    """Runs in `n_jobs` spawned processes. A run starts once its seed's warm start is cached
-    (or as the first run of its seed, which computes it), so no warm start is computed twice."""
-    pending = list(range(len(runs)))
+    """Runs `todo` in `n_jobs` spawned processes. A fresh run starts once its seed's warm start
+    is cached (or as the first run of its seed, which computes it), so no warm start is
+    computed twice; a resumed run (`resumed`) needs none."""
+    pending = list(todo)
     warm_ready: set[int] = set()  # seeds whose warm start is cached
     warming: set[int] = set()  # seeds whose first run is under way
     interrupted: TrainingInterrupted | None = None
     completed = 0
     context = multiprocessing.get_context("spawn")
-    with (
-        tempfile.TemporaryDirectory(prefix="dvao-warm-") as cache,
-        ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_worker_init) as pool,
-    ):
+    cache = out / WARM_DIR
+    cache.mkdir(exist_ok=True)
+    with ProcessPoolExecutor(
+        n_jobs, mp_context=context, initializer=_worker_init, initargs=(os.getpid(),)
+    ) as pool:
         running: dict[Future[dict[str, Any]], int] = {}
 
         def submit_ready() -> None:
             while pending and len(running) < n_jobs and interrupted is None:
-                ready = [i for i in pending if runs[i].seed in warm_ready]
+                ready = [i for i in pending if i in resumed or runs[i].seed in warm_ready]
                 fresh = [i for i in pending if runs[i].seed not in warm_ready | warming]
                 pick = (ready or fresh or [None])[0]
                 if pick is None:
                     return  # every pending run waits for a warm start under way
                 pending.remove(pick)
-                if runs[pick].seed not in warm_ready:
+                if pick not in resumed and runs[pick].seed not in warm_ready:
                     warming.add(runs[pick].seed)
-                running[pool.submit(_worker, runs[pick], out, objectives, cache)] = pick
+                args = (runs[pick], out, objectives, str(cache), pick in resumed)
+                running[pool.submit(_worker, *args)] = pick
 
         submit_ready()
         while running:
@@ -355,12 +513,13 @@ def _run_parallel(
                     for other in running:
                         other.cancel()
                     raise
-                warm_ready.add(runs[i].seed)
-                warming.discard(runs[i].seed)
+                if i not in resumed:
+                    warm_ready.add(runs[i].seed)
+                    warming.discard(runs[i].seed)
                 completed += 1
                 finished(i, row)
                 if on_run:
-                    on_run(runs[i].name, completed - 1, len(runs))
+                    on_run(runs[i].name, completed - 1, len(todo))
             submit_ready()
     if interrupted is not None:
         raise interrupted

@@ -35,7 +35,9 @@ def _run_options(
             "--resume",
             help="Continue the run in DIR from its last checkpoint (its options, device "
             "included, come from DIR/config.json; --steps may extend it; a run with --reward "
-            "functions needs the same --reward options again: no code named only in DIR runs).",
+            "functions needs the same --reward options again: no code named only in DIR runs). "
+            "On a --compare folder: finish its missing and stopped runs, then write "
+            "compare.parquet (--jobs applies).",
             show_default=False,
         ),
     ] = None,
@@ -97,16 +99,18 @@ def command(**params: Any) -> None:
     jobs: int = params.pop("jobs")
     overwrite: bool = params.pop("overwrite")
     if resume is not None:
+        from dvao_cli.train.compare import load_comparison
+        from dvao_cli.train.compare_runs import compare_config
+
         if compare is not None:
-            raise UsageError("--resume continues one run; it cannot be combined with --compare")
-        config = load_config(resume)
-        ignored = [
-            name
-            for name in ctx.params
-            if name not in _RESUME_OVERRIDABLE
-            and (src := ctx.get_parameter_source(name)) is not None
-            and src.name != "DEFAULT"
-        ]
+            raise UsageError(
+                "--resume continues the run or the comparison in DIR with its own options; "
+                "do not pass --compare with it"
+            )
+        comparison = load_comparison(resume) if compare_config(resume) is not None else None
+        config = load_config(resume) if comparison is None else comparison.base
+        overridable = _RESUME_OVERRIDABLE | ({"jobs"} if comparison is not None else set())
+        ignored = [name for name in ctx.params if name not in overridable and _given(ctx, name)]
         if ignored:
             warn(
                 "--resume takes the options from "
@@ -119,6 +123,10 @@ def command(**params: Any) -> None:
             raise UsageError(_resume_rewards_message(resume, config.rewards, given_rewards))
         if _given(ctx, "steps"):
             config = replace(config, steps=params["steps"])
+        if comparison is not None:
+            runs = (comparison.schemes, comparison.n_seeds, comparison.sweep)
+            _run_compare(config, *runs, resume, jobs, resume=True)
+            return
         check_out_keeps_inputs(resume, config.rewards)
         _run_single(config, resume, resume=True)
         return
@@ -137,7 +145,10 @@ def command(**params: Any) -> None:
         check_out_keeps_inputs(out, config.rewards)
         _run_single(config, out, resume=False)
     else:
-        _run_compare(config, compare, seeds, sweep_weights, out, jobs)
+        from dvao_cli.train.compare import parse_schemes, parse_sweep
+
+        sweep = None if sweep_weights is None else parse_sweep(sweep_weights)
+        _run_compare(config, parse_schemes(compare), seeds, sweep, out, jobs)
 
 
 command.__signature__ = _signature()  # type: ignore[attr-defined]
@@ -184,8 +195,17 @@ def _stats_text(row: dict[str, Any]) -> str:
     return " ".join(means) + " | w " + " ".join(weights)
 
 
-def _interrupted(err: Any) -> typer.Exit:
-    if err.step is None:
+def _interrupted(err: Any, comparison: Path | None = None) -> typer.Exit:
+    """Exit 130 with the command that continues: the run, or with `comparison` the whole
+    comparison (whose runs each stopped at a checkpoint, or had not started)."""
+    if comparison is not None:
+        print(
+            "interrupted: every started run saved a checkpoint; finish the comparison with: "
+            f"dvao train --resume {comparison}",
+            flush=True,
+            file=__import__("sys").stderr,
+        )
+    elif err.step is None:
         print(
             "interrupted during the warm start: nothing to resume; run again",
             flush=True,
@@ -251,32 +271,24 @@ def _render_run(result: Any) -> None:
 
 
 def _run_compare(
-    config: Any, compare: str, seeds: int, sweep_text: str | None, out: Path, jobs: int
+    config: Any,
+    schemes: list[str],
+    seeds: int,
+    sweep: list[float] | None,
+    out: Path,
+    jobs: int,
+    *,
+    resume: bool = False,
 ) -> None:
     from rich.table import Table
 
     from dvao_cli.cli.console import table_box
-    from dvao_cli.train.compare import (
-        REFERENCE,
-        fmt_interval,
-        parse_schemes,
-        parse_sweep,
-        pick_jobs,
-        run_compare,
-        run_name,
-        summarize,
-    )
+    from dvao_cli.train.compare import REFERENCE, fmt_interval, pick_jobs, run_compare, summarize
+    from dvao_cli.train.compare_runs import planned_names
     from dvao_cli.train.loop import TrainingInterrupted
     from dvao_cli.train.outputs import check_out_keeps_inputs
 
-    schemes = parse_schemes(compare)
-    sweep = None if sweep_text is None else parse_sweep(sweep_text)
-    names = [
-        run_name(scheme, config.seed + i, w1)
-        for scheme in schemes
-        for w1 in (sweep if sweep is not None else [None])
-        for i in range(max(seeds, 0))
-    ]
+    names = planned_names(schemes, [config.seed + i for i in range(max(seeds, 0))], sweep)
     check_out_keeps_inputs(out, config.rewards, names)
     n_runs = len(schemes) * seeds * (1 if sweep is None else len(sweep))
     from dvao_cli.train.config import resolve
@@ -303,12 +315,13 @@ def _run_compare(
                 sweep,
                 out,
                 jobs=n_jobs,
+                resume=resume,
                 on_run=on_run,
                 on_step=on_step,
                 on_info=None,
             )
         except TrainingInterrupted as err:
-            raise _interrupted(err) from None
+            raise _interrupted(err, out) from None
     objectives = [c[len("final_") :] for c in frame.columns if c.startswith("final_")]
     summary = summarize(frame, objectives)
     paired = seeds > 1 and any(s.vs_reference is not None for s in summary)
