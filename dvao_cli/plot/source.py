@@ -122,9 +122,7 @@ def detect_kind(path: Path) -> str:
         return "compare"
     if config_path.is_file():
         if _read_json(config_path).get("compare") is True:
-            raise InputError(
-                'config.json says "compare": true but compare.parquet is missing', path=path
-            )
+            return "compare"  # no run has finished yet: `_from_compare` names them all
         if (path / "rollouts").is_dir() or (path / "rollouts.parquet").is_file():
             return "train"
         raise InputError(
@@ -338,7 +336,20 @@ def _from_analysis(
 
 
 def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
+    """A comparison's figures; refused (exit 2) while runs are missing, naming them: figures
+    of some seeds or schemes would read as the whole comparison."""
+    from dvao_cli.train.compare_runs import missing_runs, planned_runs
+
     config = _read_json(path / "config.json")
+    missing = missing_runs(path)
+    if missing:
+        total = len(planned_runs(config, path / "config.json"))
+        raise InputError(
+            f"the comparison is missing {len(missing)} of its {total} runs ("
+            + ", ".join(missing)
+            + f"): finish it with `dvao train --resume {path}`, then plot it",
+            path=path,
+        )
     compare = _read_parquet(path / "compare.parquet", COMPARE_COLUMNS)
     finals = [c[len("final_") :] for c in compare.columns if c.startswith("final_")]
     order = config.get("objectives")
