@@ -34,6 +34,7 @@ from dvao_cli.core.arrays import namespace
 from dvao_cli.core.schemes import SCHEMES, check_schemes, whitening
 from dvao_cli.core.segments import Blocks, Segments, segments
 from dvao_cli.errors import UsageError
+from dvao_cli.objective_names import check_weight_size
 
 NAN_POLICIES = ("error", "drop", "ignore")
 
@@ -182,6 +183,9 @@ def _check_weights(weights: Any, k: int) -> list[float]:
     for value in values:
         if not math.isfinite(value) or value < 0:
             raise UsageError(f"weights must be finite and >= 0, got {value}")
+        check_weight_size(value, "weights")
+    if not any(values):
+        raise UsageError("weights are all 0: every weighted advantage would be 0")
     return values
 
 
@@ -517,31 +521,36 @@ def _dense(
     dtype: torch.dtype | str | None,
     primary: int = 0,
 ) -> Tensor:
+    """(P, G, K) -> (P, G): compute_advantages over P groups of G contiguous rows (its blocks
+    fast path), computed as it computes (float64 on the CPU unless `dtype` says otherwise, so
+    float32 rewards a few ulps apart still give advantages that sum to 0 over each group), and
+    returned in `dtype`, else the input tensor's float dtype."""
     t = _check_rewards(rewards, ndim=3)
-    policy = _check_common(ddof, eps, nan)
-    if dtype is None and t.dtype in (torch.float32, torch.float64) and isinstance(rewards, Tensor):
-        dtype = t.dtype
-    place = _placement(rewards, device, dtype)
     prompts, size, k_obj = t.shape
-    w = _check_weights(weights, k_obj)
-    _check_primary(primary, k_obj)
-    if prompts * size == 0:
-        return torch.zeros(prompts, size, dtype=place.dtype, device=place.device)
-    source = t.reshape(prompts * size, k_obj)
-    with torch.no_grad():
-        out = engine.run(
-            _columns(source, place),
-            Blocks(prompts, size),
-            None,  # all prompts are one step
-            1,
-            w,
-            (scheme,),
-            ddof=ddof,
-            eps=float(eps),
-            primary=primary,
-            missing=policy == "ignore",
-        )
-    return _as_torch(out.advantages[scheme], place.device).view(prompts, size)
+    out_dtype = dtype
+    if dtype is None and isinstance(rewards, Tensor) and t.dtype in _NUMPY_DTYPES:
+        out_dtype = t.dtype
+    flat = (
+        rewards.reshape(prompts * size, k_obj)
+        if isinstance(rewards, Tensor)
+        else t.reshape(prompts * size, k_obj).numpy()
+    )
+    group = np.repeat(np.arange(prompts, dtype=np.int64), size)  # (P * G,) dense codes
+    result = compute_advantages(
+        flat,
+        group,
+        None,  # all prompts are one step
+        weights,
+        schemes=(scheme,),
+        ddof=ddof,
+        eps=eps,
+        primary=primary,
+        nan=nan,
+        device="auto" if device is None else device,
+        dtype=dtype,
+    )
+    out = result.advantages[scheme].view(prompts, size)
+    return out if out_dtype is None else out.to(_resolve_dtype(out_dtype, out.device))
 
 
 def dvao_advantages(

@@ -40,6 +40,21 @@ def quoted_name(text: str, start: int, option: str) -> tuple[str, int] | None:
 
 
 MAX_WEIGHT = 1e6  # a preference weight larger than this is refused (`parse_weights`)
+# A positive preference weight smaller than this is refused (`check_weight_size`): w_k sigma_k
+# and the squares of weighted rewards would underflow (to 0 in float32 from about 1e-19, in
+# float64 from 1e-154 when squared, and 1e-320 is already a denormal), and every weighted
+# advantage would come out 0 without a word. Weights are relative, so none needs to be smaller.
+MIN_WEIGHT = 1e-12
+
+
+def check_weight_size(value: float, label: str) -> None:
+    """UsageError naming `label` for a positive weight below MIN_WEIGHT."""
+    if 0 < value < MIN_WEIGHT:
+        raise UsageError(
+            f"{label}: {value!r} is too small to compute with (a positive weight must be at "
+            f"least {MIN_WEIGHT:g}; weights are relative: scale them all up, or give 0 to "
+            "leave an objective out)"
+        )
 
 
 def parse_weights(specs: list[str] | None) -> dict[str, float]:
@@ -73,6 +88,7 @@ def parse_weights(specs: list[str] | None) -> dict[str, float]:
                 "sums; weights are relative (DVAO, RC and GDPO do not change when all are "
                 "scaled alike): use e.g. accuracy=0.7 format=0.3"
             )
+        check_weight_size(value, f"--weight '{spec}'")
         if name in weights:
             raise UsageError(f"--weight '{spec}': objective '{name}' is weighted twice")
         weights[name] = value
@@ -99,6 +115,8 @@ def resolve_weights(objectives: list[str], weights: dict[str, float]) -> list[fl
             f"--weight is given for some objectives but not for '{missing[0]}'; "
             "weight every objective or none"
         )
+    for name, value in weights.items():
+        check_weight_size(value, f"--weight {name}={value!r}")
     if sum(weights.values()) <= 0:
         raise UsageError("--weight: at least one weight must be positive")
     return [weights[name] for name in objectives]
