@@ -15,6 +15,7 @@ from dvao_cli.errors import InputError, unreadable_parquet
 from dvao_cli.importers.batch import FLOAT, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
 from dvao_cli.importers.values import parse_int, short
+from dvao_cli.reader.footer import check_pages
 
 FILE_RE = TRL_FILE
 
@@ -42,6 +43,7 @@ def read_batch(path: Path) -> Batch:
     try:
         if path.stat().st_size == 0:
             raise InputError("empty file (not a TRL completions Parquet file)", path=path)
+        check_pages(path)  # the same one line for a file cut short as every reader's
         table = pq.read_table(str(path))
     except InputError:
         raise

@@ -19,6 +19,7 @@ import polars as pl
 from matplotlib.figure import Figure
 
 from dvao_cli.errors import InputError
+from dvao_cli.reader.footer import check_pages
 
 CURVES = "learning_curves"
 CURVES_FIGSIZE = (9.0, 3.0)  # per objective panel: width, height
@@ -49,6 +50,7 @@ def read_curves(folder: Path, compare: pl.DataFrame, objectives: Sequence[str]) 
     for run, path in zip(runs, paths, strict=True):
         cols = [f"rewards/{name}/mean" for name in objectives]
         try:
+            check_pages(path)  # a file cut short would make polars panic
             frame = pl.read_parquet(path, columns=["step", *cols])
         except FileNotFoundError:
             raise InputError("missing: the comparison lists this run", path=path) from None

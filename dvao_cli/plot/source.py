@@ -87,6 +87,9 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _read_parquet(path: Path, required: Sequence[str]) -> pl.DataFrame:
     import polars as pl
 
+    from dvao_cli.reader.footer import check_pages
+
+    check_pages(path)  # a file cut short would make polars panic
     try:
         frame = pl.read_parquet(path)
     except Exception as err:  # polars raises several types for a bad file

@@ -179,6 +179,7 @@ class Footer:
     def __init__(self, path: Path, fields: dict[int, Any]) -> None:
         self._path = path
         self._fields = fields
+        self.data_end = 0  # the byte where the footer starts (`_decode` sets it)
         self.num_rows = int(fields[3])
         schema = fields[2]
         paths: list[str] = []
@@ -223,6 +224,20 @@ class Footer:
 
     def row_group(self, index: int) -> _RowGroup:
         return self._row_groups[index]
+
+    def chunk_ranges(self) -> list[tuple[int, str, int, int]]:
+        """(row group, column path, first byte, size) of every column chunk held in this
+        file (ColumnChunk.meta_data: dictionary_page_offset, data_page_offset and
+        total_compressed_size)."""
+        out = []
+        for g, group in enumerate(self._groups):
+            for j, chunk in enumerate(group[1]):
+                if chunk.get(1) is not None:  # file_path: the chunk is in another file
+                    continue
+                meta = chunk[3]
+                start = _chunk_start(meta.get(11), meta[9])
+                out.append((g, self.schema.column(j).path, start, int(meta[7])))
+        return out
 
     @cached_property
     def pyarrow(self) -> Any:
@@ -287,7 +302,71 @@ def _decode(path: Path) -> Footer:
         raise _Undecodable("no schema or row count")
     if 8 in fields:  # encryption_algorithm: a signed plaintext footer, for pyarrow
         raise _Undecodable("encrypted")
-    return Footer(path, fields)
+    footer = Footer(path, fields)
+    footer.data_end = size - 8 - length  # the column chunks lie before the footer
+    return footer
+
+
+def _chunk_start(dictionary: int | None, data: int) -> int:
+    """A column chunk's first byte: its dictionary page when it has one before its data."""
+    return int(dictionary) if dictionary is not None and 0 < dictionary < data else int(data)
+
+
+def check_pages(path: Path) -> None:
+    """InputError when a column chunk that the footer lists lies outside the file's data
+    (between the leading magic and the footer): a file cut short or spliced whose footer
+    survived. polars would panic reading its pages, printing a Rust panic (and with
+    RUST_BACKTRACE set, a backtrace) on stderr before any error could be caught. Anything
+    this cannot judge (no readable footer) is left to the reader, whose error names it."""
+    facts = _decoded_chunks(path) or _pyarrow_chunks(path)
+    if facts is None:
+        return
+    data_end, chunks = facts
+    for group, column, start, size in chunks:
+        if start < 4 or size < 0 or start + size > data_end:
+            from dvao_cli.errors import InputError
+
+            raise InputError(
+                f"cannot read: a damaged file (column '{column}' of row group {group} is "
+                f"listed at bytes {start}..{start + size}, but the data ends at byte "
+                f"{data_end}: was the file cut short?)",
+                path=path,
+            )
+
+
+def _decoded_chunks(path: Path) -> tuple[int, list[tuple[int, str, int, int]]] | None:
+    try:
+        footer = _decode(path)
+        return footer.data_end, footer.chunk_ranges()
+    except (_Undecodable, KeyError, IndexError, TypeError, ValueError, AttributeError):
+        return None
+    except (RecursionError, OSError):
+        return None
+
+
+def _pyarrow_chunks(path: Path) -> tuple[int, list[tuple[int, str, int, int]]] | None:
+    """check_pages' facts from pyarrow's reading of the footer (one this module does not
+    decode); None when there is no footer to judge by."""
+    from dvao_cli.reader.spec import parquet_file
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            f.seek(size - 8)
+            data_end = size - 8 - int.from_bytes(f.read(4), "little")
+        meta = parquet_file(path).metadata
+        chunks = []
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for j in range(group.num_columns):
+                column = group.column(j)
+                if column.file_path:
+                    continue
+                start = _chunk_start(column.dictionary_page_offset, column.data_page_offset)
+                chunks.append((g, column.path_in_schema, start, column.total_compressed_size))
+    except Exception:  # noqa: BLE001 - the reader names what is wrong with the file
+        return None
+    return data_end, chunks
 
 
 def read_footer(part: Path | bytes) -> Any:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dvao_cli.errors import InputError, LogWarning, UsageError, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
+from dvao_cli.reader.footer import check_pages
 from dvao_cli.reader.format import (
     GROUP,
     LOGGED,
@@ -162,6 +163,7 @@ def _file_schema(path: Path) -> dict[str, pl.DataType]:
     try:
         if path.stat().st_size == 0:
             raise InputError("empty file", path=path)
+        check_pages(path)  # before polars reads any page: it panics on chunks past the end
         schema = pl.scan_parquet(str(path), hive_partitioning=False).collect_schema()
     except InputError:
         raise

@@ -91,6 +91,9 @@ def missing_runs(folder: str | Path) -> list[str]:
         return planned
     import polars as pl
 
+    from dvao_cli.reader.footer import check_pages
+
+    check_pages(table)  # a file cut short would make polars panic
     try:
         done = set(pl.read_parquet(table, columns=["run"])["run"].cast(pl.Utf8).to_list())
     except Exception as err:  # noqa: BLE001 - polars' many errors: one line, exit 2
