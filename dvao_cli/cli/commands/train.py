@@ -298,7 +298,8 @@ def _run_compare(
     with progress("compare", total=n_runs if n_jobs > 1 else None, extra_column="stats") as bar:
 
         def on_run(name: str, i: int, total: int) -> None:
-            if n_jobs > 1:  # called as each run ends
+            if n_jobs > 1:  # called as each run ends; `total`: the runs left (on --resume)
+                bar.set_total(total)
                 bar.update(advance=1, description=f"{name} done ({i + 1}/{total})")
             else:
                 bar.update(description=f"{name} ({i + 1}/{total})")
