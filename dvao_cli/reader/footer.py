@@ -226,8 +226,6 @@ class Footer:
 
     @cached_property
     def pyarrow(self) -> Any:
-        from dvao_cli.reader.spec import parquet_file
-
         return parquet_file(self._path).metadata
 
     @property
@@ -268,6 +266,14 @@ class Footer:
         )
 
 
+def parquet_file(part: Path | bytes) -> Any:
+    """A pyarrow ParquetFile over a part: a file, or a Parquet file held in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(str(part) if isinstance(part, Path) else pa.BufferReader(part))
+
+
 def _decode(path: Path) -> Footer:
     with open(path, "rb") as f:
         f.seek(0, 2)
@@ -301,6 +307,4 @@ def read_footer(part: Path | bytes) -> Any:
             pass
         except OSError:
             pass  # pyarrow names the error
-    from dvao_cli.reader.spec import parquet_file
-
     return parquet_file(part).metadata
