@@ -51,8 +51,9 @@ class WorkerPool:
                 self._pool.submit(int)  # a task each: the executor spawns a worker per task
 
     def submit(self, fn: Any, *args: Any) -> Any:
-        """A future of fn(*args) in a worker; its result() raises WorkerDied for a dead one."""
-        return _Task(self._pool.submit(fn, *args))
+        """A future of fn(*args) in a worker; its result() raises WorkerDied for a dead one.
+        The warnings fn raises there are raised again here, by get()."""
+        return _Task(self._pool.submit(_recording_warnings, fn, *args))
 
     def close(self) -> None:
         """Stop the workers now, a range under way included (after an error or Ctrl-C)."""
@@ -78,15 +79,31 @@ class _Task:
         return self._future.done()
 
     def get(self) -> Any:
+        import warnings
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return self._future.result()
+            result, raised = self._future.result()
         except BrokenProcessPool:
             raise WorkerDied(
                 "a worker process of dvao analyze ended abruptly (killed, or out of memory?); "
                 "DVAO_WORKERS=1 runs it in this process alone"
             ) from None
+        for category, message in raised:  # shown by this process's filters and hook, once
+            warnings.warn(message, category, stacklevel=2)
+        return result
+
+
+def _recording_warnings(fn: Any, *args: Any) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """fn(*args) in a worker, with the warnings it raised as (category, message): the parent
+    raises them again (`_Task.get`), where the command line prints a `DvaoWarning` as a
+    `warning: ...` line; the worker itself prints none."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args)
+    return result, [(w.category, str(w.message)) for w in caught]
 
 
 def _worker_start() -> None:
