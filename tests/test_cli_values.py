@@ -78,6 +78,7 @@ def test_install_is_idempotent_and_patches_typer() -> None:
     assert getattr(_TyperParameter.get_runtime_param, "_dvao_plain", False)
 
 
+@pytest.mark.slow
 def test_analyze_json_loads_neither_pydantic_nor_rich_nor_pyarrow(tmp_path: Path) -> None:
     """`dvao analyze LOG --json` (the gate path) with typical options imports only what it
     needs: typer's pydantic coercion, rich (the report) and pyarrow (footers: `reader/footer`)

@@ -38,6 +38,7 @@ def test_the_docs_show_commands_and_declare_what_is_not_run() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
 def test_shown_output_is_what_the_command_prints(block) -> None:
     reason = block.why_skipped()

@@ -76,6 +76,7 @@ def _reference(log: Path, out: Path, ddof: int) -> dict[str, str]:
     return _digest(out)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_the_old_set_or_the_new_one(kill_log: Path, tmp_path: Path) -> None:
     old_ref, out = tmp_path / "old-ref", tmp_path / "out"
     old, new = _reference(kill_log, old_ref, 0), _reference(kill_log, tmp_path / "new-ref", 1)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dvao_cli.cli.app import run
@@ -121,6 +122,7 @@ def _cli(*args: object) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,

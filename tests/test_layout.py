@@ -30,6 +30,11 @@ def _modules() -> dict[str, Path]:
     return {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
 
 
+@cache
+def _tree(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
 def _imported(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The dvao_cli modules that module `name` imports, anywhere in its source."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
@@ -40,7 +45,7 @@ def _imported(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             dotted = dotted.rpartition(".")[0]
         return dotted or None
 
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             found.update(m for a in node.names if (m := deepest(a.name)) is not None)
         elif isinstance(node, ast.ImportFrom):
@@ -188,7 +193,7 @@ def test_the_library_layers_need_no_terminal_packages(layer: str) -> None:
     for module, path in _modules().items():
         if _layer(module) != layer:
             continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and not node.level:

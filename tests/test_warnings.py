@@ -72,6 +72,7 @@ def test_the_command_line_shows_other_warnings_as_python_does(capsys) -> None:
     assert capsys.readouterr().err == ""  # pytest's recorder got it, as Python's hook does
 
 
+@pytest.mark.slow
 def test_a_warning_in_a_worker_process_reaches_the_parent_once(capfd) -> None:
     """The worker prints nothing itself (its stderr is the parent's); `get()` raises the warning
     again in the parent, where the command line prints it once."""

@@ -84,6 +84,7 @@ def test_analyze_in_place_equals_import_then_analyze(cli, tmp_path: Path, traine
     assert _snapshot(tmp_path / "src") == before  # nothing written beside the user's files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["trl", "verl", "swift"])
 def test_plot_in_place_equals_plot_of_the_import(cli, tmp_path: Path, trainer: str) -> None:
     source = TRAINERS[trainer](tmp_path / "src")
@@ -227,6 +228,7 @@ def test_messages_about_a_log_read_in_place_name_the_source(cli, tmp_path: Path)
     assert one_error_line(res) == line.replace(str(imported), str(source))
 
 
+@pytest.mark.slow
 def test_plot_format_takes_a_log_format_as_analyze_does(cli, tmp_path: Path) -> None:
     """`dvao plot --format verl` reads SOURCE as a verl log (the issue's name), while `--format`
     keeps naming the image format: the two sets of names share none."""
