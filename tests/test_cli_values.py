@@ -104,3 +104,23 @@ def test_analyze_json_loads_neither_pydantic_nor_rich_nor_pyarrow(tmp_path: Path
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stderr.strip().splitlines()[-1] == "0 []"
+
+
+@pytest.mark.slow
+def test_typers_public_api_still_needs_pydantic() -> None:
+    """Why `cli/values.py` patches typer's private classes: a public `parser=` is coerced
+    through pydantic too. When this fails, typer's public API avoids pydantic: use it there."""
+    code = (
+        "import sys\n"
+        "from typing import Annotated\n"
+        "import typer\n"
+        "app = typer.Typer()\n"
+        "@app.command()\n"
+        "def main(n: Annotated[int, typer.Option(parser=int)] = 1) -> None:\n"
+        "    print(n, 'pydantic' in sys.modules)\n"
+        "app(['--n', '3'], standalone_mode=False)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.split() == ["3", "True"]

@@ -138,7 +138,7 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
     import stat
     from pathlib import Path
 
-    from dvao_cli.reader.footer import _decode
+    from dvao_cli.reader.footer import decode_footer
 
     if workers < 2:
         return None
@@ -147,7 +147,7 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
         try:
             if not stat.S_ISREG(os.stat(log).st_mode):  # a FIFO would block the open
                 return None
-            rows += _decode(Path(log)).num_rows
+            rows += decode_footer(Path(log)).num_rows
         except Exception:  # not a Parquet file this decoder reads: decided later
             return None
     return WorkerPool(workers, start=True) if rows >= PROCESS_MIN_ROWS else None

@@ -274,7 +274,10 @@ def parquet_file(part: Path | bytes) -> Any:
     return pq.ParquetFile(str(part) if isinstance(part, Path) else pa.BufferReader(part))
 
 
-def _decode(path: Path) -> Footer:
+def decode_footer(path: Path) -> Footer:
+    """The footer of the Parquet file at `path`, decoded here without pyarrow (or numpy); an
+    exception for a file it cannot decode (for callers that must not import pyarrow:
+    `analysis.workers.start_early`). `read_footer` falls back to pyarrow instead."""
     with open(path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
@@ -300,7 +303,7 @@ def read_footer(part: Path | bytes) -> Any:
     """A part's footer: decoded here for a plain file, else pyarrow's `FileMetaData`."""
     if isinstance(part, Path):
         try:
-            return _decode(part)
+            return decode_footer(part)
         except (_Undecodable, KeyError, IndexError, TypeError, ValueError, AttributeError):
             pass
         except RecursionError:  # a schema nested past Python's stack
