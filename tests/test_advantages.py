@@ -512,7 +512,7 @@ def test_cuda_matches_cpu():
 
 
 # --------------------------------------------------------------------------------------------
-# Peer equivalence: an independent re-implementation of TRL's documented formulas (BRIEF s.3)
+# Peer equivalence: an independent re-implementation of TRL's documented formulas (GRPOTrainer)
 # --------------------------------------------------------------------------------------------
 
 

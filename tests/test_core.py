@@ -1,5 +1,6 @@
 """The computational core: its layering, the scheme table, the two array libraries of the row
-engine (numpy on the CPU, torch for torch inputs), and numbers at the edges (issue 11)."""
+engine (numpy on the CPU, torch for torch inputs), and numbers at the edges (huge rewards,
+groups or objectives never rewarded)."""
 
 from __future__ import annotations
 
@@ -186,7 +187,7 @@ def test_torch_tensors_in_give_torch_tensors_out_on_cuda() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Numbers at the edges (issue 11, family 4)
+# Numbers at the edges (hostile-input family 4 of test_hostile.py)
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The docs cannot rot (issue 12 item 6): every shown command's output in README.md and
+"""The docs cannot rot: every shown command's output in README.md and
 docs/*.md is what a real run prints, and every command has a section.
 
 Regenerate after an output change with `python scripts/update_docs.py` (see its docstring for

@@ -1,4 +1,4 @@
-"""Hostile but realistic use (issue 11): one test per family, each with cases of its own.
+"""Hostile but realistic use: one test per family, each with cases of its own.
 
 1 no input is ever overwritten; 3 an output set is whole (the kill test is in
 test_hostile_kill.py); 6 names are data, never markup; 7 the user's OS errors are exit 2 with one
