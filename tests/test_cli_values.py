@@ -100,10 +100,7 @@ def test_analyze_json_loads_neither_pydantic_nor_rich_nor_pyarrow(tmp_path: Path
         "print(code, sorted(m for m in ('pydantic', 'rich', 'pyarrow', 'torch') "
         "if m in sys.modules), file=sys.stderr)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert out.stderr.strip().splitlines()[-1] == "0 []"
+    assert _fresh_python(code).stderr.strip().splitlines()[-1] == "0 []"
 
 
 @pytest.mark.slow
@@ -120,7 +117,11 @@ def test_typers_public_api_still_needs_pydantic() -> None:
         "    print(n, 'pydantic' in sys.modules)\n"
         "app(['--n', '3'], standalone_mode=False)\n"
     )
-    out = subprocess.run(
+    assert _fresh_python(code).stdout.split() == ["3", "True"]
+
+
+def _fresh_python(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` run by a Python process of its own (what it imports is not this one's)."""
+    return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
-    assert out.stdout.split() == ["3", "True"]
