@@ -20,14 +20,15 @@ ROOT = Path(__file__).resolve().parents[1] / "dvao_cli"
 TOP_MODULES_MAX = 10
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 @cache
-def _modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+def _modules(root: Path = ROOT) -> dict[str, Path]:
+    """Every module of the package at `root`, by dotted name."""
+    return {_module_name(path, root): path for path in sorted(root.rglob("*.py"))}
 
 
 @cache
@@ -36,7 +37,7 @@ def _tree(path: Path) -> ast.Module:
 
 
 def _imported(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The dvao_cli modules that module `name` imports, anywhere in its source."""
+    """The modules among `modules` that module `name` imports, anywhere in its source."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
 
@@ -64,8 +65,9 @@ def _imported(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
 
 
 @cache
-def _graph() -> dict[str, frozenset[str]]:
-    modules = _modules()
+def _graph(root: Path = ROOT) -> dict[str, frozenset[str]]:
+    """Module -> the modules of the same package it imports."""
+    modules = _modules(root)
     return {name: frozenset(_imported(name, path, modules)) for name, path in modules.items()}
 
 
@@ -126,14 +128,34 @@ def _cycles(graph: dict[str, frozenset[str]]) -> list[tuple[list[str], list[str]
     return cycles
 
 
-def test_the_graph_is_read_as_written() -> None:
-    """The reading itself, on imports the tree has: a function-level one, a TYPE_CHECKING
-    one, `from pkg import module`, and a name from a package's `__init__`."""
-    graph = _graph()
-    assert "dvao_cli.importers.in_place" in graph["dvao_cli.reader.spec"]  # in open_log
-    assert "dvao_cli.importers.run" in graph["dvao_cli.reader.spec"]  # under TYPE_CHECKING
-    assert "dvao_cli.importers.run" in graph["dvao_cli.importers"]  # from pkg import module
-    assert "dvao_cli.importers" in graph["dvao_cli.importers.in_place"]  # a name of __init__
+def test_the_graph_is_read_as_written(tmp_path: Path) -> None:
+    """Every kind of import is an edge: at the top, in a function, under TYPE_CHECKING,
+    relative, `from pkg import module` (to the module) and `from pkg import name` (to pkg)."""
+    files = {
+        "__init__.py": "from pkg.sub import helper\n",
+        "a.py": "import pkg.b\n\ndef f():\n    from pkg import c\n",
+        "b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .sub.d import D\n",
+        "c.py": "import os\nfrom pkg import sub\n",
+        "sub/__init__.py": "",
+        "sub/d.py": "from .. import a\nfrom pkg.sub import helper_name\n",
+        "sub/helper.py": "",
+    }
+    for name, text in files.items():
+        (tmp_path / "pkg" / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "pkg" / name).write_text(text)
+    graph = _graph(tmp_path / "pkg")
+    assert {m: sorted(e) for m, e in graph.items()} == {
+        "pkg": ["pkg.sub.helper"],
+        "pkg.a": ["pkg.b", "pkg.c"],
+        "pkg.b": ["pkg.sub.d"],
+        "pkg.c": ["pkg.sub"],
+        "pkg.sub": [],
+        "pkg.sub.d": ["pkg.a", "pkg.sub"],
+        "pkg.sub.helper": [],
+    }
+    ((cycle, members),) = _cycles(graph)
+    assert cycle == ["pkg.a", "pkg.b", "pkg.sub.d", "pkg.a"]
+    assert members == ["pkg.a", "pkg.b", "pkg.sub.d"]
     three = {"a": frozenset({"b", "d"}), "b": frozenset({"c"}), "c": frozenset({"a"})}
     assert _cycles({**three, "d": frozenset({"a"})}) == [(["a", "d", "a"], ["a", "b", "c", "d"])]
     assert _cycles({"a": frozenset({"b"}), "b": frozenset()}) == []
