@@ -12,7 +12,7 @@ peak RSS from sampling it and its worker processes together.
 Logs are made with `dvao simulate --no-text` (3 binary objectives, groups of 16) into --workdir
 and reused on later runs. `--continuous-sizes` adds logs with a fourth, continuous objective
 (rm_score): those take the advantage engine's path instead of the pattern counts;
-`--issue-sizes` the log of issue 12 (accuracy, format and the continuous rm_score). `--paper`
+`--issue-sizes` the 3-objective log (accuracy, format and the continuous rm_score). `--paper`
 adds the paper-scale log: 200,000 rows (100 steps x 125 prompts x 16), the four objectives (one
 continuous) and the prompt / completion text columns, against polars reading its numeric columns
 in a process of its own. Prints a Markdown table for docs/performance.md.
@@ -32,7 +32,7 @@ GROUPS = 1000
 GROUP_SIZE = 16
 OBJECTIVES = "accuracy,format,length"
 CONTINUOUS = "accuracy,format,length,rm_score"  # rm_score is continuous: the engine's path
-ISSUE_12 = "accuracy,format,rm_score"  # issue 12's log: 3 objectives, one continuous
+ISSUE_12 = "accuracy,format,rm_score"  # the 3-objective log: pass/fail twice, one continuous
 
 # argv: LOG COLUMN,COLUMN,...
 FLOOR_READ = """
@@ -41,7 +41,7 @@ df = pl.read_parquet(sys.argv[1], columns=sys.argv[2].split(","))
 print(df.height)
 """
 
-# issue 12's floor at scale: a streaming read of the needed columns (bounded memory)
+# the floor at scale: a streaming read of the needed columns (bounded memory)
 FLOOR_STREAM = """
 import polars as pl, sys
 cols = sys.argv[2].split(",")
@@ -185,7 +185,7 @@ def main() -> None:
     parser.add_argument(
         "--issue-sizes",
         default="",
-        help="sizes also run on issue 12's log: 3 objectives (accuracy, format, rm_score), "
+        help="sizes also run on the 3-objective log (accuracy, format, rm_score), "
         "one of them continuous",
     )
     parser.add_argument(

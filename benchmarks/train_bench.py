@@ -1,6 +1,6 @@
 """Benchmark `dvao train` against TRL 1.16 `GRPOTrainer` on the same tiny policy and batch.
 
-The setting (issue 14): a 2-layer, width-64, 4-head causal transformer over the character
+The setting, both sides: a 2-layer, width-64, 4-head causal transformer over the character
 vocabulary of `dvao train`, random init, 32 prompts x 8 completions per step, 6 new tokens,
 one torch thread, the three `arithmetic` rewards (accuracy, format, length), learning rate 5e-4,
 no KL term (TRL's default beta = 0). TRL's policy is a GPT-2 config model with a character

@@ -80,6 +80,14 @@ class GateFailure(DvaoError):
     exit_code = EXIT_GATE
 
 
+class DvaoWarning(UserWarning):
+    """A doubt the library raises while it reads or computes (`warnings.warn`): groups of size
+    1 skipped, steps spread across a log. The command line prints each one as a
+    `warning: MESSAGE` line on stderr (`cli.console.dvao_warnings`); a library user gets a
+    Python warning to show, filter or make an error. Not `LogWarning`, which is a doubt about
+    the answer kept in the summary."""
+
+
 def is_panic(err: BaseException) -> bool:
     """A Rust panic surfaced by polars (`pyo3_runtime.PanicException`, a BaseException): polars
     panics on some damaged Parquet files (a footer that points past missing data pages)."""

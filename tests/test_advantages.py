@@ -476,6 +476,7 @@ def test_segment_whiten():
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_float32_matches_float64():
     rewards, group, step = _batch(5, 40, 16, 3)
     r64 = compute_advantages(rewards, group, step, [0.5, 0.3, 0.2])
@@ -511,7 +512,7 @@ def test_cuda_matches_cpu():
 
 
 # --------------------------------------------------------------------------------------------
-# Peer equivalence: an independent re-implementation of TRL's documented formulas (BRIEF s.3)
+# Peer equivalence: an independent re-implementation of TRL's documented formulas (GRPOTrainer)
 # --------------------------------------------------------------------------------------------
 
 
@@ -545,6 +546,7 @@ def _trl_normalize_then_sum(rpf: torch.Tensor, weights: torch.Tensor, g: int) ->
     return torch.nan_to_num((rewards - torch.nanmean(rewards)) / (std_all + 1e-4), nan=0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("with_nan", [False, True, "unscorable"])
 def test_trl_equivalence(with_nan):
     gen = torch.Generator().manual_seed(11)

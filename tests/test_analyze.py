@@ -444,6 +444,7 @@ def in_processes(monkeypatch) -> list[int]:
     return used
 
 
+@pytest.mark.slow
 def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, in_processes) -> None:
     log = _continuous_log(tmp_path)
     alone = analyze(log, chunk_rows=24).summary.to_json()
@@ -457,6 +458,7 @@ def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, in_p
     assert ticks[-1] == (144, 144) and len(ticks) == 6
 
 
+@pytest.mark.slow
 def test_an_error_in_a_worker_process_is_one_line(
     cli, tmp_path: Path, monkeypatch, in_processes
 ) -> None:
@@ -470,6 +472,7 @@ def test_an_error_in_a_worker_process_is_one_line(
     assert "rm_score" in lines[0] and "NaN" in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_with_worker_processes_the_first_bad_range_in_the_log_is_the_error(
     cli, tmp_path: Path, monkeypatch, in_processes
 ) -> None:
@@ -487,6 +490,7 @@ def test_with_worker_processes_the_first_bad_range_in_the_log_is_the_error(
     assert "rm_score" in result.err and "NaN" in result.err, result.err
 
 
+@pytest.mark.slow
 def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
     import os
 
@@ -499,6 +503,7 @@ def test_a_worker_process_that_dies_is_an_error_not_a_wait() -> None:
         assert WorkerDied("x").exit_code == 2
 
 
+@pytest.mark.slow
 def test_worker_processes_end_when_their_parent_is_killed() -> None:
     import os
     import signal

@@ -1,5 +1,6 @@
 """The computational core: its layering, the scheme table, the two array libraries of the row
-engine (numpy on the CPU, torch for torch inputs), and numbers at the edges (issue 11)."""
+engine (numpy on the CPU, torch for torch inputs), and numbers at the edges (huge rewards,
+groups or objectives never rewarded)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def _python(code: str) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow
 def test_the_library_does_not_import_the_command_line() -> None:
     loaded = _python(
         "import sys, dvao_cli; from dvao_cli import compute_advantages; "
@@ -38,6 +40,7 @@ def test_the_library_does_not_import_the_command_line() -> None:
     assert loaded == "[]"
 
 
+@pytest.mark.slow
 def test_the_analysis_and_its_workers_do_not_import_the_command_line() -> None:
     """What a worker process imports (the analysis pipeline, the reader, the gate): no typer."""
     loaded = _python(
@@ -58,6 +61,7 @@ def test_the_core_imports_neither_the_command_line_nor_polars_nor_torch() -> Non
     assert loaded == "[]"
 
 
+@pytest.mark.slow
 def test_analyze_on_the_cpu_never_imports_torch(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     group = np.repeat(np.arange(40), 8)
@@ -183,7 +187,7 @@ def test_torch_tensors_in_give_torch_tensors_out_on_cuda() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Numbers at the edges (issue 11, family 4)
+# Numbers at the edges (hostile-input family 4 of test_hostile.py)
 # --------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""The docs cannot rot (issue 12 item 6): every shown command's output in README.md and
+"""The docs cannot rot: every shown command's output in README.md and
 docs/*.md is what a real run prints, and every command has a section.
 
 Regenerate after an output change with `python scripts/update_docs.py` (see its docstring for
@@ -38,6 +38,7 @@ def test_the_docs_show_commands_and_declare_what_is_not_run() -> None:
     ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
 def test_shown_output_is_what_the_command_prints(block) -> None:
     reason = block.why_skipped()

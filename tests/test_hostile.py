@@ -1,4 +1,4 @@
-"""Hostile but realistic use (issue 11): one test per family, each with cases of its own.
+"""Hostile but realistic use: one test per family, each with cases of its own.
 
 1 no input is ever overwritten; 3 an output set is whole (the kill test is in
 test_hostile_kill.py); 6 names are data, never markup; 7 the user's OS errors are exit 2 with one
@@ -340,6 +340,7 @@ def test_family3_a_missing_target_gets_the_swapped_out_set_back(tmp_path: Path) 
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_family3_plot_figures_are_one_set(cli, tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     figs = tmp_path / "figs"
@@ -503,6 +504,7 @@ def test_family6_consoles_never_read_markup(capsys, monkeypatch) -> None:
     assert err == "[/bold] [link=x]y[/link]\n"
 
 
+@pytest.mark.slow
 def test_family6_figures_draw_names_as_typed(tmp_path: Path) -> None:
     import matplotlib.text
 
@@ -525,6 +527,7 @@ def test_family6_figures_draw_names_as_typed(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_family7_outputs_that_are_not_what_is_asked(cli, tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     afile = tmp_path / "taken.txt"
@@ -686,6 +689,7 @@ def test_family7_inputs_that_are_not_files_say_what_they_are(cli, tmp_path: Path
         assert result.err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_family7_an_unreadable_log_says_permission_denied(tmp_path: Path) -> None:
     from dvao_cli.errors import unreadable_parquet
 
@@ -708,6 +712,7 @@ def test_family7_an_unreadable_log_says_permission_denied(tmp_path: Path) -> Non
     assert (done.returncode, done.stderr) == (2, f"error: {log}: cannot read (Permission denied)\n")
 
 
+@pytest.mark.slow
 def test_family7_stdout_on_a_full_disk_names_stdout(tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     trl = write_trl_dir(tmp_path)
@@ -725,6 +730,7 @@ def test_family7_stdout_on_a_full_disk_names_stdout(tmp_path: Path) -> None:
             ), args
 
 
+@pytest.mark.slow
 def test_family7_broken_pipe_ends_quietly(tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     for extra in ([], ["--json"]):
@@ -807,6 +813,7 @@ def test_family9_every_command_takes_quiet_and_debug(cli, name: str) -> None:
     assert "QUIET" in out and "-q" in out and "--debug" in out
 
 
+@pytest.mark.slow
 def test_family9_quiet_and_debug_after_the_command(cli, tmp_path: Path) -> None:
     log = small_log(tmp_path / "log.parquet")
     loud = cli("analyze", log, "--out", tmp_path / "a")

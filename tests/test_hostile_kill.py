@@ -1,7 +1,8 @@
-"""Issue 11 family 3 under SIGKILL: `analyze --out DIR` killed at random points while it writes
-its set; DIR must then hold one complete set, the old one or the new one, checked byte by byte
-against sets written by runs that were not killed. The next run cleans up what the killed ones
-left (hidden staging folders of up to hundreds of MB).
+"""An output set is whole (family 3 of test_hostile.py) under SIGKILL: `analyze --out DIR`
+killed at random points while it writes its set; DIR must then hold one complete set, the old
+one or the new one, checked byte by byte against sets written by runs that were not killed.
+The next run cleans up what the killed ones left (hidden staging folders of up to hundreds of
+MB).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ def _reference(log: Path, out: Path, ddof: int) -> dict[str, str]:
     return _digest(out)
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_the_old_set_or_the_new_one(kill_log: Path, tmp_path: Path) -> None:
     old_ref, out = tmp_path / "old-ref", tmp_path / "out"
     old, new = _reference(kill_log, old_ref, 0), _reference(kill_log, tmp_path / "new-ref", 1)

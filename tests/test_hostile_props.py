@@ -1,9 +1,11 @@
-"""Issue 11's property test: random odd Parquet logs (null and extreme values, repeated rows,
-odd names, hive folders, cut bytes) through the CLI (analyze, analyze --out, plot, import).
+"""A property test of hostile input: random odd Parquet logs (null and extreme values,
+repeated rows, odd names, hive folders, cut bytes) through the CLI (analyze, analyze --out,
+plot, import).
 
 Whatever the input: exit 0 or 2 (3 only when a gate was given), never 1 and never a traceback,
 and the inputs' bytes are unchanged. (What the right exit-2 message is for extreme values,
-repeated rows or contradicting hive folders is for issue 11 families 4 and 5's own tests; this
+repeated rows or contradicting hive folders is for the tests of numbers at the edges and of
+regrouping (test_hostile.py families 4 and 5, reader/test_keys.py); this
 one holds them all to "no crash, no input touched".)
 """
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import hypothesis.strategies as st
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from dvao_cli.cli.app import run
@@ -121,6 +124,7 @@ def _cli(*args: object) -> tuple[int, str]:
     return code, err.getvalue()
 
 
+@pytest.mark.slow
 @settings(
     max_examples=30,
     deadline=None,

@@ -247,6 +247,7 @@ def test_sorting_network_sorts_every_input(n: int) -> None:
     assert np.array_equal(np.stack(rows), np.sort(inputs, axis=0))
 
 
+@pytest.mark.slow
 def test_binary_log_never_imports_torch(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -187,6 +187,7 @@ def gids(fig, prefix: str) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_analysis_folder_writes_every_figure(cli, tmp_path: Path) -> None:
     src = write_analysis(tmp_path / "an")
     out = tmp_path / "figs"
@@ -201,6 +202,7 @@ def test_analysis_folder_writes_every_figure(cli, tmp_path: Path) -> None:
         assert distinct_colours(path) > 50, f"{name}.png looks blank"
 
 
+@pytest.mark.slow
 def test_quiet_prints_only_the_result_and_default_out_is_source_plots(cli, tmp_path: Path) -> None:
     src = write_analysis(tmp_path / "an", n_steps=3)
     result = cli("--quiet", "plot", src)
@@ -210,6 +212,7 @@ def test_quiet_prints_only_the_result_and_default_out_is_source_plots(cli, tmp_p
     assert sorted(p.name for p in (src / "plots").iterdir()) == sorted(f"{n}.png" for n in FIVE)
 
 
+@pytest.mark.slow
 def test_default_out_is_dvao_plots_for_a_file(cli, tmp_path: Path, monkeypatch) -> None:
     log = write_log(tmp_path / "log.parquet")
     monkeypatch.chdir(tmp_path)
@@ -220,6 +223,7 @@ def test_default_out_is_dvao_plots_for_a_file(cli, tmp_path: Path, monkeypatch) 
     assert log.is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fmt", "magic"), [("svg", b"<?xml"), ("pdf", b"%PDF")])
 def test_vector_formats_are_valid_and_reproducible(
     cli, tmp_path: Path, fmt: str, magic: bytes
@@ -331,6 +335,7 @@ def test_weights_stack_sums_to_one_and_reference_lines(analysis_figs) -> None:
     assert np.allclose(no_signal, expected)
 
 
+@pytest.mark.slow
 def test_weight_option_overrides_the_reference_lines(tmp_path: Path) -> None:
     src = load_source(
         write_analysis(tmp_path / "an"), weights={"accuracy": 2.0, "format": 1.0, "rm_score": 1.0}
@@ -402,6 +407,7 @@ def test_smoothing_default_and_option(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_ten_thousand_steps_and_eight_objectives(tmp_path: Path) -> None:
     names = [f"obj{i}" for i in range(8)]
     steps = _steps_frame(10_000, names, [True] * 8)
@@ -446,6 +452,7 @@ def test_non_dominated() -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_log_source_is_analyzed_on_the_fly(tmp_path: Path) -> None:
     log = write_log(tmp_path / "log.parquet", n_steps=4)
     src = load_source(log)
@@ -460,6 +467,7 @@ def test_log_source_is_analyzed_on_the_fly(tmp_path: Path) -> None:
     assert src.weights == {"a": 0.8, "b": 0.2} and src.summary["weights"] == src.weights
 
 
+@pytest.mark.slow
 def test_one_step_log(cli, tmp_path: Path) -> None:
     log = write_log(tmp_path / "one.parquet", n_steps=1)
     result = cli("plot", log, "--out", tmp_path / "o")
@@ -468,6 +476,7 @@ def test_one_step_log(cli, tmp_path: Path) -> None:
         assert distinct_colours(tmp_path / "o" / f"{name}.png") > 50, name
 
 
+@pytest.mark.slow
 def test_one_objective_log_skips_correlation(cli, tmp_path: Path) -> None:
     log = write_log(tmp_path / "one.parquet", n_steps=3, names=("a",))
     out = tmp_path / "o"
@@ -502,6 +511,7 @@ def test_train_run_folder_uses_its_config(cli, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_compare_folder_draws_pareto(cli, tmp_path: Path) -> None:
     folder = write_compare(tmp_path / "cmp", seeds=2)
     result = cli("plot", folder)
@@ -695,6 +705,7 @@ def test_load_source_raises_typed_errors(tmp_path: Path) -> None:
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "rollouts.parquet"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SAMPLE.is_file(), reason="sample_data/rollouts.parquet not generated")
 def test_plot_sample_data(cli, tmp_path: Path) -> None:
     result = cli("plot", SAMPLE, "--out", tmp_path / "o")

@@ -355,6 +355,7 @@ def test_cli_out_must_be_a_regular_file(cli, tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_cli_out_is_required(cli) -> None:
     result = cli("simulate")
     assert result.code == 2

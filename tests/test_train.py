@@ -68,6 +68,7 @@ def _final_state(run: Path, step: int) -> dict:
     return torch.load(run / "checkpoints" / f"step-{step:06d}.pt", weights_only=True)
 
 
+@pytest.mark.slow
 def test_help_lists_every_option(cli) -> None:
     res = cli("train", "--help")
     assert res.code == 0
@@ -116,6 +117,7 @@ def test_cli_defaults_match_the_config_defaults() -> None:
     assert checked >= 20
 
 
+@pytest.mark.slow
 def test_a_short_run_learns(cli, tmp_path: Path) -> None:
     # budget task, optimise only the 2-character length budget: a warm-started model answers
     # 3-digit sums in 3 characters; RL learns to stay within the budget in a few steps
@@ -145,6 +147,7 @@ def test_a_short_run_learns(cli, tmp_path: Path) -> None:
     assert "length" in res.out and "last 10%" in res.out
 
 
+@pytest.mark.slow
 def test_outputs_follow_the_contract(cli, tmp_path: Path, rewards_file: Path) -> None:
     from dvao_cli.reader.memory import read_log
 
@@ -278,6 +281,7 @@ def test_analyze_reproduces_logged_advantage(
     assert result.summary.best_matching_scheme == scheme
 
 
+@pytest.mark.slow
 def test_same_seed_same_rollouts(cli, tmp_path: Path) -> None:
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
     for out, seed in ((a, "3"), (b, "3"), (c, "4")):
@@ -302,6 +306,7 @@ def _assert_same_run(a: Path, b: Path, step: int) -> None:
     )
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_final_weights(cli, tmp_path: Path, rewards_file: Path) -> None:
     args = (
         *TINY,
@@ -330,6 +335,7 @@ def test_resume_gives_the_same_final_weights(cli, tmp_path: Path, rewards_file: 
     _assert_same_run(full, split, 6)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_resume_finishes(
     cli, tmp_path: Path, rewards_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -384,6 +390,7 @@ def test_bad_reward_is_a_clear_error(
     assert res.err.strip().splitlines()[-1] == message.format(file=rewards_file)
 
 
+@pytest.mark.slow
 def test_option_errors(cli, tmp_path: Path) -> None:
     res = _run(cli, tmp_path / "a", *TINY, "--objective", "acuracy")
     assert (res.code, res.err.strip()) == (
@@ -413,6 +420,7 @@ def test_option_errors(cli, tmp_path: Path) -> None:
     assert _parts(run) == ["step-000001.parquet"]
 
 
+@pytest.mark.slow
 def test_compare_writes_the_contract(cli, tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     res = _run(

@@ -1,6 +1,7 @@
-"""`dvao train` under hostile inputs and faults (issue 11): no code from a run folder, reward
-functions that misbehave, a full disk, checkpoints with the wrong content, an --out that would
-write over an input. Each is one line naming the file or option, exit 2, nothing partial."""
+"""`dvao train` under hostile inputs and faults (the families of test_hostile.py): no code
+from a run folder, reward functions that misbehave, a full disk, checkpoints with the wrong
+content, an --out that would write over an input. Each is one line naming the file or option,
+exit 2, nothing partial."""
 
 from __future__ import annotations
 

@@ -195,6 +195,7 @@ def test_summary_pairs_each_scheme_with_dvao_by_seed() -> None:
 # ---- --compare: runs in parallel, logs that analyze reproduces, curves -----------------------
 
 
+@pytest.mark.slow
 def test_short_compare_in_parallel(cli, tmp_path: Path) -> None:
     from dvao_cli.analysis.pipeline import analyze
 
@@ -241,6 +242,7 @@ def test_short_compare_in_parallel(cli, tmp_path: Path) -> None:
     assert (res.code, res.err.strip()) == (2, "error: --jobs must be >= 0 (got -1)")
 
 
+@pytest.mark.slow
 def test_curves_are_drawn_from_a_compare_folder(cli, tmp_path: Path) -> None:
     from dvao_cli.plot.source import build_figures, load_source
 

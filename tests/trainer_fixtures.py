@@ -1,7 +1,8 @@
 """Small logs in each trainer's exact on-disk format, built in code (no checked-in blobs).
 
 TRL's `advantage` column is computed here with an independent NumPy implementation of TRL's
-documented formulas (BRIEF section 3), in float32 as TRL computes it:
+documented formulas (`GRPOTrainer`: ddof 1, 1e-4 added to every std), in float32 as TRL
+computes it:
 
 - sum_then_normalize (default): s = nansum_k w_k r_k; A = (s - mean_g s) / (std_g s + 1e-4)
 - normalize_then_sum: per group and reward z_k = (r_k - nanmean_g) / (nanstd_g + 1e-4);

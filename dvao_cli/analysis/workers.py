@@ -52,8 +52,9 @@ class WorkerPool:
                 self._pool.submit(int)  # a task each: the executor spawns a worker per task
 
     def submit(self, fn: Any, *args: Any) -> Any:
-        """A future of fn(*args) in a worker; its result() raises WorkerDied for a dead one."""
-        return _Task(self._pool.submit(fn, *args))
+        """A future of fn(*args) in a worker; its result() raises WorkerDied for a dead one.
+        The warnings fn raises there are raised again here, by get()."""
+        return _Task(self._pool.submit(_recording_warnings, fn, *args))
 
     def close(self) -> None:
         """Stop the workers now, a range under way included (after an error or Ctrl-C)."""
@@ -79,15 +80,31 @@ class _Task:
         return self._future.done()
 
     def get(self) -> Any:
+        import warnings
         from concurrent.futures.process import BrokenProcessPool
 
         try:
-            return self._future.result()
+            result, raised = self._future.result()
         except BrokenProcessPool:
             raise WorkerDied(
                 "a worker process of dvao analyze ended abruptly (killed, or out of memory?); "
                 "DVAO_WORKERS=1 runs it in this process alone"
             ) from None
+        for category, message in raised:  # shown by this process's filters and hook, once
+            warnings.warn(message, category, stacklevel=2)
+        return result
+
+
+def _recording_warnings(fn: Any, *args: Any) -> tuple[Any, list[tuple[type[Warning], str]]]:
+    """fn(*args) in a worker, with the warnings it raised as (category, message): the parent
+    raises them again (`_Task.get`), where the command line prints a `DvaoWarning` as a
+    `warning: ...` line; the worker itself prints none."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = fn(*args)
+    return result, [(w.category, str(w.message)) for w in caught]
 
 
 def _worker_start() -> None:
@@ -149,7 +166,7 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
     import stat
     from pathlib import Path
 
-    from dvao_cli.reader.footer import _decode
+    from dvao_cli.reader.footer import decode_footer
 
     if workers < 2:
         return None
@@ -158,7 +175,7 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
         try:
             if not stat.S_ISREG(os.stat(log).st_mode):  # a FIFO would block the open
                 return None
-            rows += _decode(Path(log)).num_rows
+            rows += decode_footer(Path(log)).num_rows
         except Exception:  # not a Parquet file this decoder reads: decided later
             return None
     return WorkerPool(workers, start=True) if rows >= PROCESS_MIN_ROWS else None

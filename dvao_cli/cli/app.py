@@ -24,7 +24,7 @@ import typer  # noqa: E402
 from dvao_cli import __version__
 from dvao_cli.cli import values as cli_values  # noqa: E402
 from dvao_cli.cli.commands import analyze, importer, plot, simulate, train
-from dvao_cli.cli.console import is_debug, printable, set_debug, set_quiet
+from dvao_cli.cli.console import dvao_warnings, is_debug, printable, set_debug, set_quiet
 from dvao_cli.errors import (
     EXIT_BROKEN_PIPE,
     EXIT_INPUT,
@@ -162,7 +162,8 @@ def run(argv: list[str] | None = None) -> int:
     set_quiet(False)
     set_debug(False)
     try:
-        result = command.main(args=argv, prog_name="dvao", standalone_mode=False)
+        with dvao_warnings():  # the library's warnings as `warning: ...` lines
+            result = command.main(args=argv, prog_name="dvao", standalone_mode=False)
     except DvaoError as err:
         return _fail(err.render(), err.exit_code)
     except typer.Exit as err:

@@ -118,6 +118,28 @@ def warn(message: str) -> None:
     print(f"warning: {printable(message, one_line=True)}", file=sys.stderr)
 
 
+@contextmanager
+def dvao_warnings() -> Iterator[None]:
+    """Within: every `DvaoWarning` the library raises (`warnings.warn`) printed by `warn`, each
+    time it is raised, --quiet or not; other warnings shown as Python shows them."""
+    import warnings
+
+    from dvao_cli.errors import DvaoWarning
+
+    with warnings.catch_warnings():  # restores the filters and showwarning on the way out
+        warnings.simplefilter("always", DvaoWarning)
+        python_show = warnings.showwarning
+
+        def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, DvaoWarning):
+                warn(str(message))
+            else:
+                python_show(message, category, *args, **kwargs)
+
+        warnings.showwarning = show
+        yield
+
+
 class _NullProgress:
     def update(self, advance: float = 0, description: str | None = None, **fields: Any) -> None:
         pass

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dvao_cli.errors import UsageError
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LOG_FORMATS, LogSource
+from dvao_cli.reader.footer import parquet_file
 from dvao_cli.reader.format import GROUP
-from dvao_cli.reader.spec import LogSpec, parquet_file, spec_from_schema
+
+if TYPE_CHECKING:
+    from dvao_cli.importers.run import InMemoryImport
 
 TRAINER_FORMATS = ("trl", "verl", "swift")
 
@@ -70,34 +74,22 @@ def resolve_format(source: LogSource) -> str:
     return "auto" if is_trainer_log(Path(source.paths[0])) else "dvao"
 
 
-def open_trainer_log(
+def import_trainer_log(
     source: LogSource, fmt: str, objectives: Sequence[str] | None = None
-) -> LogSpec:
-    """Import the trainer log `source` names into memory and open it as a dvao log.
+) -> InMemoryImport:
+    """Import the trainer log `source` names into memory, as `dvao import` would; the reader
+    (`reader.spec.open_log`) opens the result as a dvao log.
 
     `objectives` are the importer's `--objective` (reward columns of the trainer's log); the
     spec's objectives are those the import recorded. `fmt` is a trainer or "auto".
     """
-    import polars as pl
-
     from dvao_cli.importers import import_in_memory
 
-    named = str(source.paths[0])
-    imported = import_in_memory(
-        named,
+    return import_in_memory(
+        str(source.paths[0]),
         fmt,
         objectives=list(objectives) if objectives else None,
         group_size=source.group_size,
         ragged=source.ragged,
         hint=lambda name: f"{source.option} {name}",
-    )
-    schema = dict(pl.scan_parquet(imported.parquet).collect_schema())
-    return spec_from_schema(
-        imported.files,
-        [imported.parquet],
-        schema,
-        None,
-        skipped=imported.others,
-        format=imported.report.format,
-        source=named,
     )

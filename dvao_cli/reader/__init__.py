@@ -2,6 +2,7 @@
 
     format.py        the dvao log format: column names, reserved names, dtype families
     discovery.py     LOG arguments -> files: folders, globs, hive partitions; `LogSource`
+    footer.py        Parquet footers decoded without pyarrow; `parquet_file` (pyarrow's)
     spec.py          footers only: schema checks, partition checks, objectives -> `LogSpec`
     stream.py        step floors from the footers; `iter_frames`, `iter_chunks`
     chunk.py         `prepare_chunk` -> `Chunk`: keys, NaN policy, engine order, group sizes

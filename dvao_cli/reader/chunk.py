@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import InputError
+from dvao_cli.errors import DvaoWarning, InputError
 from dvao_cli.reader.format import GROUP, LOGGED, LONG_OBJECTIVE, LONG_REWARD, SAMPLE, STEP
 from dvao_cli.reader.spec import FILE, LogSpec, read_error
 
@@ -102,12 +102,15 @@ def group_codes(sizes: np.ndarray) -> np.ndarray:
 
 
 def warn_skipped(label: str, skipped_groups: int) -> None:
-    from dvao_cli.cli.console import warn
+    """A `DvaoWarning` that `skipped_groups` groups of size 1 were left out."""
+    import warnings
 
     plural = "group" if skipped_groups == 1 else "groups"
-    warn(
+    warnings.warn(
         f"{label}: column '{GROUP}': skipped {skipped_groups} {plural} of size 1 "
-        "(no within-group variance)"
+        "(no within-group variance)",
+        DvaoWarning,
+        stacklevel=2,
     )
 
 

@@ -241,8 +241,6 @@ class Footer:
 
     @cached_property
     def pyarrow(self) -> Any:
-        from dvao_cli.reader.spec import parquet_file
-
         return parquet_file(self._path).metadata
 
     @property
@@ -283,7 +281,18 @@ class Footer:
         )
 
 
-def _decode(path: Path) -> Footer:
+def parquet_file(part: Path | bytes) -> Any:
+    """A pyarrow ParquetFile over a part: a file, or a Parquet file held in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(str(part) if isinstance(part, Path) else pa.BufferReader(part))
+
+
+def decode_footer(path: Path) -> Footer:
+    """The footer of the Parquet file at `path`, decoded here without pyarrow (or numpy); an
+    exception for a file it cannot decode (for callers that must not import pyarrow:
+    `analysis.workers.start_early`). `read_footer` falls back to pyarrow instead."""
     with open(path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
@@ -373,13 +382,11 @@ def read_footer(part: Path | bytes) -> Any:
     """A part's footer: decoded here for a plain file, else pyarrow's `FileMetaData`."""
     if isinstance(part, Path):
         try:
-            return _decode(part)
+            return decode_footer(part)
         except (_Undecodable, KeyError, IndexError, TypeError, ValueError, AttributeError):
             pass
         except RecursionError:  # a schema nested past Python's stack
             pass
         except OSError:
             pass  # pyarrow names the error
-    from dvao_cli.reader.spec import parquet_file
-
     return parquet_file(part).metadata

@@ -6,7 +6,7 @@ picks the objectives: `--objective` names, else those a dvao writer recorded in 
 metadata, else every numeric column outside the reserved names. No row is read, except the
 long layout's objective names and (rarely) a partition column whose footer has no statistics.
 
-A trainer's own logs (TRL, verl, ms-swift) are read in place: see trainer_logs.py.
+A trainer's own logs (TRL, verl, ms-swift) are read in place: see importers/in_place.py.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from dvao_cli.errors import InputError, LogWarning, UsageError, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
-from dvao_cli.reader.footer import check_pages
+from dvao_cli.reader.footer import check_pages, parquet_file, read_footer
 from dvao_cli.reader.format import (
     GROUP,
     LOGGED,
@@ -38,6 +38,8 @@ from dvao_cli.reader.format import (
 
 if TYPE_CHECKING:
     import polars as pl
+
+    from dvao_cli.importers.run import InMemoryImport
 
 # What polars and pyarrow read: a Parquet file on disk, or one built in memory (a trainer log
 # read in place). Messages never name an in-memory part: they name the LOG (`LogSpec.label`).
@@ -88,8 +90,6 @@ class LogSpec:
     def footers(self) -> list[Any]:
         """Each part's Parquet metadata (`reader/footer.py`: pyarrow's FileMetaData, or the
         part of it the reader uses, decoded without pyarrow), read once."""
-        from dvao_cli.reader.footer import read_footer
-
         return [read_footer(part) for part in self.parts]
 
     def scan(self, columns: Sequence[str] | None = None) -> pl.LazyFrame:
@@ -143,14 +143,6 @@ def polars_source(part: Part) -> str | bytes:
     return str(part) if isinstance(part, Path) else part
 
 
-def parquet_file(part: Part) -> Any:
-    """A pyarrow ParquetFile over a part."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    return pq.ParquetFile(str(part) if isinstance(part, Path) else pa.BufferReader(part))
-
-
 def read_error(spec: LogSpec, err: Exception) -> InputError:
     """A read that failed below the reader (polars, pyarrow), as one line naming the log."""
     reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -189,12 +181,12 @@ def open_log(
     """
     import polars as pl
 
-    from dvao_cli.importers.in_place import open_trainer_log, resolve_format  # imports spec
+    from dvao_cli.importers.in_place import import_trainer_log, resolve_format
 
     source = LogSource.of(paths)
     fmt = resolve_format(source)
     if fmt != "dvao":
-        return open_trainer_log(source, fmt, objectives)
+        return _trainer_spec(import_trainer_log(source, fmt, objectives), str(source.paths[0]))
     if source.group_size is not None or source.ragged:
         option = "--group-size" if source.group_size is not None else "--ragged"
         raise UsageError(
@@ -251,6 +243,23 @@ def open_log(
     if SAMPLE not in schema:  # with sample_id, the chunks name the first repeated response
         check_no_copies(files, hive)
     return spec
+
+
+def _trainer_spec(imported: InMemoryImport, named: str) -> LogSpec:
+    """A trainer log imported into memory, opened as the dvao log it became (`named`: the LOG
+    as the user wrote it, for messages)."""
+    import polars as pl
+
+    schema = dict(pl.scan_parquet(imported.parquet).collect_schema())
+    return spec_from_schema(
+        imported.files,
+        [imported.parquet],
+        schema,
+        None,
+        skipped=imported.others,
+        format=imported.report.format,
+        source=named,
+    )
 
 
 def check_no_copies(files: list[Path], hive: bool) -> None:
@@ -401,8 +410,6 @@ def recorded_objectives(part: Part) -> list[str]:
     importer knows which columns are rewards and says so here.
     """
     import json
-
-    from dvao_cli.reader.footer import read_footer
 
     try:  # the file's key-value metadata (pyarrow's schema_arrow.metadata less ARROW:schema)
         meta = read_footer(part).metadata or {}

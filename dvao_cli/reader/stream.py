@@ -11,7 +11,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import DvaoWarning, InputError, UsageError
 from dvao_cli.reader.chunk import Chunk, prepare_chunk
 from dvao_cli.reader.format import (
     DEFAULT_CHUNK_ROWS,
@@ -205,10 +205,10 @@ def iter_frames(
     are spread over the whole file is held until they are complete (with a warning). Frames
     hold `row` (the position in the log) first unless `row_index` is False.
     """
+    import warnings
+
     import numpy as np
     import polars as pl
-
-    from dvao_cli.cli.console import warn
 
     if nan not in NAN_POLICIES:
         raise UsageError(f"--nan must be one of {', '.join(NAN_POLICIES)}, not '{nan}'")
@@ -251,10 +251,12 @@ def iter_frames(
             if cut == 0:
                 if not warned and pending_rows > 4 * chunk_rows:
                     warned = True
-                    warn(
+                    warnings.warn(
                         f"{spec.label}: steps are spread across the log; holding "
                         f"{pending_rows:,} rows until they are complete (write steps in order "
-                        "to stream in bounded memory)"
+                        "to stream in bounded memory)",
+                        DvaoWarning,
+                        stacklevel=2,
                     )
                 pending = [frame]
                 continue
@@ -269,7 +271,7 @@ def iter_frames(
                 done, rest = frame.filter(is_done), frame.filter(~is_done)
             pending, pending_rows = ([rest], rest.height) if rest.height else ([], 0)
             yield done
-    except InputError:
+    except (InputError, DvaoWarning):  # a DvaoWarning raised as an error (`-W error`)
         raise
     except Exception as err:
         raise read_error(spec, err) from None

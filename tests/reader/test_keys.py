@@ -1,4 +1,4 @@
-"""No silent regrouping (issue 11, family 5): a response logged twice, or a partition folder
+"""No silent regrouping (hostile-input family 5): a response logged twice, or a partition folder
 that contradicts the file's own column, is refused with exit 2 naming the first repeat."""
 
 from __future__ import annotations

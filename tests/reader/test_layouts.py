@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from dvao_cli.errors import InputError
+from dvao_cli.errors import DvaoWarning, InputError
 from dvao_cli.reader.memory import read_log
 from dvao_cli.reader.spec import open_log
 from dvao_cli.reader.stream import iter_chunks
@@ -111,17 +111,18 @@ def test_nan_drop_and_ignore(tmp_path: Path) -> None:
     assert sum(math.isnan(x) for x in ignored.frame["accuracy"].to_list()) == 4
 
 
-def test_size_one_groups_are_skipped_and_counted(tmp_path: Path, capsys) -> None:
+def test_size_one_groups_are_skipped_and_counted(tmp_path: Path) -> None:
     frame = pl.DataFrame(
         {"step": [0, 0, 0, 1], "group_id": [0, 0, 1, 0], "r": [1.0, 0.0, 1.0, 0.5]}
     )
     path = tmp_path / "ones.parquet"
     frame.write_parquet(path)
-    data = read_log(path)
+    with pytest.warns(DvaoWarning) as caught:
+        data = read_log(path)
     assert data.rows == 2 and data.skipped_groups == 2
-    assert capsys.readouterr().err.strip() == (
-        f"warning: {path}: column 'group_id': skipped 2 groups of size 1 (no within-group variance)"
-    )
+    assert [str(w.message) for w in caught] == [
+        f"{path}: column 'group_id': skipped 2 groups of size 1 (no within-group variance)"
+    ]
 
 
 def test_reader_raises_typed_errors(tmp_path: Path) -> None:

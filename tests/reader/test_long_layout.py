@@ -1,4 +1,4 @@
-"""The long layout's own messages (issue 11, family 4): a response given an objective twice, or
+"""The long layout's own messages (numbers at the edges): a response given an objective twice, or
 none (a gap), says so, naming the response and the file, never "0 NaN"."""
 
 from __future__ import annotations

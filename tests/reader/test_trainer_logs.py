@@ -1,4 +1,4 @@
-"""Trainer logs read in place (issue 13, item 4): `dvao analyze` and `dvao plot` take a TRL
+"""Trainer logs read in place: `dvao analyze` and `dvao plot` take a TRL
 `completions/` folder, a verl `rollout_data_dir` and an ms-swift `completions.jsonl` directly,
 with the numbers of `dvao import` then analyze, and write nothing beside them."""
 
@@ -84,6 +84,7 @@ def test_analyze_in_place_equals_import_then_analyze(cli, tmp_path: Path, traine
     assert _snapshot(tmp_path / "src") == before  # nothing written beside the user's files
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trainer", ["trl", "verl", "swift"])
 def test_plot_in_place_equals_plot_of_the_import(cli, tmp_path: Path, trainer: str) -> None:
     source = TRAINERS[trainer](tmp_path / "src")
@@ -227,9 +228,10 @@ def test_messages_about_a_log_read_in_place_name_the_source(cli, tmp_path: Path)
     assert one_error_line(res) == line.replace(str(imported), str(source))
 
 
+@pytest.mark.slow
 def test_plot_format_takes_a_log_format_as_analyze_does(cli, tmp_path: Path) -> None:
-    """`dvao plot --format verl` reads SOURCE as a verl log (the issue's name), while `--format`
-    keeps naming the image format: the two sets of names share none."""
+    """`dvao plot --format verl` reads SOURCE as a verl log (the name `dvao analyze` uses),
+    while `--format` keeps naming the image format: the two sets of names share none."""
     verl = _verl(tmp_path)
     by_format = cli("plot", verl, "--format", "verl", "-o", tmp_path / "a", "-q")
     by_log_format = cli("plot", verl, "--log-format", "verl", "-o", tmp_path / "b", "-q")
