@@ -345,7 +345,7 @@ def check_pages(path: Path) -> None:
 
 def _decoded_chunks(path: Path) -> tuple[int, list[tuple[int, str, int, int]]] | None:
     try:
-        footer = _decode(path)
+        footer = decode_footer(path)
         return footer.data_end, footer.chunk_ranges()
     except (_Undecodable, KeyError, IndexError, TypeError, ValueError, AttributeError):
         return None
