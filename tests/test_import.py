@@ -78,6 +78,8 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
         "logged_advantage",
         "num_tokens",
         "judge_note",
+        "source_file",
+        "source_row",
     ]
     assert frame.schema["step"] == pl.Int64 and frame.schema["group_id"] == pl.Int64
     assert frame.schema["accuracy"] == pl.Float64
@@ -347,7 +349,9 @@ def test_verl_round_trip_rebuilds_shuffled_groups(cli, tmp_path: Path) -> None:
     assert report["logged_advantage"] is False
 
     frame = pl.read_parquet(out)
-    assert frame.columns == [*BASE_COLUMNS, "score", "acc", "format_reward", "gts", "pred"]
+    assert frame.columns == [
+        *BASE_COLUMNS, "score", "acc", "format_reward", "gts", "pred", "source_file", "source_row"
+    ]  # fmt: skip
     assert frame.schema["pred"] == pl.String and frame.schema["acc"] == pl.Float64
     # expected: per step, groups in order of first appearance, rows in file order
     want: dict[int, dict[str, list]] = defaultdict(dict)
@@ -436,6 +440,9 @@ def test_swift_round_trip(cli, tmp_path: Path, megatron: bool) -> None:
         "FormatReward",
         "logged_advantage",
         "solution",
+        "source_file",
+        "source_row",
+        "source_index",
     ]
     key = "gen_step" if megatron else "step"
     for got, want in zip(frame.iter_rows(named=True), rows, strict=True):
