@@ -539,11 +539,11 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     out = tmp_path / "log.parquet"
     assert _fails(cli, out, "trll", tmp_path) == (
         "error: unknown format 'trll' (did you mean 'trl', 'verl'?); "
-        "choose trl, verl, swift or auto"
+        "choose trl, verl, swift, table or auto"
     )
     assert _fails(cli, out, "--format", "swiftt", tmp_path) == (
         "error: --format 'swiftt' is not a format (did you mean 'swift'?); choose trl, verl, "
-        "swift or auto"
+        "swift, table or auto"
     )
     assert _fails(cli, out, "trl", tmp_path, "--format", "trl").startswith(
         "error: the format is given twice"
@@ -557,8 +557,9 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     )
     (empty / "notes.txt").write_text("hi")
     assert _fails(cli, out, "auto", empty) == (
-        f"error: {empty}: no trainer log files here (looked for completions_<step>.parquet "
-        "(TRL), <step>.jsonl (verl), completions.jsonl (ms-swift), also under completions/)"
+        f"error: {empty}: no trainer log files here or below (looked for "
+        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
+        "4 levels down, leaving out hidden folders and virtual environments)"
     )
     res = cli("import", "trl", tmp_path, "-o", out, "--group-size", "4", "--ragged")
     assert res.code == 2 and "--group-size and --ragged exclude each other" in res.err
