@@ -187,13 +187,23 @@ def _batches(
     on_file: Callable[[int, int], None] | None = None,
 ) -> tuple[Trainer, Iterator[Batch]]:
     """The trainer and its batches; a table is read whole (its Trainer depends on its
-    columns), and says so when it has no step column."""
+    columns)."""
     if fmt != "table":
         return TRAINERS[fmt], _stream(fmt, files, report, on_file)
     assert table is not None
     batch = tables.read_table(files, table, objectives or ())
     if on_file is not None:
         on_file(len(files), len(files))
+    return tables.trainer_for(batch, table), iter([batch])
+
+
+def _table_done(report: ImportReport, table: tables.TableOptions | None) -> None:
+    """A table imported: its grouping in the report, and a line saying when it has no step."""
+    if report.format != "table" or table is None:
+        return
+    if report.grouping.startswith("rows"):
+        keys = [table.step or "one step", *table.group]
+        report.grouping = f"rows with the same ({', '.join(keys)})"
     if table.step is None:
         from dvao_cli.cli.console import info
 
@@ -201,13 +211,6 @@ def _batches(
             f"{report.source}: no --step: the table is read as one step (step 0); name its step "
             "column with --step COL"
         )
-    return tables.trainer_for(batch, table), iter([batch])
-
-
-def _table_grouping(report: ImportReport, table: tables.TableOptions | None) -> None:
-    if report.format == "table" and table is not None and report.grouping.startswith("rows"):
-        keys = [table.step or "one step", *table.group]
-        report.grouping = f"rows with the same ({', '.join(keys)})"
 
 
 def _stream(
@@ -281,7 +284,7 @@ def run_import(
             group_size=group_size,
             ragged=ragged,
         )
-    _table_grouping(report, table)
+    _table_done(report, table)
     return report
 
 
@@ -322,5 +325,5 @@ def import_in_memory(
         ragged=ragged,
     )
     assert parquet is not None
-    _table_grouping(report, table)
+    _table_done(report, table)
     return InMemoryImport(parquet=parquet, report=report, files=files, others=others)
