@@ -369,3 +369,37 @@ def test_table_null_group_key_and_bad_step_name_the_line(cli, tmp_path: Path) ->
     assert _error(cli(*args, "--step", "step")) == (
         f"error: {src}:4: column 'step': not an integer step: 'three'"
     )
+
+
+def test_row_order_counting_sort_and_its_fallback() -> None:
+    import numpy as np
+
+    from dvao_cli.analysis.pipeline import _row_order
+
+    rows = np.array([7, 5, 6, 9])  # a range less a row: the counting sort
+    assert _row_order(rows).tolist() == [1, 2, 0, 3]
+    rows = np.array([100, 0, 50])  # spread wider than 4 x N: an argsort
+    assert _row_order(rows).tolist() == [1, 2, 0]
+
+
+REAL = Path(__file__).parent / "fixtures" / "real_logs"
+
+
+def test_a_real_custom_loggers_table(cli, tmp_path: Path) -> None:
+    """A public repository's rollout JSON lines (tests/fixtures/real_logs/medical_triage): one
+    prompt's five responses, rewards nested under reward_components, no step column."""
+    src = REAL / "medical_triage" / "train_rollouts.jsonl"
+    names = ["esi_accuracy", "rank_order", "rationale_quality"]
+    picks = [arg for name in names for arg in ("-O", f"reward_components.{name}")]
+    out = tmp_path / "log.parquet"
+    report = _import_json(cli, "table", src, "-o", out, "--group", "task_id", *picks)
+    assert (report["steps"], report["groups"], report["rows"]) == (1, 1, 5)
+    adv = _advantages(cli, out, tmp_path / "res", "-s", "rc")
+    # by hand: s = mean of the three rewards per response = 0.644467, 0.8, 0.8259, 0.774067,
+    # 0.8259; their mean 0.774067, population std 0.067590
+    want = [-1.917441, 0.383686, 0.766878, 0.0, 0.766878]
+    assert adv["adv_rc"].to_list() == pytest.approx(want, abs=2e-6)
+    assert adv["source_file"].cast(pl.String).to_list() == ["train_rollouts.jsonl"] * 5
+    assert adv["source_row"].to_list() == [0, 1, 2, 3, 4]
+    line = src.read_text().splitlines()[0]
+    assert json.loads(line)["reward_components"]["esi_accuracy"] == 0.5  # row 0's low score

@@ -36,7 +36,7 @@ NOT_REWARDS = frozenset(
         "advantage", "advantages", "logprob", "logprobs", "generation_logprobs", "ref_logprobs",
         "length", "num_tokens", "input_lengths", "prompt_len", "completion_len",
         "response_length", "prompt_tokens", "completion_tokens", "total_tokens", "num_turns",
-        "timestamp", "time", "duration", "temperature", "is_truncated", "truncated",
+        "timestamp", "time", "duration", "temperature", "is_truncated", "truncated", "done",
     }
 )  # fmt: skip
 NOT_REWARD_ENDINGS = ("_id", "_idx", "_index", "_len", "_length", "_lengths", "_tokens", "_time")
