@@ -346,7 +346,8 @@ def test_table_bad_names_are_one_line_naming_the_column(cli, tmp_path: Path) -> 
     )
     assert _error(cli(*args, "--step", "step")) == (
         "error: a table needs its group key: --group COL (repeatable; the rows of one step with "
-        "the same values there are one group)"
+        "the same values there are one group), or --group-size N where each group's N rows "
+        "follow one another"
     )
     assert _error(cli("analyze", src, "--format", "dvao", "--step", "step")) == (
         "error: --step names a column of a table (--format table), not of a dvao log"
@@ -403,3 +404,27 @@ def test_a_real_custom_loggers_table(cli, tmp_path: Path) -> None:
     assert adv["source_row"].to_list() == [0, 1, 2, 3, 4]
     line = src.read_text().splitlines()[0]
     assert json.loads(line)["reward_components"]["esi_accuracy"] == 0.5  # row 0's low score
+
+
+def test_table_of_nemo_rl_lines_in_blocks_of_group_size(cli, tmp_path: Path) -> None:
+    """NeMo-RL's train_data_step<N>.jsonl: every value a one-element list, no prompt id (each
+    prompt's responses follow one another): --group-size cuts the groups."""
+    dump = tmp_path / "exp_001"
+    dump.mkdir()
+    lines = [
+        {"content": [[{"role": "user", "content": f"q{i // 2}"}]], "rewards": [float(r)],
+         "input_lengths": [12], "idx": i}
+        for i, r in enumerate([1, 0, 0, 0])
+    ]  # fmt: skip
+    (dump / "train_data_step1.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    out = tmp_path / "log.parquet"
+    report = _import_json(cli, "table", dump, "-o", out, "--group-size", "2")
+    assert report["objectives"] == ["rewards"]  # not the lengths nor idx
+    assert report["grouping"] == "fixed blocks of 2 rows"
+    assert report["group_sizes"] == {"2": 2}
+    frame = pl.read_parquet(out)
+    assert frame["rewards"].to_list() == [1.0, 0.0, 0.0, 0.0]
+    assert frame["source_file"].cast(pl.String).to_list() == ["train_data_step1.jsonl"] * 4
+    assert _error(cli("import", "table", dump, "-o", out)).startswith(
+        "error: a table needs its group key: --group COL"
+    )

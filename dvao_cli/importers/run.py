@@ -260,7 +260,7 @@ def run_import(
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
     _check_grouping(group_size, ragged)
-    fmt, table = tables.check_options(table, fmt)
+    fmt, table = tables.check_options(table, fmt, group_size)
     # never over a file read or skipped, nor a name a trainer's discovery reads in the source
     # folder (completions_<step>.parquet, <step>.jsonl; a table's files): it would be imported
     # with it next time
@@ -311,7 +311,7 @@ def import_in_memory(
     """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
     out the text columns that no analysis reads. `hint(fmt)` is how messages name a format."""
     _check_grouping(group_size, ragged)
-    fmt, table = tables.check_options(table, fmt)
+    fmt, table = tables.check_options(table, fmt, group_size)
     fmt, files, others = find_files(source, fmt, hint=hint)
     report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
     trainer, batches = _batches(fmt, files, report, objectives, table)

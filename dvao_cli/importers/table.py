@@ -23,7 +23,7 @@ from typing import Any
 
 from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, Batch, Trainer
-from dvao_cli.importers.values import parse_int, short, to_text
+from dvao_cli.importers.values import add_record, parse_int, short, to_text
 from dvao_cli.objective_names import did_you_mean
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
@@ -69,19 +69,23 @@ class TableOptions:
         return out + ([] if self.advantage is None else [("--advantage", self.advantage)])
 
 
-def check_options(options: TableOptions | None, fmt: str) -> tuple[str, TableOptions | None]:
+def check_options(
+    options: TableOptions | None, fmt: str, group_size: int | None = None
+) -> tuple[str, TableOptions | None]:
     """(format, options): --step, --group and --advantage name a table's columns, so with
-    format auto they make it a table; a table needs --group."""
+    format auto they make it a table; a table needs --group, or --group-size N (its rows in
+    blocks of N, in file order, within a step)."""
     named = options.named() if options is not None else []
     if fmt == "auto" and named:
         fmt = "table"
     if fmt == "table":
-        if options is None or not options.group:
+        if (options is None or not options.group) and group_size is None:
             raise UsageError(
                 "a table needs its group key: --group COL (repeatable; the rows of one step "
-                "with the same values there are one group)"
+                "with the same values there are one group), or --group-size N where each "
+                "group's N rows follow one another"
             )
-        return fmt, options
+        return fmt, options or TableOptions()
     if named:
         raise UsageError(
             f"{named[0][0]} names a column of a table (--format table), not of a {fmt} log"
@@ -214,14 +218,12 @@ def _read_json(path: Path, wanted: Sequence[str]) -> _Rows:
                 found, value = _dig(record, name)
                 if found:
                     values[name] = value
-        for key, value in values.items():
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = [None] * row
-            column.append(value)
-        for column in columns.values():
-            if len(column) == row:  # a key this record lacks
-                column.append(None)
+        add_record(columns, row, values)
+    for name, column in columns.items():  # one-element lists (NeMo-RL writes every value so)
+        if any(isinstance(v, list) for v in column) and all(
+            v is None or (isinstance(v, list) and len(v) == 1) for v in column
+        ):
+            columns[name] = [None if v is None else v[0] for v in column]
     return _Rows(columns, len(records), lines, [at for at, _ in records])
 
 
@@ -385,7 +387,10 @@ def _steps(batch: Batch, column: str | None, n: int) -> list[int]:
 
 def _group_keys(batch: Batch, columns: Sequence[str]) -> list[Any]:
     """Each row's group key: the value of the one --group column, or the values of several as
-    JSON text. A null key is refused: those rows would silently form one group."""
+    JSON text ("" without --group: --group-size cuts each step's rows into blocks). A null key
+    is refused: those rows would silently form one group."""
+    if not columns:
+        return [""] * batch.rows
     lists = [_values(batch, c) for c in columns]
     for column, values in zip(columns, lists, strict=True):
         if None in values:
