@@ -428,3 +428,25 @@ def test_table_of_nemo_rl_lines_in_blocks_of_group_size(cli, tmp_path: Path) -> 
     assert _error(cli("import", "table", dump, "-o", out)).startswith(
         "error: a table needs its group key: --group COL"
     )
+
+
+def test_table_parquet_files_with_int_and_float_rewards_and_mixed_formats(
+    cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    first = pl.DataFrame({"step": [1, 1], "example_id": [7, 7], "acc": [1, 0]})  # int64
+    second = pl.DataFrame({"step": [1, 1], "example_id": [8, 8], "acc": [0.5, 0.0]})  # double
+    first.write_parquet(folder / "a.parquet")
+    second.write_parquet(folder / "b.parquet")
+    out = tmp_path / "log.parquet"
+    report = _import_json(
+        cli, "table", folder, "-o", out, "--step", "step", "--group", "example_id"
+    )
+    assert report["objectives"] == ["acc"]
+    assert pl.read_parquet(out)["acc"].to_list() == [1.0, 0.0, 0.5, 0.0]
+    (folder / "c.csv").write_text("step,example_id,acc\n1,9,1\n")
+    assert _error(cli("import", "table", folder, "-o", out, "--group", "example_id")) == (
+        f"error: {folder}: a table is files of one format; these differ: {folder}/c.csv (CSV), "
+        f"{folder}/a.parquet (Parquet)"
+    )

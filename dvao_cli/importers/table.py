@@ -19,12 +19,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, Batch, Trainer
 from dvao_cli.importers.values import add_record, parse_int, short, to_text
 from dvao_cli.objective_names import did_you_mean
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 SUFFIXES = (*JSON_SUFFIXES, ".csv", ".parquet")
@@ -304,6 +307,8 @@ def _concat(parts: list[_Rows]) -> dict[str, Any]:
             arrays = [p.columns.get(name) for p in parts]
             types = [a.type for a in arrays if a is not None and not pa.types.is_null(a.type)]
             dtype = types[0] if types else pa.null()
+            if len(set(types)) > 1 and all(_is_number(t) for t in types):
+                dtype = pa.float64()  # int64 in one file, double in another: numbers alike
             pieces = []
             for part, array in zip(parts, arrays, strict=True):
                 if array is None or pa.types.is_null(array.type):
@@ -326,6 +331,12 @@ def _concat(parts: list[_Rows]) -> dict[str, Any]:
             values.extend(column if column is not None else [None] * part.n)
         lists[name] = values
     return lists
+
+
+def _is_number(dtype: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(dtype) or pa.types.is_floating(dtype)
 
 
 def read_table(files: Sequence[Path], options: TableOptions, objectives: Sequence[str]) -> Batch:
