@@ -404,6 +404,11 @@ def test_a_real_custom_loggers_table(cli, tmp_path: Path) -> None:
     assert adv["source_row"].to_list() == [0, 1, 2, 3, 4]
     line = src.read_text().splitlines()[0]
     assert json.loads(line)["reward_components"]["esi_accuracy"] == 0.5  # row 0's low score
+    # without its columns named, a .jsonl is taken for verl's, and the message says what to do
+    assert _error(cli("analyze", src)) == (
+        f"error: {src}:1: not a verl rollout record: no 'input' key (another trainer's table of "
+        "rollouts: name its columns with --step COL --group COL)"
+    )
 
 
 def test_table_of_nemo_rl_lines_in_blocks_of_group_size(cli, tmp_path: Path) -> None:

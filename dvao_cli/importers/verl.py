@@ -83,7 +83,10 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                     )
                 if "input" not in record:
                     raise InputError(
-                        "not a verl rollout record: no 'input' key", path=path, line=number
+                        "not a verl rollout record: no 'input' key (another trainer's table of "
+                        "rollouts: name its columns with --step COL --group COL)",
+                        path=path,
+                        line=number,
                     )
                 row = len(steps)
                 raw_step = record.get("step")
