@@ -61,8 +61,8 @@ def command(
             "-f",
             metavar="FORMAT",
             help="Image format of every figure: png, svg or pdf. A log format instead (dvao, "
-            "trl, verl, swift: see --log-format) reads SOURCE as that log, as in `dvao analyze "
-            "--format`, and the figures are png.",
+            "trl, verl, swift, table: see --log-format) reads SOURCE as that log, as in "
+            "`dvao analyze --format`, and the figures are png.",
         ),
     ] = Format.png.value,
     smooth: Annotated[
