@@ -455,3 +455,18 @@ def test_table_parquet_files_with_int_and_float_rewards_and_mixed_formats(
         f"error: {folder}: a table is files of one format; these differ: {folder}/c.csv (CSV), "
         f"{folder}/a.parquet (Parquet)"
     )
+
+
+def test_table_in_place_from_a_quoted_glob(cli, tmp_path: Path) -> None:
+    folder = tmp_path / "dump"
+    _write_table(folder / "rank_2.jsonl", ROWS[:2], "jsonl")
+    _write_table(folder / "rank_10.jsonl", ROWS[2:], "jsonl")
+    res = cli("analyze", f"{folder}/*.jsonl", "--step", "step", "--group", "example_id", "--json")
+    _ok(res)
+    assert (json.loads(res.out)["groups"], json.loads(res.out)["rows"]) == (2, 4)
+    # the shell's expansion gives several LOG arguments: the message says to quote it
+    two = (folder / "rank_2.jsonl", folder / "rank_10.jsonl")
+    assert _error(cli("analyze", *two, "--group", "example_id")) == (
+        "error: --format table reads one trainer log (a folder or a file or a glob in quotes, "
+        "which the shell leaves to dvao), not 2 LOG arguments"
+    )

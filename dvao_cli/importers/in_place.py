@@ -78,8 +78,9 @@ def resolve_format(source: LogSource) -> str:
         return "dvao"
     if fmt in TRAINER_FORMATS:
         if len(source.paths) != 1:
+            glob = " or a glob in quotes, which the shell leaves to dvao" if fmt == "table" else ""
             raise UsageError(
-                f"{source.option} {fmt} reads one trainer log (a folder or a file), "
+                f"{source.option} {fmt} reads one trainer log (a folder or a file{glob}), "
                 f"not {len(source.paths)} LOG arguments"
             )
         return fmt
