@@ -470,3 +470,23 @@ def test_table_in_place_from_a_quoted_glob(cli, tmp_path: Path) -> None:
         "error: --format table reads one trainer log (a folder or a file or a glob in quotes, "
         "which the shell leaves to dvao), not 2 LOG arguments"
     )
+
+
+def test_the_search_below_a_folder_is_bounded(cli, tmp_path: Path, monkeypatch) -> None:
+    from dvao_cli.importers import detect, run
+
+    monkeypatch.setattr(detect, "SEARCH_ENTRIES", 5)
+    monkeypatch.setattr(run, "SEARCH_ENTRIES", 5)
+    repo = tmp_path / "repo"
+    for i in range(6):
+        (repo / f"dir{i}").mkdir(parents=True)
+    write_trl_completions(repo / "dir5" / "out" / "completions", steps=(1,))
+    assert _error(cli("import", repo, "-o", tmp_path / "log.parquet")) == (
+        f"error: {repo}: no trainer log files here or below (looked for "
+        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
+        "stopped after 5 entries)"
+    )
+    found, stopped = detect.nearby_logs(repo)
+    assert (found, stopped) == ([], True)
+    monkeypatch.setattr(detect, "SEARCH_ENTRIES", 100)
+    assert detect.nearby_logs(repo) == ([repo / "dir5" / "out" / "completions"], False)
