@@ -196,9 +196,12 @@ def render(report: ImportReport) -> None:
     table.add_row("rows", f"{report.rows:,}")
     table.add_row("objectives", ", ".join(report.objectives))
     table.add_row("extra columns", ", ".join(report.extra_columns) or "none")
+    none = "no (name its column with --advantage COL)" if report.format == "table" else None
     table.add_row(
         "logged advantage",
-        "yes (as logged_advantage)" if report.logged_advantage else "no (the trainer logs none)",
+        "yes (as logged_advantage)"
+        if report.logged_advantage
+        else none or "no (the trainer logs none)",
     )
     table.add_row("missing rewards", _counts(report.missing_rewards))
     if report.renamed:
