@@ -490,3 +490,11 @@ def test_the_search_below_a_folder_is_bounded(cli, tmp_path: Path, monkeypatch) 
     assert (found, stopped) == ([], True)
     monkeypatch.setattr(detect, "SEARCH_ENTRIES", 100)
     assert detect.nearby_logs(repo) == ([repo / "dir5" / "out" / "completions"], False)
+
+
+def test_table_csv_with_a_byte_order_mark(cli, tmp_path: Path) -> None:
+    src = tmp_path / "excel.csv"  # spreadsheets write a BOM before the header
+    src.write_bytes(b"\xef\xbb\xbfstep,example_id,acc\n1,7,1\n1,7,0\n")
+    out = tmp_path / "log.parquet"
+    report = _import_json(cli, "table", src, "-o", out, "--step", "step", "--group", "example_id")
+    assert (report["objectives"], report["rows"]) == (["acc"], 2)

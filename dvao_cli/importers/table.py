@@ -188,7 +188,7 @@ def _read_json(path: Path, wanted: Sequence[str]) -> _Rows:
 
     records: list[tuple[int, Any]] = []  # (0-based line, record)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM is no part of line 1
     except UnicodeDecodeError as err:
         raise InputError(f"not UTF-8 text ({err.reason})", path=path) from None
     if text.lstrip().startswith("["):  # one JSON array of records: row i is its item i
@@ -234,7 +234,7 @@ def _read_csv(path: Path) -> _Rows:
     columns: dict[str, list[Any]] = {}
     lines: list[int] = []
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
