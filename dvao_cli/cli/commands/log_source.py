@@ -106,4 +106,4 @@ def log_source(
     """The `LogSource` of a command's LOG arguments and options (`option` names the format
     option in messages)."""
     source = LogSource.of(paths)
-    return LogSource(source.paths, fmt.lower(), group_size, ragged, option, table)
+    return LogSource(source.paths, fmt.lower(), group_size, ragged, option, table=table)

@@ -129,7 +129,7 @@ def command(
                 group_size,
                 ragged,
                 option,
-                table_options(step, group, advantage),
+                table=table_options(step, group, advantage),
             ),
             objectives=objective,
             weights=weights,
