@@ -1,4 +1,4 @@
-"""Issue 22, item 5: the dense helpers are as exact as compute_advantages on float32 rewards a
+"""The dense helpers are as exact as compute_advantages on float32 rewards a
 few ulps apart (they share its code path), and weights too small to compute with are refused
 with an error naming them, rather than every advantage silently becoming 0."""
 

@@ -78,6 +78,8 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
         "logged_advantage",
         "num_tokens",
         "judge_note",
+        "source_file",
+        "source_row",
     ]
     assert frame.schema["step"] == pl.Int64 and frame.schema["group_id"] == pl.Int64
     assert frame.schema["accuracy"] == pl.Float64
@@ -347,7 +349,9 @@ def test_verl_round_trip_rebuilds_shuffled_groups(cli, tmp_path: Path) -> None:
     assert report["logged_advantage"] is False
 
     frame = pl.read_parquet(out)
-    assert frame.columns == [*BASE_COLUMNS, "score", "acc", "format_reward", "gts", "pred"]
+    assert frame.columns == [
+        *BASE_COLUMNS, "score", "acc", "format_reward", "gts", "pred", "source_file", "source_row"
+    ]  # fmt: skip
     assert frame.schema["pred"] == pl.String and frame.schema["acc"] == pl.Float64
     # expected: per step, groups in order of first appearance, rows in file order
     want: dict[int, dict[str, list]] = defaultdict(dict)
@@ -436,6 +440,9 @@ def test_swift_round_trip(cli, tmp_path: Path, megatron: bool) -> None:
         "FormatReward",
         "logged_advantage",
         "solution",
+        "source_file",
+        "source_row",
+        "source_index",
     ]
     key = "gen_step" if megatron else "step"
     for got, want in zip(frame.iter_rows(named=True), rows, strict=True):
@@ -532,11 +539,11 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     out = tmp_path / "log.parquet"
     assert _fails(cli, out, "trll", tmp_path) == (
         "error: unknown format 'trll' (did you mean 'trl', 'verl'?); "
-        "choose trl, verl, swift or auto"
+        "choose trl, verl, swift, table or auto"
     )
     assert _fails(cli, out, "--format", "swiftt", tmp_path) == (
         "error: --format 'swiftt' is not a format (did you mean 'swift'?); choose trl, verl, "
-        "swift or auto"
+        "swift, table or auto"
     )
     assert _fails(cli, out, "trl", tmp_path, "--format", "trl").startswith(
         "error: the format is given twice"
@@ -550,8 +557,9 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     )
     (empty / "notes.txt").write_text("hi")
     assert _fails(cli, out, "auto", empty) == (
-        f"error: {empty}: no trainer log files here (looked for completions_<step>.parquet "
-        "(TRL), <step>.jsonl (verl), completions.jsonl (ms-swift), also under completions/)"
+        f"error: {empty}: no trainer log files here or below (looked for "
+        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
+        "4 levels down, leaving out hidden folders and virtual environments)"
     )
     res = cli("import", "trl", tmp_path, "-o", out, "--group-size", "4", "--ragged")
     assert res.code == 2 and "--group-size and --ragged exclude each other" in res.err

@@ -1,4 +1,4 @@
-"""Issue 22, item 4: a Parquet file whose footer survived but whose data pages are gone exits 2
+"""A Parquet file whose footer survived but whose data pages are gone exits 2
 with one line naming it, and no Rust panic text (nor, with RUST_BACKTRACE=1, a backtrace)
 reaches stderr, on every reader path: analyze (also in worker processes), plot (a log, an
 analysis folder, a comparison), import and a trainer's log read in place. The command runs in

@@ -15,7 +15,8 @@ rewards (pass/fail, partial credit) is summarised from its per-group reward-patt
 numpy on the CPU (torch is not imported); the engine runs on torch with `--device cuda` (or
 `auto` on a machine with a GPU). With an output folder, or a `logged_advantage` column to
 compare with, the engine also computes every response's advantages; they are appended to
-`advantages.parquet` range by range.
+`advantages.parquet` range by range, in `row` order (the log's order; `_in_row_order`), with
+the log's `source_*` columns (the trainer's file and row) beside them.
 """
 
 from __future__ import annotations
@@ -53,7 +54,14 @@ from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.objective_names import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
-from dvao_cli.reader.format import DEFAULT_CHUNK_ROWS, GROUP, LOGGED, ROW, STEP
+from dvao_cli.reader.format import (
+    DEFAULT_CHUNK_ROWS,
+    GROUP,
+    LOGGED,
+    ROW,
+    SOURCE_COLUMNS,
+    STEP,
+)
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 
@@ -249,8 +257,9 @@ def analyze(
             # a log of one chunk (most logs) has nothing to overlap: no reader thread, no pool
             one_chunk = 0 < total_rows <= chunk_rows
             frames = _plan(
-                spec, nan, chunk_rows, row_index=out_dir is not None, ahead=not one_chunk
-            )
+                spec, nan, chunk_rows, row_index=out_dir is not None, ahead=not one_chunk,
+                extra=cfg.sources,
+            )  # fmt: skip
             results = _in_order(lambda f: _map(f, cfg), frames, 1 if one_chunk else workers)
         for res in results:
             acc.add(res)
@@ -261,6 +270,8 @@ def analyze(
                 count(res)
         if acc.rows == 0:
             raise InputError(_no_rows_reason(acc), path=spec.label)
+        if adv_writer is not None:
+            adv_writer.finish()
         device_used = acc.device or "cpu"
         analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
         if conditions:  # a gate that cannot be checked on this log is a UsageError here
@@ -299,11 +310,18 @@ def _no_rows_reason(acc: _Accumulator) -> str:
 
 
 def _plan(
-    spec: LogSpec, nan: str, chunk_rows: int, row_index: bool, ahead: bool = True
+    spec: LogSpec,
+    nan: str,
+    chunk_rows: int,
+    row_index: bool,
+    ahead: bool = True,
+    extra: Sequence[str] = (),
 ) -> Iterator[pl.DataFrame]:
-    """The log as frames of whole steps of about `chunk_rows` rows, planned from the footers'
-    step floors and (`ahead`) read ahead on a thread."""
-    frames = iter_frames(spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index)
+    """The log as frames of whole steps of about `chunk_rows` rows (with the `extra` columns),
+    planned from the footers' step floors and (`ahead`) read ahead on a thread."""
+    frames = iter_frames(
+        spec, nan=nan, chunk_rows=chunk_rows, row_index=row_index, extra_columns=extra
+    )
     return prefetch(frames) if ahead else frames
 
 
@@ -361,24 +379,73 @@ def _count_rows(spec: LogSpec) -> int:
 
 
 class _AdvantageWriter:
-    """Appends one row group per piece to advantages.parquet (a temp path until the end)."""
+    """Appends one row group per piece to advantages.parquet (a temp path until the end).
+
+    The file is in `row` order. Each chunk's pieces come in that order (`_in_row_order`), and
+    chunks follow one another in the log's order unless its steps are spread across it (then
+    read whole, with a warning): only then is the written file sorted once more (`finish`).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._writer: Any = None
+        self._last = -1  # the largest row written so far
+        self._ordered = True
 
     def write(self, frame: pl.DataFrame) -> None:
         import pyarrow.parquet as pq
 
+        if frame.height:
+            rows = frame.get_column(ROW)
+            self._ordered = self._ordered and int(rows[0]) > self._last
+            self._last = max(self._last, int(rows[-1]))
         table = frame.to_arrow()
         if self._writer is None:
             self._writer = pq.ParquetWriter(str(self.path), table.schema, compression="zstd")
         self._writer.write_table(table.cast(self._writer.schema))
 
+    def finish(self) -> None:
+        """Close the file, sorted by `row` when chunks came out of the log's order."""
+        self.close()
+        if self._ordered or not self.path.exists():
+            return
+        sorted_path = self.path.with_name(f".sorted-{self.path.name}")
+        pl.scan_parquet(self.path).sort(ROW).sink_parquet(sorted_path, compression="zstd")
+        sorted_path.replace(self.path)  # inside the staging folder: swapped in with the set
+
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _in_row_order(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """A chunk's advantage rows, in engine order (by step and group), put back in the log's
+    `row` order: one pass over `row` when they already are (a log written in groups, as every
+    dvao writer writes it), one sort of the chunk when not."""
+    rows = [frame.get_column(ROW).to_numpy() for frame in frames if frame.height]
+    if not rows:
+        return frames
+    ordered = all(bool((r[1:] > r[:-1]).all()) for r in rows) and all(
+        a[-1] < b[0] for a, b in zip(rows[:-1], rows[1:], strict=True)
+    )
+    if ordered:
+        return frames
+    frame = pl.concat(frames, how="vertical_relaxed")
+    return [frame[_row_order(np.concatenate(rows))]]
+
+
+def _row_order(rows: np.ndarray) -> np.ndarray:
+    """(N,) the permutation that sorts the distinct row numbers `rows` (N,). They span little
+    more than N (a chunk is a range of the log, less its skipped rows): a counting sort, one
+    scatter and one pass, 10x faster than a comparison sort; else an argsort."""
+    low = int(rows.min())
+    span = int(rows.max()) - low + 1
+    if span > 4 * rows.shape[0]:
+        return np.argsort(rows, kind="stable")
+    at = np.full(span, -1, dtype=np.int64)  # (span,) position in `rows` of each row number
+    at[rows - low] = np.arange(rows.shape[0], dtype=np.int64)
+    return at[at >= 0]
 
 
 @dataclass
@@ -394,6 +461,13 @@ class _Settings:
     write_advantages: bool
     spec: LogSpec
     chunk_rows: int  # rows per chunk; the engine takes at most ENGINE_PIECE_ROWS of them at once
+
+    @property
+    def sources(self) -> list[str]:
+        """The log's `source_*` columns, read and written beside the advantages (with --out)."""
+        if not self.write_advantages:
+            return []
+        return [name for name in SOURCE_COLUMNS if name in self.spec.columns]
 
     @cached_property
     def device(self) -> torch.device | None:
@@ -448,6 +522,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
             out.parts.append(_engine_sums(piece, cfg, result, columns))
             _per_response(out, piece, cfg, result)
         out.device = cfg.device_label
+        out.advantages = _in_row_order(out.advantages)
         return out
     steps, group_step = chunk.group_steps()
     # groups in blocks of one size: their distinct counts straight from the codes
@@ -480,6 +555,7 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
         _per_response(out, piece, cfg, _run_engine(piece, cfg)[0])
     if pieces:
         out.device = cfg.device_label
+    out.advantages = _in_row_order(out.advantages)
     return out
 
 
@@ -622,6 +698,8 @@ def _per_response(
             columns[f"adv_{name}"] = result.advantages[name].astype(np.float64)
         for k, name in enumerate(cfg.names):
             columns[f"w_{name}"] = weights[k][chunk.group].astype(np.float64)  # (N,)
+        for name in cfg.sources:  # the trainer's file and row of each response
+            columns[name] = frame.get_column(name)
         out.advantages.append(pl.DataFrame(columns))
 
 

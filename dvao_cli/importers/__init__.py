@@ -12,6 +12,8 @@ Every problem is an `InputError` (bad data: exit 2) or a `UsageError` (bad optio
     detect.py           which trainer's file a path is, by name (light: the reader asks it)
     run.py              find_files, run_import, import_in_memory
     trl.py, verl.py, swift.py   each trainer's files -> Batches
+    table.py            any trainer's table (JSON lines, CSV, Parquet) -> one Batch
+    source.py           source_file, source_row: the way back to the trainer's rows
     batch.py            the log format's extra columns, value kinds, Batch, Trainer, ImportReport
     values.py           value coercion and kinds
     layout.py           the output schema: objectives, extra columns, types
@@ -34,6 +36,7 @@ _LAZY = (
     "classify_file",
     "detect",
     "find_files",
+    "format_label",
     "import_in_memory",
     "run_import",
 )

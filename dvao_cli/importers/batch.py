@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 # Columns of the dvao log format beyond those of dvao_cli.reader.format (docs/log-format.md).
 PROMPT = "prompt"
@@ -37,7 +35,10 @@ class Batch:
     `columns` maps every other column (completion, rewards, advantages, extras) to a list of
     Python values (JSON formats) or an Arrow array (Parquet), each of length `len(step)`.
     `lines[i]` is the line of row i in the file (verl); `line` the line of the whole batch
-    (ms-swift). They only serve error messages.
+    (ms-swift). They serve error messages, and say where each row is in its file (the output's
+    `source_row`, see `importers.source`): with neither, row i of the batch is row i of the
+    file, unless `source_rows` says otherwise (a CSV file: its data rows). A batch of several
+    files (a table) names them in `files`, row i being in `files[file_of_row[i]]`.
     """
 
     path: Path
@@ -46,6 +47,9 @@ class Batch:
     columns: dict[str, Any]
     lines: list[int] | None = None
     line: int | None = None
+    source_rows: Sequence[int] | None = None
+    files: list[Path] | None = None
+    file_of_row: Sequence[int] | None = None
 
     @property
     def rows(self) -> int:
@@ -53,9 +57,12 @@ class Batch:
 
     def where(self, row: int | None = None) -> dict[str, Any]:
         """`path=`/`line=` keyword arguments for an error about `row` (or the whole batch)."""
+        path = self.path
+        if self.files is not None and self.file_of_row is not None and row is not None:
+            path = self.files[self.file_of_row[row]]
         if self.lines is not None and row is not None and row < len(self.lines):
-            return {"path": self.path, "line": self.lines[row]}
-        return {"path": self.path, "line": self.line}
+            return {"path": path, "line": self.lines[row]}
+        return {"path": path, "line": self.line}
 
 
 @dataclass
@@ -70,6 +77,7 @@ class Trainer:
     not_rewards: frozenset[str]  # known columns that are never objectives by default
     text_keys: frozenset[str]  # known columns always kept as text
     objective_kinds: tuple[str, ...]  # kinds that make a column a default objective
+    lists: bool = False  # one line holds many responses as lists (ms-swift): source_index
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError
 from dvao_cli.importers.batch import BOOL, NULL, STRING, Batch
 from dvao_cli.importers.groups import GroupState, assign_groups
 from dvao_cli.importers.layout import Layout, _bad_value_error
+from dvao_cli.importers.source import source_arrays
 from dvao_cli.importers.values import arrow_kind, to_float, to_text, value_kind
 
 if TYPE_CHECKING:
@@ -94,9 +96,15 @@ def _extra_column(
 
 
 def batch_table(
-    layout: Layout, batch: Batch, state: GroupState, schema: pa.Schema, text: bool = True
+    layout: Layout,
+    batch: Batch,
+    state: GroupState,
+    schema: pa.Schema,
+    text: bool = True,
+    root: Path = Path(),
 ) -> pa.Table:
-    """One batch as an Arrow table in the output schema, sorted by (step, group)."""
+    """One batch as an Arrow table in the output schema, sorted by (step, group); `root` is
+    the folder its `source_file` names are relative to."""
     import pyarrow as pa
 
     order, steps, gids, samples = assign_groups(batch, layout.trainer.grouping, state)
@@ -126,4 +134,5 @@ def batch_table(
             arrays.append(_extra_column(batch, name, batch.columns[name], order, dtype))
         else:  # an extra column this batch lacks: nulls
             arrays.append(pa.nulls(n, type=dtype))
+    arrays.extend(source_arrays(batch, order, root, layout.trainer.lists))
     return pa.Table.from_arrays(arrays, schema=schema)

@@ -5,7 +5,10 @@ every open whether LOG is a trainer's log (dvao_cli/importers/in_place.py).
 
 from __future__ import annotations
 
+import os
 import re
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 TRL_FILE = re.compile(r"^completions_(\d+)\.parquet$")  # completions/completions_00012.parquet
@@ -18,6 +21,12 @@ PATTERNS = {
 }
 # where trainers put their files below the directory a user is likely to name
 SUBDIRS = ("completions", "completions/train", "train")
+# the search for a trainer's log below a folder that holds none (`nearby_logs`): how deep, how
+# many directory entries at most, and the folders never looked into (besides hidden ones and
+# virtual environments, which hold a pyvenv.cfg)
+SEARCH_DEPTH = 4
+SEARCH_ENTRIES = 20_000
+SKIP_FOLDERS = frozenset({"node_modules", "site-packages", "__pycache__", "venv", "wandb"})
 
 
 def classify(path: Path) -> str | None:
@@ -49,3 +58,43 @@ def trainer_folder(path: Path, out_path: Path | None = None) -> list[Path]:
         if any(classify(p) for p in files):
             return files
     return []
+
+
+def holds_trainer_files(folder: Path) -> bool:
+    """Whether `folder` itself holds a file named as a trainer names its files."""
+    return any(classify(p) for p in visible_files(folder))
+
+
+def nearby_logs(
+    root: Path, accept: Callable[[Path], bool] | None = None
+) -> tuple[list[Path], bool]:
+    """The folders below `root` holding a trainer's files (`accept` may refuse one), breadth
+    first: at most SEARCH_DEPTH levels down and SEARCH_ENTRIES directory entries looked at;
+    hidden folders, virtual environments and SKIP_FOLDERS are left out, and a folder found is
+    not searched further. Returns (folders, whether the search stopped at its bound)."""
+    found: list[Path] = []
+    queue: deque[tuple[Path, int]] = deque([(root, 0)])
+    seen = 0
+    while queue:
+        folder, depth = queue.popleft()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:  # unreadable: nothing to find there
+            continue
+        seen += len(entries)
+        if seen > SEARCH_ENTRIES:
+            return found, True
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False):
+                continue
+            path = Path(entry.path)
+            if entry.name.startswith(".") or entry.name in SKIP_FOLDERS:
+                continue
+            if (path / "pyvenv.cfg").exists():
+                continue
+            if holds_trainer_files(path) and (accept is None or accept(path)):
+                found.append(path)
+            elif depth + 1 < SEARCH_DEPTH:
+                queue.append((path, depth + 1))
+    return found, False

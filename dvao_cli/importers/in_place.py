@@ -22,7 +22,7 @@ from dvao_cli.reader.format import GROUP
 if TYPE_CHECKING:
     from dvao_cli.importers.run import InMemoryImport
 
-TRAINER_FORMATS = ("trl", "verl", "swift")
+TRAINER_FORMATS = ("trl", "verl", "swift", "table")
 
 
 def is_trainer_log(path: Path) -> bool:
@@ -30,9 +30,25 @@ def is_trainer_log(path: Path) -> bool:
     whether the files mix trainers, is `dvao_cli.importers.find_files`' to say).
 
     A `.jsonl` file, a Parquet file named like TRL's, or a folder holding files named as a
-    trainer names them (itself or its completions/ subfolders). A Parquet file, or a folder of
+    trainer names them (itself or its completions/ subfolders), or one a few levels below it
+    (`detect.nearby_logs`) when it holds no Parquet file itself. A Parquet file, or a folder of
     them, with a `group_id` column is a dvao log even when named like TRL's completions files.
     """
+    from dvao_cli.importers.detect import nearby_logs
+
+    if path.is_file() or not path.is_dir():
+        return _is_trainer_folder(path)
+    if _is_trainer_folder(path):
+        return True
+    # a folder holding no dvao log Parquet file of its own, with a trainer's log a few levels
+    # down (a repository root, runs/x/rollout_data/): read in place, the import says which
+    if any(p.suffix == ".parquet" and p.is_file() for p in path.iterdir()):
+        return False
+    return bool(nearby_logs(path, accept=_is_trainer_folder)[0])
+
+
+def _is_trainer_folder(path: Path) -> bool:
+    """`is_trainer_log` without the search below a folder."""
     from dvao_cli.importers.detect import classify, trainer_folder
 
     if path.is_file():
@@ -60,12 +76,15 @@ def resolve_format(source: LogSource) -> str:
         raise UsageError(
             f"{source.option} '{fmt}' is not a log format" + did_you_mean(fmt, list(LOG_FORMATS))
         )
+    if fmt == "auto" and source.table is not None:  # --step, --group: a table's columns
+        fmt = "table"
     if fmt == "dvao":
         return "dvao"
     if fmt in TRAINER_FORMATS:
         if len(source.paths) != 1:
+            glob = " or a glob in quotes, which the shell leaves to dvao" if fmt == "table" else ""
             raise UsageError(
-                f"{source.option} {fmt} reads one trainer log (a folder or a file), "
+                f"{source.option} {fmt} reads one trainer log (a folder or a file{glob}), "
                 f"not {len(source.paths)} LOG arguments"
             )
         return fmt
@@ -91,5 +110,6 @@ def import_trainer_log(
         objectives=list(objectives) if objectives else None,
         group_size=source.group_size,
         ragged=source.ragged,
+        table=source.table,
         hint=lambda name: f"{source.option} {name}",
     )

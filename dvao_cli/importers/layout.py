@@ -21,6 +21,7 @@ from dvao_cli.importers.batch import (
     Batch,
     Trainer,
 )
+from dvao_cli.importers.source import source_fields
 from dvao_cli.importers.values import column_kind, short
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.format import GROUP, LOGGED, METADATA_KEY, RESERVED, SAMPLE, STEP
@@ -62,6 +63,7 @@ class Layout:
         if self.logged:
             fields.append(pa.field(LOGGED, pa.float64()))
         fields.extend(pa.field(name, self.extra_types[name]) for name in self.kept_extras(text))
+        fields.extend(source_fields(self.trainer))
         return pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata).encode()})
 
     def kept_extras(self, text: bool) -> list[str]:

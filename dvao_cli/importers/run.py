@@ -12,17 +12,29 @@ from pathlib import Path
 
 from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
+from dvao_cli.importers import table as tables
 from dvao_cli.importers.batch import Batch, ImportReport, Trainer
-from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
+from dvao_cli.importers.detect import (
+    PATTERNS,
+    SEARCH_DEPTH,
+    SEARCH_ENTRIES,
+    classify,
+    nearby_logs,
+    trainer_folder,
+)
 from dvao_cli.importers.stream import import_batches
 from dvao_cli.objective_names import did_you_mean
 
-FORMATS = ("trl", "verl", "swift", "auto")
+FORMATS = ("trl", "verl", "swift", "table", "auto")
+# the trainers detected from their files' names (a table is only ever named: `table`)
 TRAINERS: dict[str, Trainer] = {"trl": trl.TRAINER, "verl": verl.TRAINER, "swift": swift.TRAINER}
 
 
 def _label(fmt: str) -> str:
-    return TRAINERS[fmt].label
+    return TRAINERS[fmt].label if fmt in TRAINERS else tables.TRAINER.label
+
+
+format_label = _label  # how reports name a format ("TRL", "ms-swift", "table")
 
 
 def _import_hint(fmt: str) -> str:
@@ -66,8 +78,13 @@ def find_files(
         raise UsageError(
             f"unknown format '{fmt}'"
             + did_you_mean(fmt, list(FORMATS))
-            + "; choose trl, verl, swift or auto"
+            + "; choose trl, verl, swift, table or auto"
         )
+    if fmt == "table":
+        files = tables.find_files(source)
+        if out is not None and any(p.resolve() == Path(out).resolve() for p in files):
+            raise UsageError(f"OUT {out} is a file of the table itself; write elsewhere")
+        return "table", files, []
     path = Path(source)
     out_path = Path(out).resolve() if out is not None else None
     if not path.is_file() and not path.is_dir():
@@ -80,13 +97,8 @@ def find_files(
     if not any(not p.name.startswith(".") for p in path.iterdir()):
         raise InputError("empty directory: no trainer log files in it", path=path)
     candidates = trainer_folder(path, out_path)
-    if not candidates:
-        raise InputError(
-            "no trainer log files here (looked for "
-            + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-            + ", also under completions/)",
-            path=path,
-        )
+    if not candidates:  # a trainer's log a few levels down (a repository root, runs/x/...)
+        path, candidates = _nearby(path, out_path)
 
     kinds = {p: classify(p) for p in candidates}
     # a completions.jsonl that is not columnar is not ms-swift's
@@ -124,6 +136,34 @@ def find_files(
     return fmt, files, others
 
 
+def _nearby(path: Path, out_path: Path | None) -> tuple[Path, list[Path]]:
+    """The one folder below `path` holding a trainer's log, and its files; said on stderr.
+    Several are an InputError naming them, none one saying where was looked."""
+    found, stopped = nearby_logs(path)
+    if len(found) > 1:
+        shown = ", ".join(str(p) for p in found[:8]) + (" ..." if len(found) > 8 else "")
+        raise InputError(
+            f"{len(found)} trainer logs below this folder: {shown}; name the one to read",
+            path=path,
+        )
+    if not found:
+        bound = (
+            f"stopped after {SEARCH_ENTRIES:,} entries"
+            if stopped
+            else f"{SEARCH_DEPTH} levels down, leaving out hidden folders and virtual environments"
+        )
+        raise InputError(
+            "no trainer log files here or below (looked for "
+            + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
+            + f"; {bound})",
+            path=path,
+        )
+    from dvao_cli.cli.console import info
+
+    info(f"{path}: reading the trainer log found in {found[0]}")
+    return found[0], trainer_folder(found[0], out_path)
+
+
 def detect(source: str | Path) -> str:
     """The trainer that wrote SOURCE ('trl', 'verl' or 'swift')."""
     return find_files(source, "auto")[0]
@@ -136,6 +176,41 @@ def _check_grouping(group_size: int | None, ragged: bool) -> None:
         )
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
+
+
+def _batches(
+    fmt: str,
+    files: list[Path],
+    report: ImportReport,
+    objectives: list[str] | None,
+    table: tables.TableOptions | None,
+    on_file: Callable[[int, int], None] | None = None,
+) -> tuple[Trainer, Iterator[Batch]]:
+    """The trainer and its batches; a table is read whole (its Trainer depends on its
+    columns)."""
+    if fmt != "table":
+        return TRAINERS[fmt], _stream(fmt, files, report, on_file)
+    assert table is not None
+    batch = tables.read_table(files, table, objectives or ())
+    if on_file is not None:
+        on_file(len(files), len(files))
+    return tables.trainer_for(batch, table), iter([batch])
+
+
+def _table_done(report: ImportReport, table: tables.TableOptions | None) -> None:
+    """A table imported: its grouping in the report, and a line saying when it has no step."""
+    if report.format != "table" or table is None:
+        return
+    if report.grouping.startswith("rows"):
+        keys = [table.step or "one step", *table.group]
+        report.grouping = f"rows with the same ({', '.join(keys)})"
+    if table.step is None:
+        from dvao_cli.cli.console import info
+
+        info(
+            f"{report.source}: no --step: the table is read as one step (step 0); name its step "
+            "column with --step COL"
+        )
 
 
 def _stream(
@@ -174,34 +249,42 @@ def run_import(
     objectives: list[str] | None = None,
     group_size: int | None = None,
     ragged: bool = False,
+    table: tables.TableOptions | None = None,
     on_file: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import SOURCE into the Parquet file OUT (atomically); return what was read.
 
-    `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
+    `table` names a table's columns (format "table"). `on_file(done, total)` is called as
+    files (TRL, verl) or bytes (ms-swift) are read.
     """
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
     _check_grouping(group_size, ragged)
+    fmt, table = tables.check_options(table, fmt, group_size)
     # never over a file read or skipped, nor a name a trainer's discovery reads in the source
-    # folder (completions_<step>.parquet, <step>.jsonl): it would be imported with it next time
+    # folder (completions_<step>.parquet, <step>.jsonl; a table's files): it would be imported
+    # with it next time
     scanned = [source] if Path(source).is_dir() else []
-    kinds = ("completions_*.parquet", "*.jsonl")
+    kinds: tuple[str, ...] = ("completions_*.parquet", "*.jsonl")
+    if fmt == "table":
+        kinds = tuple(f"*{suffix}" for suffix in tables.SUFFIXES)
     check_outputs([out], input_files([source]), scanned=scanned, kinds=kinds, option="-o")
     fmt, files, others = find_files(source, fmt, out)
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
         report.skipped["other files ignored"] = len(others)
+    trainer, batches = _batches(fmt, files, report, objectives, table, on_file)
     with atomic_path(out) as tmp:
         import_batches(
-            TRAINERS[fmt],
-            _stream(fmt, files, report, on_file),
+            trainer,
+            batches,
             tmp,
             report,
             objectives=objectives,
             group_size=group_size,
             ragged=ragged,
         )
+    _table_done(report, table)
     return report
 
 
@@ -222,16 +305,19 @@ def import_in_memory(
     objectives: list[str] | None = None,
     group_size: int | None = None,
     ragged: bool = False,
+    table: tables.TableOptions | None = None,
     hint: Callable[[str], str] = _import_hint,
 ) -> InMemoryImport:
     """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
     out the text columns that no analysis reads. `hint(fmt)` is how messages name a format."""
     _check_grouping(group_size, ragged)
+    fmt, table = tables.check_options(table, fmt, group_size)
     fmt, files, others = find_files(source, fmt, hint=hint)
     report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
+    trainer, batches = _batches(fmt, files, report, objectives, table)
     parquet = import_batches(
-        TRAINERS[fmt],
-        _stream(fmt, files, report),
+        trainer,
+        batches,
         None,
         report,
         objectives=objectives,
@@ -239,4 +325,5 @@ def import_in_memory(
         ragged=ragged,
     )
     assert parquet is not None
+    _table_done(report, table)
     return InMemoryImport(parquet=parquet, report=report, files=files, others=others)

@@ -19,6 +19,7 @@ from dvao_cli.importers.batch import (
 from dvao_cli.importers.columns import batch_table
 from dvao_cli.importers.groups import GroupState
 from dvao_cli.importers.layout import Layout, check_columns, plan_layout
+from dvao_cli.importers.source import source_root
 from dvao_cli.reader.format import GROUP, SAMPLE, STEP
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ def import_batches(
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
     state = GroupState(group_size=group_size, ragged=ragged)
+    root = source_root(report.source)  # source_file is relative to it
     text = tmp is not None
     sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
     layout: Layout | None = None
@@ -91,7 +93,7 @@ def import_batches(
             else:
                 check_columns(layout, batch)
             assert schema is not None
-            table = batch_table(layout, batch, state, schema, text)
+            table = batch_table(layout, batch, state, schema, text, root)
             steps = table.column(STEP)
             lo, hi = pc.min(steps).as_py(), pc.max(steps).as_py()
             if last_step is not None and lo < last_step:

@@ -47,6 +47,7 @@ TRAINER = Trainer(
     ),
     text_keys=frozenset({"solution", "messages", "image", "images"}),
     objective_kinds=(FLOAT, MIXED),
+    lists=True,
 )
 
 

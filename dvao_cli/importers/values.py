@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, NULL, OTHER, STRING
@@ -138,3 +138,20 @@ def to_text(value: Any) -> str | None:
 def short(value: Any, limit: int = 40) -> str:
     text = value if isinstance(value, str) else repr(value)
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def add_record(
+    columns: dict[str, list[Any]], row: int, record: dict[str, Any], skip: Container[str] = ()
+) -> None:
+    """Append one JSON record as row `row` of `columns` (its keys but `skip`): a key first seen
+    here gets None in the rows above, a key this record lacks gets None here."""
+    for key, value in record.items():
+        if key in skip:
+            continue
+        values = columns.get(key)
+        if values is None:
+            values = columns[key] = [None] * row
+        values.append(value)
+    for values in columns.values():
+        if len(values) == row:
+            values.append(None)

@@ -17,7 +17,7 @@ from dvao_cli.errors import InputError
 from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, Batch, Trainer
 from dvao_cli.importers.detect import VERL_FILE
 from dvao_cli.importers.stream import parse_json_line
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import add_record, parse_int, short
 
 FILE_RE = VERL_FILE
 
@@ -83,7 +83,10 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                     )
                 if "input" not in record:
                     raise InputError(
-                        "not a verl rollout record: no 'input' key", path=path, line=number
+                        "not a verl rollout record: no 'input' key (another trainer's table of "
+                        "rollouts: name its columns with --step COL --group COL)",
+                        path=path,
+                        line=number,
                     )
                 row = len(steps)
                 raw_step = record.get("step")
@@ -100,16 +103,7 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                 steps.append(step)
                 prompts.append(record["input"])
                 lines.append(number)
-                for key, value in record.items():
-                    if key in ("input", "step"):
-                        continue
-                    values = columns.get(key)
-                    if values is None:
-                        values = columns[key] = [None] * row
-                    values.append(value)
-                for values in columns.values():
-                    if len(values) == row:  # a key this record lacks
-                        values.append(None)
+                add_record(columns, row, record, skip=("input", "step"))
         except UnicodeDecodeError as err:
             raise InputError(f"not UTF-8 text ({err.reason})", path=path) from None
     return Batch(path=path, step=steps, prompt=prompts, columns=columns, lines=lines), blank

@@ -12,10 +12,11 @@ import glob
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dvao_cli.errors import InputError, UsageError, not_found
 
-LOG_FORMATS = ("auto", "dvao", "trl", "verl", "swift")  # `--format` of analyze, plot
+LOG_FORMATS = ("auto", "dvao", "trl", "verl", "swift", "table")  # `--format` of analyze, plot
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,8 @@ class LogSource:
     `format`: "dvao" (the dvao log format), a trainer ("trl", "verl", "swift": its logs read in
     place, as `dvao import` reads them) or "auto" (detect, as `dvao import` does). `group_size`
     and `ragged` are the importer's grouping options (trainer logs only). `option` is the
-    command's option naming the format, as messages name it.
+    command's option naming the format, as messages name it. `table` names a table's columns
+    (`importers.table.TableOptions`: --step, --group, --advantage; they make "auto" a table).
     """
 
     paths: tuple[str | Path, ...]
@@ -33,6 +35,7 @@ class LogSource:
     group_size: int | None = None
     ragged: bool = False
     option: str = "--format"
+    table: Any = None
 
     @classmethod
     def of(cls, paths: str | Path | Sequence[str | Path] | LogSource) -> LogSource:

@@ -19,9 +19,27 @@ GROUP = "group_id"
 SAMPLE = "sample_id"
 LOGGED = "logged_advantage"
 ROW = "row"  # added by the reader: the 0-based position of a response in the log
+# Where a response is in the trainer's own files (written by `dvao import`, passed through to
+# advantages.parquet): the file, relative to the folder the user named, and its 0-based row
+# there (a JSON-lines file: its line); ms-swift's lines hold many responses: the list index.
+SOURCE_FILE = "source_file"
+SOURCE_ROW = "source_row"
+SOURCE_INDEX = "source_index"
+SOURCE_COLUMNS = (SOURCE_FILE, SOURCE_ROW, SOURCE_INDEX)
 LONG_OBJECTIVE = "objective"
 LONG_REWARD = "reward"
-RESERVED = (STEP, GROUP, SAMPLE, "prompt", "completion", LOGGED, LONG_OBJECTIVE, LONG_REWARD, ROW)
+RESERVED = (
+    STEP,
+    GROUP,
+    SAMPLE,
+    "prompt",
+    "completion",
+    LOGGED,
+    LONG_OBJECTIVE,
+    LONG_REWARD,
+    ROW,
+    *SOURCE_COLUMNS,
+)
 NAN_POLICIES = ("error", "drop", "ignore")
 DEFAULT_CHUNK_ROWS = 1_000_000
 METADATA_KEY = b"dvao"  # Parquet key-value metadata written by dvao: {"objectives": [...], ...}

@@ -193,6 +193,10 @@ def open_log(
             f"{option} applies to a trainer's log read in place (TRL, verl, ms-swift), "
             "not to a dvao log, whose groups are its group_id column"
         )
+    if source.table is not None:  # --step, --group, --advantage: a table's columns only
+        from dvao_cli.importers.table import check_options
+
+        check_options(source.table, "dvao")
 
     found = resolve_paths(source.paths)
     files, hive = found.files, found.hive

@@ -173,7 +173,10 @@ def test_a_wrong_format_says_which_one_it_looks_like(cli, tmp_path: Path) -> Non
     )
     res = cli("analyze", trl, "--format", "tlr")
     assert res.code == 2
-    assert one_error_line(res) == "error: --format 'tlr' is not a log format (did you mean 'trl'?)"
+    assert (
+        one_error_line(res)
+        == "error: --format 'tlr' is not a log format (did you mean 'trl', 'table'?)"
+    )
     res = cli("analyze", trl, verl, "--format", "trl")
     assert res.code == 2
     assert one_error_line(res) == (
@@ -251,7 +254,7 @@ def test_plot_format_takes_a_log_format_as_analyze_does(cli, tmp_path: Path) -> 
     assert res.code == 2
     assert one_error_line(res) == (
         "error: --format 'bmp' is neither an image format (png, svg, pdf) nor a log format "
-        "(auto, dvao, trl, verl, swift)"
+        "(auto, dvao, trl, verl, swift, table)"
     )
     res = cli("plot", verl, "--format", "trl", "--log-format", "verl")
     assert res.code == 2

@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from dvao_cli.cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
+from dvao_cli.cli.commands.log_source import (
+    AdvantageOpt,
+    GroupSizeOpt,
+    LogFormatOpt,
+    RaggedOpt,
+    StepOpt,
+    TableGroupOpt,
+    log_source,
+    table_options,
+)
 from dvao_cli.cli.options import (
     DdofOpt,
     Device,
@@ -102,6 +111,9 @@ def command(
     log_format: LogFormatOpt = "auto",
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
+    step: StepOpt = None,
+    group: TableGroupOpt = None,
+    advantage: AdvantageOpt = None,
 ) -> None:
     from dvao_cli.analysis.runtime import stream_workers, tune_for_streaming
     from dvao_cli.analysis.workers import start_early
@@ -122,7 +134,9 @@ def command(
         label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
         with progress("analyze", total=None) as bar, reading(label):
             result = analyze(
-                log_source(log, log_format, group_size, ragged),
+                log_source(
+                    log, log_format, group_size, ragged, table=table_options(step, group, advantage)
+                ),
                 objectives=objective,
                 weights=weights,
                 schemes=schemes,

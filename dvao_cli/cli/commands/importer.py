@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from dvao_cli.cli.commands.log_source import AdvantageOpt, StepOpt, TableGroupOpt, table_options
 from dvao_cli.cli.console import get_console, is_quiet, progress
 from dvao_cli.cli.options import did_you_mean
 from dvao_cli.errors import UsageError, reading
@@ -15,19 +16,23 @@ if TYPE_CHECKING:
     from dvao_cli.importers.batch import ImportReport
 
 HELP = (
-    "Convert a trainer's completion logs (TRL, verl, ms-swift) into a dvao rollout log.\n\n"
-    "FORMAT is trl, verl, swift or auto (detect from the files); SOURCE is the directory the "
-    "trainer wrote (or one file). `--format F SOURCE` is the same as `F SOURCE`, and a lone "
-    "SOURCE means auto. Groups are rebuilt (TRL, ms-swift: runs of consecutive rows with one "
-    "prompt; verl: rows with the same step and prompt) and must all have one size unless "
-    "--group-size or --ragged says otherwise.\n\n"
+    "Convert a trainer's completion logs (TRL, verl, ms-swift, or any table of rollouts) into "
+    "a dvao rollout log.\n\n"
+    "FORMAT is trl, verl, swift, table or auto (detect from the files); SOURCE is the directory "
+    "the trainer wrote (or one file; a table: a file, a folder or a glob of JSON lines, CSV or "
+    "Parquet files, with --step COL and --group COL naming its step and group key). "
+    "`--format F SOURCE` is the same as `F SOURCE`, and a lone SOURCE means auto. Groups are "
+    "rebuilt (TRL, ms-swift: runs of consecutive rows with one prompt; verl: rows with the same "
+    "step and prompt; a table: rows with the same step and --group values) and must all have "
+    "one size unless --group-size or --ragged says otherwise.\n\n"
     "Examples:\n\n"
     "  dvao import trl runs/grpo-1/completions -o rollouts.parquet\n\n"
     "  dvao import verl rollout_dump/ -o rollouts.parquet -O acc -O format_reward\n\n"
-    "  dvao import auto output/v0-20260101/ -o rollouts.parquet"
+    "  dvao import auto output/v0-20260101/ -o rollouts.parquet\n\n"
+    "  dvao import table 'rollouts/*.jsonl' -o rollouts.parquet --step step --group example_id"
 )
 
-_FORMATS = ("trl", "verl", "swift", "auto")
+_FORMATS = ("trl", "verl", "swift", "table", "auto")
 
 
 def _resolve(first: str, second: str | None, fmt: str | None) -> tuple[str, str]:
@@ -38,7 +43,7 @@ def _resolve(first: str, second: str | None, fmt: str | None) -> tuple[str, str]
             raise UsageError(
                 f"--format '{fmt}' is not a format"
                 + did_you_mean(fmt, list(_FORMATS))
-                + "; choose trl, verl, swift or auto"
+                + "; choose trl, verl, swift, table or auto"
             )
         if second is not None:
             raise UsageError(
@@ -54,7 +59,7 @@ def _resolve(first: str, second: str | None, fmt: str | None) -> tuple[str, str]
         raise UsageError(
             f"unknown format '{first}'"
             + did_you_mean(first.lower(), list(_FORMATS))
-            + "; choose trl, verl, swift or auto"
+            + "; choose trl, verl, swift, table or auto"
         )
     return first.lower(), second
 
@@ -64,7 +69,7 @@ def command(
         str,
         typer.Argument(
             metavar="FORMAT",
-            help="trl, verl, swift or auto; with --format (or alone) this is SOURCE.",
+            help="trl, verl, swift, table or auto; with --format (or alone) this is SOURCE.",
             show_default=False,
         ),
     ],
@@ -90,7 +95,7 @@ def command(
         typer.Option(
             "--format",
             "-f",
-            help="trl, verl, swift or auto; then the one positional argument is SOURCE.",
+            help="trl, verl, swift, table or auto; then the one positional argument is SOURCE.",
             show_default=False,
         ),
     ] = None,
@@ -127,6 +132,9 @@ def command(
         bool,
         typer.Option("--json", help="Print the import report as JSON instead of a table."),
     ] = False,
+    step: StepOpt = None,
+    group: TableGroupOpt = None,
+    advantage: AdvantageOpt = None,
 ) -> None:
     """Import a trainer's completion logs."""
     from dvao_cli.importers import run_import
@@ -148,6 +156,7 @@ def command(
             objectives=list(objective) if objective else None,
             group_size=group_size,
             ragged=ragged,
+            table=table_options(step, group, advantage),
             on_file=on_file,
         )
     if as_json:
@@ -170,9 +179,9 @@ def render(report: ImportReport) -> None:
     from rich.table import Table
 
     from dvao_cli.cli.console import table_box
-    from dvao_cli.importers import TRAINERS
+    from dvao_cli.importers import format_label
 
-    label = TRAINERS[report.format].label
+    label = format_label(report.format)
     table = Table(title=f"dvao import: {label} -> {report.out}", show_header=True, box=table_box())
     table.add_column("", style="bold")
     table.add_column("read")
@@ -187,9 +196,12 @@ def render(report: ImportReport) -> None:
     table.add_row("rows", f"{report.rows:,}")
     table.add_row("objectives", ", ".join(report.objectives))
     table.add_row("extra columns", ", ".join(report.extra_columns) or "none")
+    none = "no (name its column with --advantage COL)" if report.format == "table" else None
     table.add_row(
         "logged advantage",
-        "yes (as logged_advantage)" if report.logged_advantage else "no (the trainer logs none)",
+        "yes (as logged_advantage)"
+        if report.logged_advantage
+        else none or "no (the trainer logs none)",
     )
     table.add_row("missing rewards", _counts(report.missing_rewards))
     if report.renamed:

@@ -1,20 +1,25 @@
 """The LOG options of `dvao analyze` and `dvao plot`: which layout a log is read as (`--format`;
-in plot, `--format` takes an image format or a log format, `--log-format` a log format) and the
-importer's grouping options for a trainer's log read in place (`--group-size`, `--ragged`)."""
+in plot, `--format` takes an image format or a log format, `--log-format` a log format), the
+importer's grouping options for a trainer's log read in place (`--group-size`, `--ragged`) and
+a table's columns (`--step`, `--group`, `--advantage`; `dvao import` has them too)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dvao_cli.reader.discovery import LogSource
 
+if TYPE_CHECKING:
+    from dvao_cli.importers.table import TableOptions
+
 _FORMAT_HELP = (
     "Read LOG as: dvao (a dvao log), trl (a TRL completions/ folder), verl (a verl "
-    "rollout_data_dir), swift (an ms-swift completions.jsonl), or auto: detect the trainer as "
+    "rollout_data_dir), swift (an ms-swift completions.jsonl), table (any trainer's JSON "
+    "lines, CSV or Parquet table, with --step and --group), or auto: detect the trainer as "
     "`dvao import` does, else a dvao log. A trainer's log is imported in memory as `dvao "
     "import` would import it; nothing is written."
 )
@@ -47,14 +52,58 @@ RaggedOpt = Annotated[
 ]
 
 
+StepOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--step",
+        metavar="COL",
+        help="A table: the column holding the training step (a nested JSON field as a.b). "
+        "Without it the whole table is one step.",
+        show_default=False,
+    ),
+]
+TableGroupOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group",
+        metavar="COL",
+        help="A table: a column of the group key (repeatable): the rows of one step with the "
+        "same values there are one group (the responses to one prompt).",
+        show_default=False,
+    ),
+]
+AdvantageOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--advantage",
+        metavar="COL",
+        help="A table: the column holding the advantage the trainer trained on (read as "
+        "logged_advantage).",
+        show_default=False,
+    ),
+]
+
+
+def table_options(
+    step: str | None, group: Sequence[str] | None, advantage: str | None
+) -> TableOptions | None:
+    """A table's columns as named by --step, --group and --advantage (None: none named)."""
+    if step is None and not group and advantage is None:
+        return None
+    from dvao_cli.importers.table import TableOptions
+
+    return TableOptions(step, tuple(group or ()), advantage)
+
+
 def log_source(
     paths: str | Path | Sequence[str | Path],
     fmt: str,
     group_size: int | None,
     ragged: bool,
     option: str = "--format",
+    table: TableOptions | None = None,
 ) -> LogSource:
     """The `LogSource` of a command's LOG arguments and options (`option` names the format
     option in messages)."""
     source = LogSource.of(paths)
-    return LogSource(source.paths, fmt.lower(), group_size, ragged, option)
+    return LogSource(source.paths, fmt.lower(), group_size, ragged, option, table=table)

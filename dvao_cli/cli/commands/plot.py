@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from dvao_cli.cli.commands.log_source import GroupSizeOpt, PlotLogFormatOpt, RaggedOpt, log_source
+from dvao_cli.cli.commands.log_source import (
+    AdvantageOpt,
+    GroupSizeOpt,
+    PlotLogFormatOpt,
+    RaggedOpt,
+    StepOpt,
+    TableGroupOpt,
+    log_source,
+    table_options,
+)
 from dvao_cli.cli.options import Device, DeviceOpt, NanPolicy
 
 HELP = (
@@ -52,8 +61,8 @@ def command(
             "-f",
             metavar="FORMAT",
             help="Image format of every figure: png, svg or pdf. A log format instead (dvao, "
-            "trl, verl, swift: see --log-format) reads SOURCE as that log, as in `dvao analyze "
-            "--format`, and the figures are png.",
+            "trl, verl, swift, table: see --log-format) reads SOURCE as that log, as in "
+            "`dvao analyze --format`, and the figures are png.",
         ),
     ] = Format.png.value,
     smooth: Annotated[
@@ -100,6 +109,9 @@ def command(
     log_format: PlotLogFormatOpt = "auto",
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
+    step: StepOpt = None,
+    group: TableGroupOpt = None,
+    advantage: AdvantageOpt = None,
 ) -> None:
     from dvao_cli.cli.console import get_console, info, progress
     from dvao_cli.cli.options import parse_weights
@@ -111,7 +123,14 @@ def command(
     weights = parse_weights(weight)
     with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
-            log_source(source, log_format, group_size, ragged, option),
+            log_source(
+                source,
+                log_format,
+                group_size,
+                ragged,
+                option,
+                table=table_options(step, group, advantage),
+            ),
             objectives=objective,
             weights=weights,
             nan=None if nan is None else nan.value,
