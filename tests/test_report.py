@@ -337,6 +337,16 @@ def test_refuses_to_overwrite_an_input(cli, tmp_path: Path) -> None:
     notes.write_text("mine")
     assert cli("report", tmp_path / "logs", "-o", notes).code == 2
     assert notes.read_text() == "mine"
+    # and so is a new page there, which would be such a file next time
+    page = tmp_path / "logs" / "sub" / "report.html"
+    result = cli("report", tmp_path / "logs", "-o", page)
+    assert result.code == 2
+    assert result.err == (
+        f"error: {page}: is inside the log folder {tmp_path / 'logs'}, which this report "
+        "reads; --output must be outside it\n"
+    )
+    assert not page.exists()
+    assert cli("report", log, "-o", tmp_path / "logs" / "report.html").code == 0  # a file: fine
     # an existing folder is not a page
     result = cli("report", log, "-o", tmp_path)
     assert result.code == 2 and "would replace a folder holding an input" in result.err

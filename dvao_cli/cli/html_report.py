@@ -86,11 +86,24 @@ def _slug(text: str) -> str:
 
 
 def _table(
-    headers: Sequence[str], rows: Iterable[Sequence[str]], *, cls: str = "", caption: str = ""
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    cls: str = "",
+    caption: str = "",
+    text: Sequence[int] = (),
 ) -> str:
-    """An HTML table: the first column is a label (left), the others numbers (right)."""
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    """An HTML table: the first column is a label (left), the others numbers (right) but the
+    `text` ones (left)."""
+
+    def tag(name: str, i: int) -> str:
+        return f'<{name} class="t">' if i in text else f"<{name}>"
+
+    head = "".join(f"{tag('th', i)}{_e(h)}</th>" for i, h in enumerate(headers))
+    body = "".join(
+        "<tr>" + "".join(f"{tag('td', i)}{_e(c)}</td>" for i, c in enumerate(row)) + "</tr>"
+        for row in rows
+    )
     cap = f'<p class="caption">{_e(caption)}</p>' if caption else ""
     return (
         f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
@@ -165,8 +178,8 @@ def _description(page: Page) -> str:
             ),
             (
                 "groups",
-                f"{summary.groups:,} ({summary.rows / summary.groups:.1f} responses each on "
-                "average)",
+                f"{summary.groups:,} ({summary.rows / max(summary.groups, 1):.1f} responses each "
+                "on average)",
             ),
             ("objectives", ", ".join(names)),
             (
@@ -282,10 +295,11 @@ def _per_step(title: str, frame: pl.DataFrame | None) -> str:
             f'<p class="muted">First {shown.height:,} of {frame.height:,} rows; '
             "`dvao analyze --out` writes them all.</p>"
         )
-    return (
-        f"<details><summary>{_e(title)} ({frame.height:,} rows)</summary>"
-        f"{_table(frame.columns, rows, cls='num steps')}{more}</details>"
-    )
+    import polars as pl
+
+    text = [i for i, dtype in enumerate(frame.dtypes) if dtype == pl.String]
+    table = _table(frame.columns, rows, cls="num steps", text=text)
+    return f"<details><summary>{_e(title)} ({frame.height:,} rows)</summary>{table}{more}</details>"
 
 
 def _comparison(comparison: Comparison) -> str:
@@ -407,6 +421,7 @@ thead th { background: #f1f3f6; font-weight: 600; text-align: right; white-space
   vertical-align: bottom; border-bottom: 1px solid #d0d5dd; }
 thead th:first-child, tbody td:first-child { text-align: left; }
 td { text-align: right; }
+th.t, td.t { text-align: left; }
 table.num tbody tr:nth-child(even) td { background-color: #fafbfc; }
 table.corr td { text-align: center; min-width: 72px; }
 table.corr td:first-child { text-align: left; min-width: 0; }

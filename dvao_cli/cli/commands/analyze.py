@@ -114,7 +114,8 @@ def log_label(log: Sequence[str]) -> str:
 
 def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Analysis:
     """The analysis `options` (the parameters of `analysis_options`, as typer passes them)
-    ask for, with its progress bar; with `out_dir`, its tables written there as one set."""
+    ask for, with its progress bar and the warning on skipped groups; with `out_dir`, its
+    tables written there as one set."""
     from dvao_cli.analysis.runtime import stream_workers, tune_for_streaming
     from dvao_cli.analysis.workers import start_early
 
@@ -128,11 +129,12 @@ def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Ana
         from dvao_cli.cli.console import progress
         from dvao_cli.cli.options import SCHEMES, parse_weights
         from dvao_cli.errors import reading
+        from dvao_cli.reader.chunk import warn_skipped
 
         weights = o["weight"] if isinstance(o["weight"], dict) else parse_weights(o["weight"])
         schemes = [s.value for s in o["scheme"]] if o["scheme"] else list(SCHEMES)
         with progress("analyze", total=None) as bar, reading(log_label(log)):
-            return analyze(
+            result = analyze(
                 log_source(log, o["log_format"], o["group_size"], o["ragged"]),
                 objectives=o["objective"],
                 weights=weights,
@@ -148,6 +150,9 @@ def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Ana
                 processes=early or True,
                 on_progress=lambda done, total: bar.update(completed=done, total=total or None),
             )
+        if result.summary.skipped_groups:
+            warn_skipped(log_label(log), result.summary.skipped_groups)
+        return result
 
 
 def raise_if_tripped(trips: Sequence[Trip]) -> None:
@@ -185,15 +190,12 @@ def _own_options(
 def command(**params: Any) -> None:
     from dvao_cli.cli.console import get_console, info
     from dvao_cli.io import dumps_json
-    from dvao_cli.reader.chunk import warn_skipped
 
     out: Path | None = params.pop("out")
     json_out: bool = params.pop("json_out")
     result = run_analysis(params, out_dir=out)
     label = log_label(params["log"])
     summary = result.summary
-    if summary.skipped_groups:
-        warn_skipped(label, summary.skipped_groups)
     if json_out:
         print(dumps_json(summary.to_json()))
     else:

@@ -68,6 +68,8 @@ def command(**params: Any) -> None:
     # the same checks as `analyze --out` / `plot --out`, before anything is read
     inputs = input_files(log, None if kind == "log" else _READ)
     check_outputs([output], inputs, option="--output")
+    if kind == "log":  # a page in a log folder would be a file its reader skips: the user's
+        _outside_log_folders(output, [Path(p) for p in log if Path(p).is_dir()])
     version = __version__
     trips: list[Trip] = []
     if kind == "compare":
@@ -86,6 +88,23 @@ def command(**params: Any) -> None:
 
 
 command.__signature__ = with_analysis_options(_own_options)  # type: ignore[attr-defined]
+
+
+def _outside_log_folders(output: Path, folders: list[Path]) -> None:
+    """Refuse a page inside a log folder read (as `analyze --out` is refused there): the next
+    run would count it among the files the reader skips, which are never overwritten."""
+    import os
+
+    from dvao_cli.errors import UsageError
+
+    real = os.path.realpath(output)
+    for folder in folders:
+        if real.startswith(os.path.realpath(folder) + os.sep):
+            raise UsageError(
+                f"is inside the log folder {folder}, which this report reads; --output must be "
+                "outside it",
+                path=output,
+            )
 
 
 def _refuse_unused(ctx: typer.Context, kind: str) -> None:
