@@ -296,6 +296,14 @@ def test_analysis_folder_page_and_its_gate(cli, tmp_path: Path) -> None:
     assert parse(page).tables["gate"][0][1] == ["saturation[format]>0.8", "0.894271", "tripped"]
     assert 'class="warning warn-combined_score"' in page
     assert len(re.findall(r'<img src="data:image/png;base64,', page)) == 5
+    # without --fail-on, the gate `dvao analyze --fail-on` recorded is shown (and exits 0)
+    assert cli("analyze", SAMPLE, "--out", folder, "-q", "--fail-on", "mean[format]>0.9").code == 3
+    assert cli("report", folder, "-o", out).code == 0
+    page = out.read_text()
+    assert parse(page).tables["gate"][0][1] == ["mean[format]>0.9", "0.956576", "tripped"]
+    assert "Gate tripped: 1 of 1 --fail-on condition holds recorded by `dvao analyze`" in text_of(
+        page
+    )
     # an option the folder would ignore is refused, not silently dropped
     result = cli("report", folder, "-o", tmp_path / "x.html", "--scheme", "rc")
     assert result.code == 2
@@ -307,6 +315,16 @@ def test_analysis_folder_page_and_its_gate(cli, tmp_path: Path) -> None:
     result = cli("report", folder, "-o", tmp_path / "x.html", "--fail-on", "mean[nope]>0")
     assert result.code == 2 and "'nope' is not an objective" in result.err
     assert not (tmp_path / "x.html").exists()
+    # a summary.json this dvao cannot read is the user's input: exit 2, naming it
+    data = json.loads((folder / "summary.json").read_text())
+    data["objectives"]["format"]["mean"] = "high"
+    (folder / "summary.json").write_text(json.dumps(data))
+    result = cli("report", folder, "-o", out)
+    assert result.code == 2
+    assert result.err == (
+        f"error: {folder / 'summary.json'}: not a summary this dvao can read "
+        "(summary.objectives.format.mean: expected float, not 'high')\n"
+    )
 
 
 def test_summary_from_json_is_to_json_inverted(tmp_path: Path) -> None:

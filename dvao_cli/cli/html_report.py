@@ -72,6 +72,7 @@ class Page:
     figures: dict[str, bytes] = field(default_factory=dict)  # stem -> PNG
     skipped: dict[str, str] = field(default_factory=dict)  # stem -> why it is not drawn
     gate: list[Verdict] | None = None  # None: no --fail-on
+    gate_recorded: bool = False  # the gate is the one `dvao analyze` recorded (no exit 3 here)
     comparison: Comparison | None = None
     run: dict[str, Any] = field(default_factory=dict)  # a train run's settings to show
 
@@ -138,19 +139,21 @@ def _section(title: str, body: str, anchor: str) -> str:
     return f'<section id="{anchor}"><h2>{_e(title)}</h2>{body}</section>'
 
 
-def _gate(verdicts: list[Verdict]) -> str:
+def _gate(verdicts: list[Verdict], recorded: bool) -> str:
     tripped = [v for v in verdicts if v.tripped]
     n = len(verdicts)
+    given = "recorded by `dvao analyze`" if recorded else "(exit code 3)"
     if tripped:
         banner = (
             f'<div class="banner fail"><strong>Gate tripped</strong>: {len(tripped)} of {n} '
             f"--fail-on condition{'s' if n != 1 else ''} "
-            f"{'holds' if len(tripped) == 1 else 'hold'} (exit code 3)</div>"
+            f"{'holds' if len(tripped) == 1 else 'hold'} {given}</div>"
         )
     else:
         banner = (
             f'<div class="banner pass"><strong>Gate passed</strong>: none of {n} --fail-on '
-            f"condition{'s' if n != 1 else ''} holds</div>"
+            f"condition{'s' if n != 1 else ''} holds"
+            f"{' ' + given if recorded else ''}</div>"
         )
     rows = "".join(
         f'<tr class="{"tripped" if v.tripped else "passed"}"><td><code>{_e(v.condition)}</code>'
@@ -328,7 +331,7 @@ def render_page(page: Page) -> str:
             nav.append((anchor, title))
 
     if page.gate is not None:
-        add("Gate", _gate(page.gate), "gate")
+        add("Gate", _gate(page.gate, page.gate_recorded), "gate")
     add("Source" if page.summary is None else "Log", _description(page), "log")
     if page.comparison is not None:
         add("Comparison", _comparison(page.comparison), "comparison")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dvao_cli.cli.commands.analyze import ANALYSIS_NAMES, with_analysis_options
+from dvao_cli.cli.commands.analyze import ANALYSIS_NAMES, raise_if_tripped, with_analysis_options
 from dvao_cli.cli.options import given
 
 if TYPE_CHECKING:
@@ -82,8 +82,6 @@ def command(**params: Any) -> None:
     with atomic_path(output) as tmp:
         tmp.write_text(text, encoding="utf-8")
     info(f"wrote {output}")
-    from dvao_cli.cli.commands.analyze import raise_if_tripped
-
     raise_if_tripped(trips)
 
 
@@ -245,16 +243,20 @@ def _analysis_page(path: Path, params: dict[str, Any], version: str) -> tuple[Pa
         schemes=src.schemes,
     )
     _figures(src, page)
-    trips: list[Trip] = []
-    if params["fail_on"]:
-        conditions = [gate.parse_condition(text) for text in params["fail_on"]]
-        schemes = list(summary.schemes)
-        gate.check_names(
-            conditions, list(summary.objective_order), schemes, summary.has_logged_advantage
-        )
-        trips = gate.evaluate(conditions, summary)
-        page.gate = _verdicts(summary, params["fail_on"], trips)
-    return page, trips
+    # the conditions given, else the ones `dvao analyze --fail-on` recorded (shown, no exit 3)
+    texts = list(params["fail_on"] or (summary.gate.conditions if summary.gate else ()))
+    conditions = [gate.parse_condition(text) for text in texts]
+    gate.check_names(
+        conditions,
+        list(summary.objective_order),
+        list(summary.schemes),
+        summary.has_logged_advantage,
+    )
+    trips = gate.evaluate(conditions, summary)
+    if texts:
+        page.gate = _verdicts(summary, texts, trips)
+        page.gate_recorded = not params["fail_on"]
+    return page, trips if params["fail_on"] else []
 
 
 def _compare_page(path: Path, version: str) -> Page:
