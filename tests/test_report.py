@@ -212,6 +212,25 @@ def test_analysis_options_reach_the_page(cli, tmp_path: Path) -> None:
     assert dict(tables["log"][0])["settings"] == "ddof 1, eps 0.0001, nan ignore, engine on cpu"
 
 
+def test_trainer_log_in_place(cli, tmp_path: Path) -> None:
+    """A TRL completions/ folder, read in place with TRL's conventions: the logged advantage's
+    agreement is on the page, and it names the scheme TRL ran."""
+    from trainer_fixtures import write_trl_completions
+
+    folder = tmp_path / "completions"
+    write_trl_completions(folder, num_generations=8)
+    out = tmp_path / "report.html"
+    args = ["--ddof", "1", "--eps", "1e-4", "--nan", "ignore", "--format", "trl"]
+    assert cli("report", folder, "-o", out, *args).code == 0
+    summary = analyze(folder, ddof=1, eps=1e-4, nan="ignore").summary
+    assert summary.best_matching_scheme == "rc"
+    page = out.read_text()
+    headers, rows = terminal.scheme_cells(summary)
+    assert parse(page).tables["schemes"][0] == [headers, *rows]
+    assert "Closest scheme: rc." in text_of(page)
+    assert any("logged_advantage matches rc" in line for line in terminal.reading(summary))
+
+
 def test_report_takes_every_analyze_option(cli) -> None:
     """One shared set: every option of `dvao analyze` but its outputs is one of report's."""
     import typer
