@@ -39,16 +39,17 @@ HELP = (
 )
 
 
+LOG_HELP = (
+    "Rollout log: Parquet file(s), a directory of part files (hive-partitioned included) or a "
+    "glob; or a trainer's log read in place: a TRL completions/ folder, a verl "
+    "rollout_data_dir, an ms-swift completions.jsonl."
+)
+
+
 def analysis_options(
     log: Annotated[
         list[str],
-        typer.Argument(
-            metavar="LOG",
-            help="Rollout log: Parquet file(s), a directory of part files (hive-partitioned "
-            "included) or a glob; or a trainer's log read in place: a TRL completions/ folder, "
-            "a verl rollout_data_dir, an ms-swift completions.jsonl.",
-            show_default=False,
-        ),
+        typer.Argument(metavar="LOG", help=LOG_HELP, show_default=False),
     ],
     objective: ObjectiveOpt = None,
     weight: WeightOpt = None,
@@ -207,14 +208,20 @@ def command(**params: Any) -> None:
     raise_if_tripped(result.trips)
 
 
-def with_analysis_options(*own: Any) -> inspect.Signature:
-    """The shared analysis options, then a command's own (functions holding them)."""
+def with_analysis_options(*own: Any, log_help: str = LOG_HELP) -> inspect.Signature:
+    """The shared analysis options, then a command's own (functions holding them); `log_help`
+    says what else the command's LOG may be."""
     extra = [
         p.replace(kind=inspect.Parameter.KEYWORD_ONLY)  # a required one may follow defaults
         for fn in own
         for p in inspect.signature(fn, eval_str=True).parameters.values()
     ]
-    return inspect.Signature([*ANALYSIS_OPTIONS, *extra])
+    log = ANALYSIS_OPTIONS[0].replace(
+        annotation=Annotated[
+            list[str], typer.Argument(metavar="LOG", help=log_help, show_default=False)
+        ]
+    )
+    return inspect.Signature([log, *ANALYSIS_OPTIONS[1:], *extra])
 
 
 command.__signature__ = with_analysis_options(_own_options)  # type: ignore[attr-defined]

@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dvao_cli.cli.commands.analyze import ANALYSIS_NAMES, raise_if_tripped, with_analysis_options
+from dvao_cli.cli.commands.analyze import (
+    ANALYSIS_NAMES,
+    LOG_HELP,
+    raise_if_tripped,
+    with_analysis_options,
+)
 from dvao_cli.cli.options import given
 
 if TYPE_CHECKING:
@@ -85,7 +90,12 @@ def command(**params: Any) -> None:
     raise_if_tripped(trips)
 
 
-command.__signature__ = with_analysis_options(_own_options)  # type: ignore[attr-defined]
+command.__signature__ = with_analysis_options(  # type: ignore[attr-defined]
+    _own_options,
+    log_help=LOG_HELP + " Or one folder: a `dvao analyze --out` folder (read as is), a `dvao "
+    "train` run (its rollouts and learning curves) or a `dvao train --compare` folder (its "
+    "comparison).",
+)
 
 
 def _outside_log_folders(output: Path, folders: list[Path]) -> None:
