@@ -12,7 +12,7 @@ import typer
 from dvao_cli import __version__
 from dvao_cli.cli.app import app
 
-COMMANDS = ["analyze", "plot", "simulate", "train", "import"]
+COMMANDS = ["analyze", "plot", "report", "simulate", "train", "import"]
 
 
 def _commands():

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ["analyze", "plot", "import", "train", "simulate"]
+COMMANDS = ["analyze", "plot", "report", "import", "train", "simulate"]
 
 
 def _script():

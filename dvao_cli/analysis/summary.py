@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -424,3 +424,72 @@ def _saturation_onset(
         failing = o["all_fail"][i:, j].sum()
         kind = "all-pass" if passing >= failing else "all-fail"
     return int(steps[i]), _fnum(suffix_sat[i]), kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading summary.json back (`dvao report` on a `dvao analyze --out` folder)
+
+
+def summary_from_json(data: Any) -> Summary:
+    """The `Summary` that `to_json()` wrote as `data`, from its field names and types: the
+    inverse of `to_json` (a key a newer field adds may be absent: its default is used). A
+    value of the wrong shape raises ValueError naming its key path."""
+    value = _decode(Summary, data, "summary")
+    assert isinstance(value, Summary)
+    return value
+
+
+def _decode(kind: Any, value: Any, where: str) -> Any:
+    """`value` (parsed JSON) as the type `kind` of a summary field; `where` names it."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        kind = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if kind is Any:
+        return value
+    if is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object, not {value!r}"[:200])
+        return _decode_fields(kind, value, where)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected an object, not {value!r}"[:200])
+        return {str(k): _decode(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise ValueError(f"{where}: expected a list, not {value!r}"[:200])
+        items = [_decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float and number:
+        return float(value)
+    if (kind is int and number and float(value).is_integer()) or (
+        kind in (bool, str) and isinstance(value, kind)
+    ):
+        return int(value) if kind is int else value
+    raise ValueError(f"{where}: expected {getattr(kind, '__name__', kind)}, not {value!r}"[:200])
+
+
+def _decode_fields(cls: Any, data: dict[str, Any], where: str) -> Any:
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        kind = hints[f.name]
+        if f.metadata.get("inline"):  # its keys sit among the owner's (`_to_json`)
+            inner = next(a for a in typing.get_args(kind) if a is not type(None))
+            names = [g.name for g in fields(inner)]
+            if all(name in data for name in names):
+                kwargs[f.name] = _decode(inner, {n: data[n] for n in names}, where)
+            continue
+        if f.name in data:
+            kwargs[f.name] = _decode(kind, data[f.name], f"{where}.{f.name}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{where}: the key '{f.name}' is missing")
+    return cls(**kwargs)

@@ -23,7 +23,7 @@ import typer  # noqa: E402
 
 from dvao_cli import __version__
 from dvao_cli.cli import values as cli_values  # noqa: E402
-from dvao_cli.cli.commands import analyze, importer, plot, simulate, train
+from dvao_cli.cli.commands import analyze, importer, plot, report, simulate, train
 from dvao_cli.cli.console import dvao_warnings, is_debug, printable, set_debug, set_quiet
 from dvao_cli.errors import (
     EXIT_BROKEN_PIPE,
@@ -116,6 +116,7 @@ def _as_command(fn: Callable[..., Any]) -> Callable[..., Any]:
 for _name, _module in (
     ("analyze", analyze),
     ("plot", plot),
+    ("report", report),
     ("simulate", simulate),
     ("train", train),
     ("import", importer),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -96,3 +96,10 @@ DeviceOpt = Annotated[
     Device,
     typer.Option("--device", help="Torch device: auto uses CUDA when present."),
 ]
+
+
+def given(ctx: Any, name: str) -> bool:
+    """Whether the option `name` was given on the command line (`ctx`, click's context), not
+    left at its default."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"

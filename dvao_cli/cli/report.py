@@ -71,51 +71,74 @@ _LOGGED_COLUMNS: tuple[tuple[str, Callable[[LoggedAgreement], str]], ...] = (
 )
 
 
-def objectives_table(summary: Summary, plain: bool = False) -> Table:
-    table = _table(
-        "Objectives", plain, caption="trend: mean DVAO weight over the first → last tenth of steps"
-    )
-    table.add_column("objective", justify="left", no_wrap=True)
-    for header, _ in _OBJECTIVE_COLUMNS:
-        table.add_column(header, justify="right", min_width=11 if header == "trend" else None)
-    for name in summary.objective_order:
-        o = summary.objectives[name]
-        table.add_row(name, *[cell(o) for _, cell in _OBJECTIVE_COLUMNS])
-    return table
+OBJECTIVES_CAPTION = "trend: mean DVAO weight over the first → last tenth of steps"
+SCHEMES_CAPTION = "resolution: distinct advantages per group / distinct reward vectors per group"
+CORRELATION_CAPTION = "mean Pearson over the groups where both objectives vary"
+
+Cells = tuple[list[str], list[list[str]]]  # headers, rows: a table's text, shown as is
 
 
-def schemes_table(summary: Summary, plain: bool = False) -> Table:
+def objective_cells(summary: Summary) -> Cells:
+    """The Objectives table: one row per objective (here and in `dvao report`'s page)."""
+    headers = ["objective", *[header for header, _ in _OBJECTIVE_COLUMNS]]
+    rows = [
+        [name, *[cell(summary.objectives[name]) for _, cell in _OBJECTIVE_COLUMNS]]
+        for name in summary.objective_order
+    ]
+    return headers, rows
+
+
+def scheme_cells(summary: Summary) -> Cells:
+    """The Schemes table: one row per scheme, with the agreement with logged_advantage."""
     logged = summary.has_logged_advantage
-    table = _table(
-        "Schemes",
-        plain,
-        caption="resolution: distinct advantages per group / distinct reward vectors per group",
-    )
-    table.add_column("scheme", justify="left")
-    for header, _ in _SCHEME_COLUMNS + (_LOGGED_COLUMNS if logged else ()):
-        table.add_column(header, justify="right")
+    columns = _SCHEME_COLUMNS + (_LOGGED_COLUMNS if logged else ())
+    headers = ["scheme", *[header for header, _ in columns]]
+    rows = []
     for name, s in summary.schemes.items():
         row = [name, *[cell(s) for _, cell in _SCHEME_COLUMNS]]
         if logged:
             agreement = s.logged or LoggedAgreement(None, None)
             row += [cell(agreement) for _, cell in _LOGGED_COLUMNS]
+        rows.append(row)
+    return headers, rows
+
+
+def correlation_cells(summary: Summary) -> Cells:
+    """The within-group correlation table, objectives by objectives."""
+    names = summary.objective_order
+    rows = [[a, *[_f(summary.correlation[a][b], 2) for b in names]] for a in names]
+    return ["", *names], rows
+
+
+def _rich_table(title: str, caption: str, cells: Cells, plain: bool, **widths: int) -> Table:
+    """`cells` as a rich table: the first column left, the numbers right (`widths`: a column's
+    minimum width, by header)."""
+    table = _table(title, plain, caption=caption)
+    headers, rows = cells
+    for i, header in enumerate(headers):
+        table.add_column(
+            header,
+            justify="left" if i == 0 else "right",
+            no_wrap=i == 0 and header == "objective",
+            min_width=widths.get(header),
+        )
+    for row in rows:
         table.add_row(*row)
     return table
 
 
+def objectives_table(summary: Summary, plain: bool = False) -> Table:
+    return _rich_table("Objectives", OBJECTIVES_CAPTION, objective_cells(summary), plain, trend=11)
+
+
+def schemes_table(summary: Summary, plain: bool = False) -> Table:
+    return _rich_table("Schemes", SCHEMES_CAPTION, scheme_cells(summary), plain)
+
+
 def correlation_table(summary: Summary, plain: bool = False) -> Table:
-    names = summary.objective_order
-    table = _table(
-        "Within-group correlation",
-        plain,
-        caption="mean Pearson over the groups where both objectives vary",
+    return _rich_table(
+        "Within-group correlation", CORRELATION_CAPTION, correlation_cells(summary), plain
     )
-    table.add_column("", justify="left")
-    for name in names:
-        table.add_column(name, justify="right")
-    for a in names:
-        table.add_row(a, *[_f(summary.correlation[a][b], 2) for b in names])
-    return table
 
 
 def reading(summary: Summary) -> list[str]:

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     import polars as pl
     from matplotlib.figure import Figure
 
+    from dvao_cli.analysis.pipeline import Analysis
+
 ANALYSIS_FILES = ("summary.json", "steps.parquet", "schemes.parquet")
 # what the figures read from an analysis folder (names: dvao_cli/analysis/summary.py)
 STEPS_COLUMNS = (
@@ -144,6 +146,65 @@ def _is_glob(text: str) -> bool:
     return any(ch in text for ch in "*?[")
 
 
+def source_kind(text: str, fmt: str = "auto") -> tuple[str, Path]:
+    """(kind, path) of a SOURCE argument: "analysis", "train", "compare" or "log" (see
+    `detect_kind`; a log whatever it holds with a log format other than auto), or "glob" for a
+    pattern that names no file. A file of a known folder (e.g. .../summary.json) stands for its
+    folder. A path that does not exist is an InputError."""
+    path = Path(text)
+    if not path.is_file() and not path.is_dir():
+        if _is_glob(text) and not os.path.lexists(text):
+            return "glob", path
+        raise not_found(text)
+    if path.is_file() and path.name in (*ANALYSIS_FILES, "compare.parquet", "config.json"):
+        try:
+            if detect_kind(path.parent) in ("analysis", "compare", "train"):
+                path = path.parent
+        except InputError:
+            pass
+    return ("log" if fmt != "auto" else detect_kind(path)), path
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """How a `dvao train` run folder is analyzed: its rollouts with the run's settings."""
+
+    rollouts: Path
+    objectives: list[str] | None  # None: every reward column
+    weights: dict[str, float]  # the run's, updated with the ones given
+    nan: str
+    ddof: int
+    eps: float
+    config: dict[str, Any]  # config.json
+
+
+def train_run(path: Path, weights: Mapping[str, float] | None = None) -> TrainRun:
+    """The analysis settings of the run in `path` (config.json); `weights` given on the
+    command line replace the run's for the objectives they name."""
+    config = _read_json(path / "config.json")
+    rollouts = path / "rollouts" if (path / "rollouts").is_dir() else path / "rollouts.parquet"
+    names = config.get("objectives")
+    stored = config.get("weights") or {}
+    if not isinstance(stored, dict):
+        raise InputError('"weights" must be an object {name: weight}', path=path / "config.json")
+    merged = {str(k): float(v) for k, v in stored.items()}
+    for name in weights or {}:
+        if isinstance(names, list) and name not in names:
+            raise UsageError(
+                f"--weight names '{name}', which is not an objective" + did_you_mean(name, names)
+            )
+    merged.update(weights or {})
+    return TrainRun(
+        rollouts=rollouts,
+        objectives=[str(n) for n in names] if isinstance(names, list) and names else None,
+        weights=merged,
+        nan=str(config.get("nan") or "error"),
+        ddof=int(config.get("ddof", 0) or 0),
+        eps=float(config.get("eps", 0.0) or 0.0),
+        config=config,
+    )
+
+
 def load_source(
     source: str | Path | LogSource,
     *,
@@ -160,29 +221,19 @@ def load_source(
     defaults to the run's configured one for a train folder, else "error"."""
     log = LogSource.of(source)  # a log's format and grouping options (trainer logs)
     text = str(log.paths[0])
-    path = Path(text)
     weights = dict(weights or {})
-    if not path.is_file() and not path.is_dir():
-        if _is_glob(text) and not os.path.lexists(text):
-            return _from_log(
-                log,
-                text,
-                Path("dvao-plots"),
-                objectives,
-                weights,
-                nan or "error",
-                device,
-                on_progress,
-            )
-        raise not_found(text)
-    # a file of a known folder (e.g. .../summary.json) stands for its folder
-    if path.is_file() and path.name in (*ANALYSIS_FILES, "compare.parquet", "config.json"):
-        try:
-            if detect_kind(path.parent) in ("analysis", "compare", "train"):
-                path = path.parent
-        except InputError:
-            pass
-    kind = "log" if log.format != "auto" else detect_kind(path)
+    kind, path = source_kind(text, log.format)
+    if kind == "glob":
+        return _from_log(
+            log,
+            text,
+            Path("dvao-plots"),
+            objectives,
+            weights,
+            nan or "error",
+            device,
+            on_progress,
+        )
     default_out = path / "plots" if path.is_dir() else Path("dvao-plots")
     label = path.resolve().name or text
     if kind == "analysis":
@@ -195,35 +246,20 @@ def load_source(
             )
         return _from_compare(path, label, default_out)
     if kind == "train":
-        config = _read_json(path / "config.json")
-        rollouts = path / "rollouts" if (path / "rollouts").is_dir() else path / "rollouts.parquet"
-        names = config.get("objectives")
-        stored = config.get("weights") or {}
-        if not isinstance(stored, dict):
-            raise InputError(
-                '"weights" must be an object {name: weight}', path=path / "config.json"
-            )
-        merged = {str(k): float(v) for k, v in stored.items()}
-        for name in weights:
-            if isinstance(names, list) and name not in names:
-                raise UsageError(
-                    f"--weight names '{name}', which is not an objective"
-                    + did_you_mean(name, names)
-                )
-        merged.update(weights)
+        run = train_run(path, weights)
         return _from_log(
-            rollouts,
+            run.rollouts,
             label,
             default_out,
-            names if isinstance(names, list) and names else None,
-            merged,
-            nan or str(config.get("nan") or "error"),
+            run.objectives,
+            run.weights,
+            nan or run.nan,
             device,
             on_progress,
-            ddof=int(config.get("ddof", 0) or 0),
-            eps=float(config.get("eps", 0.0) or 0.0),
+            ddof=run.ddof,
+            eps=run.eps,
             kind="train",
-            config=config,
+            config=run.config,
         )
     return _from_log(
         log, label, default_out, objectives, weights, nan or "error", device, on_progress
@@ -257,6 +293,18 @@ def _from_log(
         device=device,
         on_progress=on_progress,
     )
+    return from_analysis(analysis, label, default_out, kind=kind, config=config)
+
+
+def from_analysis(
+    analysis: Analysis,
+    label: str,
+    default_out: Path,
+    *,
+    kind: str = "log",
+    config: dict[str, Any] | None = None,
+) -> PlotSource:
+    """What the figures draw from an analysis just run (of a log, or of a train run's)."""
     summary = analysis.summary
     return PlotSource(
         kind=kind,
@@ -441,6 +489,17 @@ def build_figures(
 def save_figure(fig: Figure, target: Path, fmt: str) -> Path:
     """Write `fig` to `target` atomically (temp file beside it, renamed on success)."""
     from dvao_cli.io import atomic_path
+
+    data = figure_bytes(fig, fmt)
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+    return target
+
+
+def figure_bytes(fig: Figure, fmt: str) -> bytes:
+    """`fig` as a file of format `fmt` (png, svg or pdf), as `dvao plot` writes it."""
+    import io
+
     from dvao_cli.plot import figures as plots
 
     if fmt not in FORMATS:
@@ -451,6 +510,7 @@ def save_figure(fig: Figure, target: Path, fmt: str) -> Path:
         "svg": {"Date": None},
         "pdf": {"CreationDate": None, "ModDate": None},
     }[fmt]
-    with plots.style(), atomic_path(target) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=plots.DPI, metadata=metadata)
-    return target
+    buffer = io.BytesIO()
+    with plots.style():
+        fig.savefig(buffer, format=fmt, dpi=plots.DPI, metadata=metadata)
+    return buffer.getvalue()

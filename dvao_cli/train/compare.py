@@ -578,3 +578,39 @@ def fmt_interval(iv: Interval, *, signed: bool = False, mark: bool = False) -> s
     if mark:
         text += " *" if iv.excludes_zero else "  "
     return text
+
+
+def comparison_table(
+    summary: Sequence[SchemeSummary], objectives: Sequence[str], *, seeds: int, sweep: bool
+) -> tuple[str, list[str], list[list[str]]]:
+    """The comparison as `dvao train --compare` prints it and `dvao report` shows it: the note
+    that reads it, the headers and the rows (`summarize`'s, in order). `seeds`: seeds per
+    scheme; `sweep`: a weight sweep (a column for the first objective's weight)."""
+    paired = seeds > 1 and any(s.vs_reference is not None for s in summary)
+    headers = ["scheme"] + (["w " + objectives[0]] if sweep else []) + list(objectives)
+    if paired:
+        headers += [f"{o} - {REFERENCE}" for o in objectives]
+    headers.append("wall s")
+    rows = []
+    for row in summary:
+        cells = [row.scheme] + ([f"{row.weights[0]:g}"] if sweep else [])
+        cells += [fmt_interval(row.finals[o]) for o in objectives]
+        if paired:
+            diff = row.vs_reference
+            cells += [
+                "" if diff is None else fmt_interval(diff[o], signed=True, mark=True)
+                for o in objectives
+            ]
+        cells.append(f"{row.wall_s:.1f}")
+        rows.append(cells)
+    plural = "s" if seeds > 1 else ""
+    note = (
+        f"final reward % (mean over the last 10% of steps), mean ± 95% t-interval over {seeds} "
+        f"seed{plural}"
+    )
+    if paired:
+        note += (
+            f"; '{REFERENCE}' columns: difference from {REFERENCE} paired by seed, "
+            "* where its 95% interval excludes 0"
+        )
+    return note, headers, rows

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from dvao_cli.cli.console import get_console, info, progress, warn
+from dvao_cli.cli.options import given as _given
 from dvao_cli.errors import EXIT_INTERRUPTED, UsageError
 
 HELP = (
@@ -175,11 +176,6 @@ def _resume_rewards_message(run: Path, recorded: list[str], given: list[str]) ->
     return f"--resume {run}: the --reward options differ from the run's; it used: {specs}"
 
 
-def _given(ctx: typer.Context, name: str) -> bool:
-    src = ctx.get_parameter_source(name)
-    return src is not None and src.name != "DEFAULT"
-
-
 def _stats_text(row: dict[str, Any]) -> str:
     """`acc .42 for .99 len 1.0 | w acc .91 for .09 len .00`: mean rewards, then DVAO weights."""
 
@@ -283,7 +279,12 @@ def _run_compare(
     from rich.table import Table
 
     from dvao_cli.cli.console import table_box
-    from dvao_cli.train.compare import REFERENCE, fmt_interval, pick_jobs, run_compare, summarize
+    from dvao_cli.train.compare import (
+        comparison_table,
+        pick_jobs,
+        run_compare,
+        summarize,
+    )
     from dvao_cli.train.compare_runs import planned_names
     from dvao_cli.train.loop import TrainingInterrupted
     from dvao_cli.train.outputs import check_out_keeps_inputs
@@ -324,45 +325,16 @@ def _run_compare(
         except TrainingInterrupted as err:
             raise _interrupted(err, out) from None
     objectives = [c[len("final_") :] for c in frame.columns if c.startswith("final_")]
-    summary = summarize(frame, objectives)
-    paired = seeds > 1 and any(s.vs_reference is not None for s in summary)
+    note, headers, rows = comparison_table(
+        summarize(frame, objectives), objectives, seeds=seeds, sweep=sweep is not None
+    )
     table = Table(box=table_box())
-    table.add_column("scheme")
-    if sweep is not None:
-        table.add_column("w " + objectives[0], justify="right")
-    for o in objectives:
-        table.add_column(o, justify="right")
-    if paired:
-        for o in objectives:
-            table.add_column(f"{o} - {REFERENCE}", justify="right")
-    table.add_column("wall s", justify="right")
-    for row in summary:
-        cells = [row.scheme]
-        if sweep is not None:
-            cells.append(f"{row.weights[0]:g}")
-        cells += [fmt_interval(row.finals[o]) for o in objectives]
-        if paired:
-            diff = row.vs_reference
-            cells += [
-                "" if diff is None else fmt_interval(diff[o], signed=True, mark=True)
-                for o in objectives
-            ]
-        cells.append(f"{row.wall_s:.1f}")
+    for i, header in enumerate(headers):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for cells in rows:
         table.add_row(*cells)
     console = get_console()
-    plural = "s" if seeds > 1 else ""
-    console.print(
-        f"final reward % (mean over the last 10% of steps), mean ± 95% t-interval over {seeds} "
-        f"seed{plural}"
-        + (
-            f"; '{REFERENCE}' columns: difference from {REFERENCE} paired by seed, "
-            "* where its 95% interval excludes 0"
-            if paired
-            else ""
-        ),
-        markup=False,
-        highlight=False,
-    )
+    console.print(note, markup=False, highlight=False)
     console.print(table)
     console.print(
         f"wrote {out / 'compare.parquet'} and {frame.height} run directories",
