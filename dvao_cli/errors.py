@@ -88,6 +88,12 @@ class DvaoWarning(UserWarning):
     the answer kept in the summary."""
 
 
+class DvaoInfo(DvaoWarning):
+    """A status line the library has for the user (which folder below the one named it read,
+    that a table without a step column is one step): the command line prints it as `info`
+    does, on stderr and silent with --quiet."""
+
+
 def is_panic(err: BaseException) -> bool:
     """A Rust panic surfaced by polars (`pyo3_runtime.PanicException`, a BaseException): polars
     panics on some damaged Parquet files (a footer that points past missing data pages)."""

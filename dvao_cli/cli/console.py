@@ -121,17 +121,20 @@ def warn(message: str) -> None:
 @contextmanager
 def dvao_warnings() -> Iterator[None]:
     """Within: every `DvaoWarning` the library raises (`warnings.warn`) printed by `warn`, each
-    time it is raised, --quiet or not; other warnings shown as Python shows them."""
+    time it is raised, --quiet or not (a `DvaoInfo` by `info`: silent with --quiet); other
+    warnings shown as Python shows them."""
     import warnings
 
-    from dvao_cli.errors import DvaoWarning
+    from dvao_cli.errors import DvaoInfo, DvaoWarning
 
     with warnings.catch_warnings():  # restores the filters and showwarning on the way out
         warnings.simplefilter("always", DvaoWarning)
         python_show = warnings.showwarning
 
         def show(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-            if issubclass(category, DvaoWarning):
+            if issubclass(category, DvaoInfo):
+                info(str(message))
+            elif issubclass(category, DvaoWarning):
                 warn(str(message))
             else:
                 python_show(message, category, *args, **kwargs)

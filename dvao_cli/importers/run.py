@@ -5,12 +5,13 @@ place). See the package docstring.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from dvao_cli.errors import InputError, UsageError, not_found
+from dvao_cli.errors import DvaoInfo, InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
 from dvao_cli.importers import table as tables
 from dvao_cli.importers.batch import Batch, ImportReport, Trainer
@@ -158,9 +159,7 @@ def _nearby(path: Path, out_path: Path | None) -> tuple[Path, list[Path]]:
             + f"; {bound})",
             path=path,
         )
-    from dvao_cli.cli.console import info
-
-    info(f"{path}: reading the trainer log found in {found[0]}")
+    warnings.warn(f"{path}: reading the trainer log found in {found[0]}", DvaoInfo, stacklevel=2)
     return found[0], trainer_folder(found[0], out_path)
 
 
@@ -205,11 +204,11 @@ def _table_done(report: ImportReport, table: tables.TableOptions | None) -> None
         keys = [table.step or "one step", *table.group]
         report.grouping = f"rows with the same ({', '.join(keys)})"
     if table.step is None:
-        from dvao_cli.cli.console import info
-
-        info(
+        warnings.warn(
             f"{report.source}: no --step: the table is read as one step (step 0); name its step "
-            "column with --step COL"
+            "column with --step COL",
+            DvaoInfo,
+            stacklevel=2,
         )
 
 

@@ -213,12 +213,14 @@ def load_source(
     nan: str | None = None,
     device: str = "auto",
     on_progress: Callable[[int, int], None] | None = None,
+    incomplete: bool = False,
 ) -> PlotSource:
     """Load SOURCE. `objectives` is passed to the analysis of a log (which columns are
     objectives); for the other kinds pick them with `select_objectives`. `weights` are the
     preference weights: passed to the analysis of a log or a run, they replace the stored
     ones of an analysis folder (reference lines only). `nan` (the NaN policy of the analysis)
-    defaults to the run's configured one for a train folder, else "error"."""
+    defaults to the run's configured one for a train folder, else "error". A comparison
+    missing runs is refused unless `incomplete` (a page that names the missing runs)."""
     log = LogSource.of(source)  # a log's format and grouping options (trainer logs)
     text = str(log.paths[0])
     weights = dict(weights or {})
@@ -244,7 +246,7 @@ def load_source(
                 "--weight does not apply to a compare folder: "
                 "each run's weights are in compare.parquet"
             )
-        return _from_compare(path, label, default_out)
+        return _from_compare(path, label, default_out, incomplete)
     if kind == "train":
         run = train_run(path, weights)
         return _from_log(
@@ -386,14 +388,15 @@ def _from_analysis(
     )
 
 
-def _from_compare(path: Path, label: str, default_out: Path) -> PlotSource:
+def _from_compare(path: Path, label: str, default_out: Path, incomplete: bool) -> PlotSource:
     """A comparison's figures; refused (exit 2) while runs are missing, naming them: figures
-    of some seeds or schemes would read as the whole comparison."""
+    of some seeds or schemes would read as the whole comparison. `incomplete` lets the caller
+    take what is there (it names the missing runs itself)."""
     from dvao_cli.train.compare_runs import missing_runs, planned_runs
 
     config = _read_json(path / "config.json")
     missing = missing_runs(path)
-    if missing:
+    if missing and not incomplete:
         total = len(planned_runs(config, path / "config.json"))
         raise InputError(
             f"the comparison is missing {len(missing)} of its {total} runs ("

@@ -275,7 +275,7 @@ def _compare_page(path: Path, version: str) -> Page:
     from dvao_cli.plot.source import load_source
     from dvao_cli.train.compare import comparison_table, summarize
 
-    src = load_source(path)
+    src = load_source(path, incomplete=True)
     assert src.compare is not None
     objectives = src.objectives
     seeds = int(src.compare["seed"].n_unique())
@@ -290,7 +290,7 @@ def _compare_page(path: Path, version: str) -> Page:
         source=str(path),
         kind="compare",
         version=version,
-        comparison=_comparison(note, headers, rows, src),
+        comparison=_comparison(note, headers, rows, path),
         run={
             "objectives": ", ".join(objectives),
             "runs": f"{src.compare.height} ({seeds} seed{'s' if seeds != 1 else ''} per scheme)",
@@ -300,26 +300,10 @@ def _compare_page(path: Path, version: str) -> Page:
     return page
 
 
-def _comparison(
-    note: str, headers: list[str], rows: list[list[str]], src: PlotSource
-) -> Comparison:
+def _comparison(note: str, headers: list[str], rows: list[list[str]], path: Path) -> Comparison:
     """The comparison table, with the runs config.json plans that compare.parquet lacks (a
     comparison stopped before its end)."""
     from dvao_cli.cli.html_report import Comparison
-    from dvao_cli.train.compare import run_name
+    from dvao_cli.train.compare_runs import missing_runs
 
-    config, compare = src.config, src.compare
-    assert compare is not None
-    schemes, seeds = config.get("schemes"), config.get("seeds")
-    sweep = config.get("sweep_weights")
-    missing: list[str] = []
-    if isinstance(schemes, list) and isinstance(seeds, list) and "run" in compare.columns:
-        done = set(compare["run"].cast(str).to_list())
-        planned = [
-            run_name(str(scheme), int(seed), None if w1 is None else float(w1))
-            for scheme in schemes
-            for w1 in (sweep if isinstance(sweep, list) else [None])
-            for seed in seeds
-        ]
-        missing = [name for name in planned if name not in done]
-    return Comparison(note, headers, rows, missing)
+    return Comparison(note, headers, rows, missing_runs(path))
