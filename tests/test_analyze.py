@@ -129,6 +129,7 @@ def test_steps_and_schemes_tables(tmp_path: Path) -> None:
         "saturation_fail",
         "dvao_weight",
         "groups",
+        "no_signal_share",
     ]
     assert steps["objective"].to_list() == ["accuracy", "format"] * 2
     assert steps["mean"].to_list() == pytest.approx([0.5, 0.75, 0.0, 0.75])
