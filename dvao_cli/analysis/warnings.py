@@ -57,8 +57,8 @@ def scale_mismatch(
         if not inside[j] and inside.any():
             unit = [names[i] for i in np.flatnonzero(inside)]
             reasons.append(
-                f"its rewards range {_range(lo[j], hi[j])}, outside [0, 1], where "
-                f"{_listed(unit)} stay{'s' if len(unit) == 1 else ''} inside it"
+                f"its rewards leave [0, 1], where {_listed(unit)} "
+                f"stay{'s' if len(unit) == 1 else ''}"
             )
         if varies[j]:
             others = [i for i in np.flatnonzero(varies) if i != j]

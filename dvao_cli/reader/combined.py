@@ -53,17 +53,21 @@ class Combination:
         """The combination in words: "the mean of a, b and c", "a + 2 x b + 0.5"."""
         names = [name for name, _ in self.terms]
         coefs = np.array([c for _, c in self.terms])
-        offset = abs(self.intercept) <= REL_TOL * max(1.0, float(np.abs(coefs).max()))
-        if offset and np.allclose(coefs, 1.0 / len(names), rtol=1e-6, atol=0):
+        plain = abs(self.intercept) <= REL_TOL * max(1.0, float(np.abs(coefs).max()))
+        if plain and np.allclose(coefs, 1.0 / len(names), rtol=1e-6, atol=0):
             return "the mean of " + _listed(names) if len(names) > 1 else f"a copy of {names[0]}"
-        if offset and np.allclose(coefs, 1.0, rtol=1e-6, atol=0):
+        if plain and np.allclose(coefs, 1.0, rtol=1e-6, atol=0):
             return "the sum of " + _listed(names) if len(names) > 1 else f"a copy of {names[0]}"
-        text = " + ".join(f"{c:.4g} x {name}" for name, c in self.terms).replace("+ -", "- ")
-        return (
-            text
-            if offset
-            else f"{text} {'+' if self.intercept > 0 else '-'} " + (f"{abs(self.intercept):.4g}")
-        )
+        text = " + ".join(_term(name, c) for name, c in self.terms).replace("+ -", "- ")
+        if plain:
+            return text
+        return f"{text} {'+' if self.intercept > 0 else '-'} {abs(self.intercept):.4g}"
+
+
+def _term(name: str, coefficient: float) -> str:
+    if abs(abs(coefficient) - 1.0) <= 1e-6:
+        return name if coefficient > 0 else f"-{name}"
+    return f"{coefficient:.4g} x {name}"
 
 
 def _listed(names: Sequence[str]) -> str:
@@ -165,7 +169,13 @@ def _blocks(spec: LogSpec, columns: Sequence[str]) -> Iterator[np.ndarray]:
 
 
 def find_combined(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
-    """The combined scores among `columns` (see the module's docstring), in column order."""
+    """The combined scores among `columns` (see the module's docstring), in column order.
+    None where the sums overflow (rewards near 1e150, which the analysis refuses itself)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _find(spec, columns)
+
+
+def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
     m = len(columns)
     n = 0
     shift: np.ndarray | None = None
@@ -188,6 +198,8 @@ def find_combined(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
         n += count
         np.minimum(lo, block.min(axis=1), out=lo)
         np.maximum(hi, block.max(axis=1), out=hi)
+        if not np.isfinite(gram).all():
+            return []
         if _none_possible(gram, n, lo, hi, bound):
             return []
     varying = [j for j in range(m) if lo[j] < hi[j]]
@@ -289,7 +301,8 @@ def _search(
                 used = [(i, coef) for i, coef in terms if abs(coef) * span[i] > REL_TOL * scale[j]]
                 positive = all(coef > 0 for _, coef in used)
                 named = names[j].lower() in TOTAL_NAMES
-                candidates.append(((positive, len(used), named, -j), j))
+                if used:  # else j varies by less than the tolerance: a constant, not a score
+                    candidates.append(((positive, len(used), named, -j), j))
         if not candidates:
             break
         j = max(candidates)[1]
