@@ -390,3 +390,39 @@ def test_an_analysis_folder_from_before_no_signal_share_plots_the_same(tmp_path:
     _, expected, expected_no = plots.weight_shares(now.steps, src.objectives, smooth=1)
     assert share.ravel().tolist() == pytest.approx(expected.ravel().tolist())
     assert no_signal.tolist() == pytest.approx(expected_no.tolist())
+
+
+# --------------------------------------------------------------------------------------------
+# Real logs (tests/fixtures/real_logs/trl_dapo_md/SOURCE.md)
+
+REAL = Path(__file__).resolve().parent / "fixtures" / "real_logs" / "trl_dapo_md"
+
+
+def test_real_total_beside_a_constant_is_a_combined_score() -> None:
+    summary = analyze(REAL / "run_20251022_181457.parquet").summary
+    assert summary.objective_order == ("accuracy", "format", "mdi")
+    assert [(w.code, w.objective) for w in summary.warnings] == [
+        ("combined_score", "total"),
+        ("small_groups", None),
+    ]
+    assert summary.warnings[0].message.startswith(
+        "total equals 4 x accuracy + format - 1 on every row (to 1e-6 relative)"
+    )
+    # mdi is -1 on every row: no weight, no scale_mismatch
+    weights = {name: o.dvao_weight for name, o in summary.objectives.items()}
+    assert weights == pytest.approx({"accuracy": 0.794776, "format": 0.205224, "mdi": 0.0})
+    assert summary.no_signal_share == pytest.approx(162 / 296)
+
+
+def test_real_raw_metric_takes_most_of_the_weight() -> None:
+    summary = analyze(REAL / "run_20251028_165141.parquet").summary
+    found = {w.objective: w.message for w in summary.warnings if w.code == "scale_mismatch"}
+    assert summary.objectives["mdi"].dvao_weight == pytest.approx(0.773563, abs=1e-6)
+    assert found["mdi"].startswith(
+        "mdi is on another scale than the other objectives (range 3.224..123.8): its rewards "
+        "leave [0, 1], where accuracy, format and mdi_add stay; its within-group std where it "
+        "varies (7.343) is 108.7x mdi_add's (0.06756). It takes 77% of DVAO's weight"
+    )
+    # total is correlated with its parts (0.73-0.86 within groups) but no combination of them
+    assert "combined_score" not in [w.code for w in summary.warnings]
+    assert summary.objective_order[-1] == "total"

@@ -46,12 +46,12 @@ def scale_mismatch(
     lo, hi (K,): the smallest and largest reward over the log (+inf / -inf: none);
     varying_std (K,): the mean within-group std over the groups where the objective varies
     (NaN where it never varies)."""
-    present = np.isfinite(lo) & np.isfinite(hi)
+    present = np.isfinite(lo) & np.isfinite(hi)  # the objective has a reward
     inside = present & (lo >= -UNIT_TOL) & (hi <= 1.0 + UNIT_TOL)
     varies = np.isfinite(varying_std) & (varying_std > 0)
     found: list[LogWarning] = []
     for j, name in enumerate(names):
-        if not present[j]:
+        if not varies[j]:  # a constant gets no weight from DVAO: its scale decides nothing
             continue
         reasons: list[str] = []
         if not inside[j] and inside.any():
@@ -60,16 +60,15 @@ def scale_mismatch(
                 f"its rewards leave [0, 1], where {_listed(unit)} "
                 f"stay{'s' if len(unit) == 1 else ''}"
             )
-        if varies[j]:
-            others = [i for i in np.flatnonzero(varies) if i != j]
-            if others:
-                low = min(others, key=lambda i: varying_std[i])
-                ratio = varying_std[j] / varying_std[low]
-                if ratio >= SCALE_RATIO:
-                    reasons.append(
-                        f"its within-group std where it varies ({varying_std[j]:.4g}) is "
-                        f"{ratio:.1f}x {names[low]}'s ({varying_std[low]:.4g})"
-                    )
+        others = [i for i in np.flatnonzero(varies) if i != j]
+        if others:
+            low = min(others, key=lambda i: varying_std[i])
+            ratio = varying_std[j] / varying_std[low]
+            if ratio >= SCALE_RATIO:
+                reasons.append(
+                    f"its within-group std where it varies ({varying_std[j]:.4g}) is "
+                    f"{ratio:.1f}x {names[low]}'s ({varying_std[low]:.4g})"
+                )
         if not reasons:
             continue
         weight = objectives[name].dvao_weight

@@ -11,9 +11,11 @@ The test is exact and streams (`find_combined`):
   2. for each column, the least-squares fit on the others (from the Gram matrix) leaves a
      residual sum of squares. A column whose residual is within every row's tolerance,
      n (REL_TOL x scale)^2 (scale: its largest |value|), plus rounding slack, is a candidate:
-     a necessary condition, so a combined score is never missed. Which member of a linear
-     relation is the combined one: a weighted sum of the others with positive weights (a
-     trainer's total), made of more terms, named like a total; the others stay objectives.
+     a necessary condition, so a combined score is never missed. A combined score is a
+     weighted sum of others with positive weights (a trainer's total), or a column named like
+     a total (`TOTAL_NAMES`); of the members of one relation, the one with positive weights,
+     more terms, a total's name is left out, the others stay objectives. A relation such as
+     o1 = 1 - o0 (complementary rewards) holds none.
   3. a second pass, only when there are candidates, checks every row: |x - fit| <= REL_TOL x
      scale on each. A candidate that fails anywhere is not a combined score (and the search
      runs again without it).
@@ -27,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dvao_cli.errors import DvaoError, InputError, LogWarning
+from dvao_cli.errors import DvaoError, InputError, LogWarning, is_panic, panic_error
 from dvao_cli.reader.format import RESERVED, is_numeric
 
 if TYPE_CHECKING:
@@ -166,6 +168,10 @@ def _blocks(spec: LogSpec, columns: Sequence[str]) -> Iterator[np.ndarray]:
         raise
     except Exception as err:
         raise read_error(spec, err) from None
+    except BaseException as err:  # polars panics on some damaged files
+        if is_panic(err):
+            raise panic_error(err, spec.label) from None
+        raise
 
 
 def find_combined(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
@@ -221,10 +227,10 @@ def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
 
 def _footer_bound(spec: LogSpec, columns: Sequence[str]) -> np.ndarray:
     """(m,) the largest |value| of each column over the log from the footers' statistics
-    (inf where a row group has none, or for the long layout)."""
+    (inf where a row group has none, for the long layout, or for a log of one block)."""
     bound = np.zeros(len(columns))
-    if spec.long:
-        return bound + np.inf
+    if spec.long or sum(meta.num_rows for meta in spec.footers) <= BLOCK_ROWS:
+        return bound + np.inf  # read whole anyway (and floats' statistics import pyarrow)
     try:
         for meta in spec.footers:
             names = [meta.schema.column(i).path for i in range(meta.num_columns)]
@@ -301,7 +307,10 @@ def _search(
                 used = [(i, coef) for i, coef in terms if abs(coef) * span[i] > REL_TOL * scale[j]]
                 positive = all(coef > 0 for _, coef in used)
                 named = names[j].lower() in TOTAL_NAMES
-                if used:  # else j varies by less than the tolerance: a constant, not a score
+                # a trainer's total weighs its parts positively; a relation such as
+                # o1 = 1 - o0 (complementary rewards) holds no combined score, unless the name
+                # says so. No term: j varies by less than the tolerance, a constant.
+                if used and (positive or named):
                     candidates.append(((positive, len(used), named, -j), j))
         if not candidates:
             break
