@@ -428,23 +428,6 @@ def _continuous_log(
     return path
 
 
-@pytest.fixture
-def in_processes(monkeypatch) -> list[int]:
-    """Worker processes for any log size; the list gets the ranges of each run that used them."""
-    import dvao_cli.analysis.pipeline as module
-
-    used: list[int] = []
-    real = module._in_processes
-
-    def spy(ranges, cfg, pool, *rest):
-        used.append(len(ranges))
-        yield from real(ranges, cfg, pool, *rest)
-
-    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
-    monkeypatch.setattr(module, "_in_processes", spy)
-    return used
-
-
 def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, in_processes) -> None:
     log = _continuous_log(tmp_path)
     alone = analyze(log, chunk_rows=24).summary.to_json()

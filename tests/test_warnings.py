@@ -160,18 +160,7 @@ def test_detection_is_the_same_in_any_block_size(tmp_path: Path, monkeypatch) ->
     assert pickle.loads(pickle.dumps(whole)) == whole
 
 
-def test_worker_processes_leave_the_combined_score_out_too(tmp_path: Path, monkeypatch) -> None:
-    import dvao_cli.analysis.pipeline as module
-
-    used: list[int] = []
-    real = module._in_processes
-
-    def spy(ranges, cfg, pool, *rest):
-        used.append(len(ranges))
-        yield from real(ranges, cfg, pool, *rest)
-
-    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
-    monkeypatch.setattr(module, "_in_processes", spy)
+def test_worker_processes_leave_the_combined_score_out_too(tmp_path: Path, in_processes) -> None:
     r = rewards(11, n=192)
     frame = pl.read_parquet(dvao_log(tmp_path, {**r, "score": (r["acc"] + r["len"]) / 2}))
     steps = [i // 16 for i in range(192)]  # 12 steps of two groups of 8
@@ -179,7 +168,7 @@ def test_worker_processes_leave_the_combined_score_out_too(tmp_path: Path, monke
     frame.with_columns(step=pl.Series(steps)).write_parquet(log, row_group_size=16)
     alone = analyze(log, chunk_rows=32).summary
     shared = analyze(log, chunk_rows=32, workers=2, processes=True).summary
-    assert used == [6]
+    assert in_processes == [6]
     assert shared == alone
     assert shared.objective_order == ("acc", "format", "len")
     assert [(w.code, w.objective) for w in shared.warnings] == [("combined_score", "score")]
