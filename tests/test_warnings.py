@@ -130,6 +130,10 @@ def test_a_total_in_a_dvao_log_with_an_offset_and_weights(tmp_path: Path) -> Non
     spec = open_log(dvao_log(tmp_path, {"score": r["acc"], "acc": r["acc"], "len": r["len"]}))
     assert spec.objectives == ["acc", "len"]
     assert spec.warnings[0].message.startswith("score equals a copy of acc on every row")
+    # two copies, neither named like a total: the later one is left out
+    spec = open_log(dvao_log(tmp_path, {"acc": r["acc"], "len": r["len"], "acc2": r["acc"]}))
+    assert spec.objectives == ["acc", "len"]
+    assert spec.warnings[0].message.startswith("acc2 equals a copy of acc on every row")
 
 
 def test_correlated_constant_and_nearly_combined_rewards_are_not_combined(tmp_path: Path) -> None:

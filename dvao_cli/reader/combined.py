@@ -14,8 +14,8 @@ The test is exact and streams (`find_combined`):
      a necessary condition, so a combined score is never missed. A combined score is a
      weighted sum of others with positive weights (a trainer's total), or a column named like
      a total (`TOTAL_NAMES`); of the members of one relation, the one with positive weights,
-     more terms, a total's name is left out, the others stay objectives. A relation such as
-     o1 = 1 - o0 (complementary rewards) holds none.
+     more terms, a total's name, the later column is left out; the others stay objectives.
+     A relation such as o1 = 1 - o0 (complementary rewards) holds none.
   3. a second pass, only when there are candidates, checks every row: |x - fit| <= REL_TOL x
      scale on each. A candidate that fails anywhere is not a combined score (and the search
      runs again without it).
@@ -311,7 +311,7 @@ def _search(
                 # o1 = 1 - o0 (complementary rewards) holds no combined score, unless the name
                 # says so. No term: j varies by less than the tolerance, a constant.
                 if used and (positive or named):
-                    candidates.append(((positive, len(used), named, -j), j))
+                    candidates.append(((positive, len(used), named, j), j))  # a copy: the later
         if not candidates:
             break
         j = max(candidates)[1]
