@@ -195,6 +195,10 @@ def test_the_first_rows_stop_the_search_only_when_they_rule_every_score_out(
     open_log(dvao_log(tmp_path, r))  # no relation: the first block says so
     assert read == [100]
     read.clear()
+    # a column the footers say is constant over the log is no candidate: the same stop
+    open_log(dvao_log(tmp_path, {**r, "const": np.ones(800)}))
+    assert read == [100]
+    read.clear()
     score = (r["acc"] + r["format"] + r["len"]) / 3
     assert open_log(dvao_log(tmp_path, {**r, "score": score})).objectives == list(r)
     assert sum(read) == 2 * 800  # every row, twice: the sums, then the check

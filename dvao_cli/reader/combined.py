@@ -188,7 +188,7 @@ def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
     gram = np.zeros((m + 1, m + 1))
     lo = np.full(m, np.inf)
     hi = np.full(m, -np.inf)
-    bound = _footer_bound(spec, columns)
+    bound, constant = _footer_bound(spec, columns)
     for block in _blocks(spec, columns):
         count = block.shape[1]
         if count == 0:
@@ -206,7 +206,7 @@ def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
         np.maximum(hi, block.max(axis=1), out=hi)
         if not np.isfinite(gram).all():
             return []
-        if _none_possible(gram, n, lo, hi, bound):
+        if _none_possible(gram, n, lo, hi, bound, constant):
             return []
     varying = [j for j in range(m) if lo[j] < hi[j]]
     if shift is None or len(varying) < 2 or n <= len(varying):
@@ -225,44 +225,54 @@ def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
         rejected |= failed
 
 
-def _footer_bound(spec: LogSpec, columns: Sequence[str]) -> np.ndarray:
-    """(m,) the largest |value| of each column over the log from the footers' statistics
-    (inf where a row group has none, for the long layout, or for a log of one block)."""
-    bound = np.zeros(len(columns))
+def _footer_bound(spec: LogSpec, columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(m,) the largest |value| of each column over the log from the footers' statistics (inf
+    where a row group has none, for the long layout, or for a log of one block), and (m,)
+    whether they say it is constant over the log."""
+    low = np.full(len(columns), np.inf)
+    high = np.full(len(columns), -np.inf)
+    unknown = (np.full(len(columns), np.inf), np.zeros(len(columns), dtype=bool))
     if spec.long or sum(meta.num_rows for meta in spec.footers) <= BLOCK_ROWS:
-        return bound + np.inf  # read whole anyway (and floats' statistics import pyarrow)
+        return unknown  # read whole anyway (and floats' statistics import pyarrow)
     try:
         for meta in spec.footers:
             names = [meta.schema.column(i).path for i in range(meta.num_columns)]
             for j, name in enumerate(columns):
                 if name not in names:  # a partition folder's column
-                    bound[j] = np.inf
+                    low[j], high[j] = -np.inf, np.inf
                     continue
                 col = names.index(name)
                 for g in range(meta.num_row_groups):
                     stats = meta.row_group(g).column(col).statistics
                     if stats is None or not stats.has_min_max:
-                        bound[j] = np.inf
+                        low[j], high[j] = -np.inf, np.inf
                         break
-                    low, high = abs(float(stats.min)), abs(float(stats.max))
-                    bound[j] = max(bound[j], low, high)
+                    low[j] = min(low[j], float(stats.min))
+                    high[j] = max(high[j], float(stats.max))
     except (TypeError, ValueError):  # statistics of another type: no bound
-        return bound + np.inf
-    return bound
+        return unknown
+    return np.maximum(np.abs(low), np.abs(high)), low == high
 
 
 def _none_possible(
-    gram: np.ndarray, n: int, lo: np.ndarray, hi: np.ndarray, bound: np.ndarray
+    gram: np.ndarray,
+    n: int,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    bound: np.ndarray,
+    constant: np.ndarray,
 ) -> bool:
     """Whether the rows read so far already rule out every combined score, whatever the rows
-    left: each column varies there, and its fit on all the others misses those rows by more
-    than a combined score's fit could (n (REL_TOL x bound)^2; bound: its largest |value| over
-    the log). A combined score's relation holds on any subset of rows, with any superset of
-    its terms, so its residual there stays within that."""
+    left: each column that is not constant over the log (`constant`, from the footers) varies
+    there, and its fit on all the others misses those rows by more than a combined score's
+    fit could (n (REL_TOL x bound)^2; bound: its largest |value| over the log). A combined
+    score's relation holds on any subset of rows, with any superset of its terms, so its
+    residual there stays within that."""
     m = lo.shape[0]
-    if n <= m + 1 or not (lo < hi).all() or not np.isfinite(bound).all():
+    ys = [j for j in range(m) if not constant[j]]
+    if n <= m + 1 or not (lo[ys] < hi[ys]).all() or not np.isfinite(bound).all():
         return False
-    for j in range(m):
+    for j in ys:
         _, rss = _fit(gram, j, [i for i in range(m) if i != j])
         if rss <= n * (REL_TOL * bound[j]) ** 2 + SLACK * gram[j + 1, j + 1]:
             return False
