@@ -28,3 +28,20 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return Result(code, captured.out, captured.err)
 
     return invoke
+
+
+@pytest.fixture
+def in_processes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Worker processes for any log size; the list gets the ranges of each run that used them."""
+    import dvao_cli.analysis.pipeline as module
+
+    used: list[int] = []
+    real = module._in_processes
+
+    def spy(ranges, cfg, pool, *rest):
+        used.append(len(ranges))
+        yield from real(ranges, cfg, pool, *rest)
+
+    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
+    monkeypatch.setattr(module, "_in_processes", spy)
+    return used

@@ -129,6 +129,7 @@ def test_steps_and_schemes_tables(tmp_path: Path) -> None:
         "saturation_fail",
         "dvao_weight",
         "groups",
+        "no_signal_share",
     ]
     assert steps["objective"].to_list() == ["accuracy", "format"] * 2
     assert steps["mean"].to_list() == pytest.approx([0.5, 0.75, 0.0, 0.75])
@@ -425,23 +426,6 @@ def _continuous_log(
     path = tmp_path / "log.parquet"
     frame.write_parquet(path, row_group_size=24)
     return path
-
-
-@pytest.fixture
-def in_processes(monkeypatch) -> list[int]:
-    """Worker processes for any log size; the list gets the ranges of each run that used them."""
-    import dvao_cli.analysis.pipeline as module
-
-    used: list[int] = []
-    real = module._in_processes
-
-    def spy(ranges, cfg, pool, *rest):
-        used.append(len(ranges))
-        yield from real(ranges, cfg, pool, *rest)
-
-    monkeypatch.setattr(module, "PROCESS_MIN_ROWS", 0)
-    monkeypatch.setattr(module, "_in_processes", spy)
-    return used
 
 
 @pytest.mark.slow

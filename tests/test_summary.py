@@ -20,6 +20,7 @@ TOP_KEYS = [
     "skipped_groups",
     "skipped_rows",
     "dropped_rows",
+    "no_signal_share",
     "objectives",
     "schemes",
     "correlation",
@@ -30,8 +31,10 @@ TOP_KEYS = [
     "last_step",
     "has_logged_advantage",
     "best_matching_scheme",
+    "matching_schemes",
     "settings",
     "files",
+    "warnings",
 ]
 OBJECTIVE_KEYS = [
     "mean",

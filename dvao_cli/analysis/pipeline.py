@@ -849,5 +849,7 @@ def _finish(
 ) -> Analysis:
     """The analysis from the accumulated sums (the summary and tables: `summary.py`)."""
     settings = RunSettings(tuple(schemes), ddof, eps, nan, device)
-    summary, steps, schemes_table = build_summary(acc, spec.files, weight_list, settings)
+    summary, steps, schemes_table = build_summary(
+        acc, spec.files, weight_list, settings, spec.warnings
+    )
     return Analysis(steps=steps, schemes=schemes_table, summary=summary, files=spec.files)

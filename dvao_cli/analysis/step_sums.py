@@ -59,6 +59,13 @@ class ObjectiveSums:
     weight_sum: Array  # (S, K) sum over groups of the DVAO weight
     binary: Array  # (K,) every reward within BINARY_TOL of 0 or 1 (missing ones skipped)
     valid_groups: Array  # (S, K) groups with at least one reward of the objective
+    signal_groups: Array  # (S,) groups where DVAO's weights are defined (some w_k sigma_k > 0)
+    lo: Array  # (S, K) smallest reward (+inf where the objective has none in the step)
+    hi: Array  # (S, K) largest reward (-inf where none)
+    size_counts: Array  # (S, SIZE_BINS) groups of 1, 2, ... responses; the last bin: or more
+
+
+SIZE_BINS = 9  # group sizes 1..8 counted one by one, then 9 or more: enough for a median <= 4
 
 
 def objective_sums(
@@ -84,6 +91,8 @@ def objective_sums(
     def per_step(values: np.ndarray) -> np.ndarray:  # (K, G) -> (S, K)
         return steps.sum(values.astype(np.float64, copy=False)).T
 
+    size_bin = np.minimum(size, SIZE_BINS).astype(np.int64) - 1  # (G,)
+
     return ObjectiveSums(
         rows=steps.sum(size.astype(np.float64)),
         groups=steps.sum(np.ones(size.shape[0])),
@@ -96,6 +105,11 @@ def objective_sums(
         weight_sum=per_step(dvao_weight),
         binary=binary_objectives(count, mean, std, lo, hi, ddof) if binary is None else binary,
         valid_groups=per_step(present),
+        # a group carries a signal where DVAO's weights are defined: they sum to 1 there
+        signal_groups=steps.sum((dvao_weight > 0).any(axis=0).astype(np.float64)),
+        lo=steps.min(np.where(present, lo, np.inf)).T,
+        hi=steps.max(np.where(present, hi, -np.inf)).T,
+        size_counts=per_step(size_bin[None, :] == np.arange(SIZE_BINS)[:, None]),
     )
 
 

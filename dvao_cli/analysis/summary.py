@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from dvao_cli.analysis.step_sums import AgreementSums
+from dvao_cli.errors import LogWarning
 from dvao_cli.reader.format import STEP
 
 if TYPE_CHECKING:
@@ -36,7 +37,11 @@ if TYPE_CHECKING:
 OBJECTIVE = "objective"  # the steps table's objective column
 SCHEME = "scheme"  # the schemes table's scheme column
 GROUPS = "groups"  # the steps table's groups-per-step column
+NO_SIGNAL = "no_signal_share"  # the steps table's share of groups without a signal, per step
 SATURATION_LEVEL = 0.9  # saturated_from_step: the share of groups that stays saturated
+# A scheme matches logged_advantage when its largest difference is below this (the Reading's
+# "that is the scheme your trainer ran", and `matching_schemes`)
+MATCH_TOL = 1e-3
 
 
 def _key(*, gate: bool | str = True, per_step: bool = False, binary_only: bool = False) -> Any:
@@ -53,9 +58,11 @@ class ObjectiveSummary:
     saturation_pass: float | None = _key(per_step=True, binary_only=True)  # all 1
     saturation_fail: float | None = _key(per_step=True, binary_only=True)  # all 0
     binary: bool = _key(gate=False)  # every valid reward is 0 or 1
-    dvao_weight: float | None = _key(per_step=True)  # mean over groups of w~_k
-    dvao_weight_first: float | None = _key()  # mean per-step weight, first tenth of steps
-    dvao_weight_last: float | None = _key()  # and last tenth
+    # mean of w~_k over the groups with a signal (where DVAO's weights are defined and sum
+    # to 1 over the objectives); the share of the others is the log's `no_signal_share`
+    dvao_weight: float | None = _key(per_step=True)
+    dvao_weight_first: float | None = _key()  # the same mean over the first tenth of steps
+    dvao_weight_last: float | None = _key()  # and the last tenth
     preference_weight: float = _key(gate=False)  # w_k as given
     missing_rewards: int = _key(gate=False)  # rows without a valid reward
     saturated_from_step: int | None = _key(gate=False)  # see `_saturation_onset`
@@ -114,6 +121,9 @@ class Summary:
     skipped_groups: int = _key()  # groups of one response
     skipped_rows: int = _key()
     dropped_rows: int = _key()  # rows dropped by --nan drop
+    # share of groups without a signal (every objective constant in the group, or weighted 0):
+    # DVAO gives them advantage 0, and `dvao_weight` is the mean over the others
+    no_signal_share: float | None = _key()
     objectives: dict[str, ObjectiveSummary] = _key(gate=False)  # in objective_order
     schemes: dict[str, SchemeSummary] = _key(gate=False)  # in the order computed
     # within-group Pearson, mean over the groups where both vary: [a][b]
@@ -125,8 +135,14 @@ class Summary:
     last_step: int = _key(gate=False)
     has_logged_advantage: bool = _key(gate=False)
     best_matching_scheme: str | None = _key(gate=False)  # smallest logged_max_diff
+    # every scheme whose logged_max_diff is within MATCH_TOL, in the order computed: schemes
+    # that coincide on this log (with one objective: grpo, rc, ac at weight 1, dvao) tie
+    matching_schemes: tuple[str, ...] = _key(gate=False)
     settings: RunSettings = _key(gate=False)
     files: tuple[str, ...] = _key(gate=False)
+    # doubts the data raises about the answer (`errors.LogWarning`): the reader's first
+    # (`LogSpec.warnings`), then `analysis/warnings.py`'s
+    warnings: tuple[LogWarning, ...] = _key(gate=False)
     # only when --fail-on was given
     gate: GateRecord | None = field(default=None, metadata={"omit_if_none": True})
 
@@ -183,7 +199,9 @@ def binary_only(cls: type) -> tuple[str, ...]:
 
 
 # the per-step tables' columns, in order (steps.parquet, schemes.parquet)
-STEP_COLUMNS = (STEP, OBJECTIVE, *figure_names(ObjectiveSummary, per_step=True), GROUPS)
+STEP_COLUMNS = (
+    STEP, OBJECTIVE, *figure_names(ObjectiveSummary, per_step=True), GROUPS, NO_SIGNAL
+)  # fmt: skip
 SCHEME_COLUMNS = (STEP, SCHEME, *figure_names(SchemeSummary, per_step=True))
 
 
@@ -223,10 +241,17 @@ def _fnum(x: Any) -> float | None:
 
 
 def build_summary(
-    acc: _Accumulator, files: Sequence[Path], weight_list: list[float], settings: RunSettings
+    acc: _Accumulator,
+    files: Sequence[Path],
+    weight_list: list[float],
+    settings: RunSettings,
+    reader_warnings: Sequence[LogWarning] = (),
 ) -> tuple[Summary, pl.DataFrame, pl.DataFrame]:
     """The summary, the steps table (one row per step and objective) and the schemes table
-    (one row per step and scheme), from the sums of every chunk (at least one row)."""
+    (one row per step and scheme), from the sums of every chunk (at least one row).
+    `reader_warnings` (`LogSpec.warnings`) lead the summary's warnings."""
+    from dvao_cli.analysis import warnings as doubts
+
     schemes = settings.schemes
     names = acc.objectives
     k = len(names)
@@ -239,13 +264,14 @@ def build_summary(
     has_valid = o["valid"] > 0  # (S, K)
     total_valid = o["valid"].sum(axis=0)  # (K,)
     binary = acc.binary & (total_valid > 0)  # (K,) not vacuously binary
+    signal = o["signal_groups"]  # (S,) groups with a signal
     per_step = {
         "mean": _safe_div(o["reward_sum"], o["valid"]),
         "within_group_std": o["std_sum"] / groups,
         "saturation": o["saturated"] / groups,
         "saturation_pass": np.where(binary, o["all_pass"] / groups, np.nan),
         "saturation_fail": np.where(binary, o["all_fail"] / groups, np.nan),
-        "dvao_weight": o["weight_sum"] / groups,
+        "dvao_weight": _safe_div(o["weight_sum"], signal[:, None]),  # n/a: no signal at all
     }
     # a step of an objective without a valid reward has no reward figures; its DVAO weight
     # is the 0 DVAO gave it, n/a only for an objective without any valid reward
@@ -262,6 +288,7 @@ def build_summary(
             OBJECTIVE: np.tile(np.array(names, dtype=object), n_steps).tolist(),
             **{name: _series(table.reshape(-1)) for name, table in per_step.items()},
             GROUPS: _series(np.repeat(o["groups"], k).astype(np.int64)),
+            NO_SIGNAL: _series(np.repeat(1.0 - signal / o["groups"], k)),
         }
     ).with_columns(pl.col(c).fill_nan(None) for c in figures)
 
@@ -301,13 +328,17 @@ def build_summary(
     assert tuple(schemes_df.columns) == SCHEME_COLUMNS
 
     tenth = max(1, math.ceil(n_steps / 10))
+
+    def weight_mean(j: int, steps_taken: slice) -> float | None:  # over the signal groups
+        taken = signal[steps_taken].sum()
+        return _fnum(o["weight_sum"][steps_taken, j].sum() / taken) if taken > 0 else None
+
     objectives: dict[str, ObjectiveSummary] = {}
     for j, name in enumerate(names):
         missing = int(o["rows"].sum() - total_valid[j])
         if total_valid[j] == 0:
             objectives[name] = _no_rewards(weight_list[j], missing)
             continue
-        w_step = per_step["dvao_weight"][:, j]
         onset = _saturation_onset(steps, o, j, bool(binary[j]))
         objectives[name] = ObjectiveSummary(
             mean=_fnum(o["reward_sum"][:, j].sum() / total_valid[j]),
@@ -316,9 +347,9 @@ def build_summary(
             saturation_pass=_fnum(o["all_pass"][:, j].sum() / total_groups) if binary[j] else None,
             saturation_fail=_fnum(o["all_fail"][:, j].sum() / total_groups) if binary[j] else None,
             binary=bool(binary[j]),
-            dvao_weight=_fnum(o["weight_sum"][:, j].sum() / total_groups),
-            dvao_weight_first=_fnum(w_step[:tenth].mean()),
-            dvao_weight_last=_fnum(w_step[-tenth:].mean()),
+            dvao_weight=weight_mean(j, slice(None)),
+            dvao_weight_first=weight_mean(j, slice(None, tenth)),
+            dvao_weight_last=weight_mean(j, slice(n_steps - tenth, None)),
             preference_weight=weight_list[j],
             missing_rewards=missing,
             saturated_from_step=onset[0],
@@ -335,6 +366,7 @@ def build_summary(
         skipped_groups=acc.skipped_groups,
         skipped_rows=acc.skipped_rows,
         dropped_rows=acc.dropped_rows,
+        no_signal_share=_fnum(1.0 - signal.sum() / total_groups),
         objectives=objectives,
         schemes=scheme_summary,
         correlation={
@@ -350,8 +382,22 @@ def build_summary(
         last_step=int(steps[-1]),
         has_logged_advantage=acc.has_logged,
         best_matching_scheme=_best_match(scheme_summary) if acc.has_logged else None,
+        matching_schemes=_matching(scheme_summary),
         settings=settings,
         files=tuple(str(f) for f in files),
+        warnings=(
+            *reader_warnings,
+            *doubts.scale_mismatch(
+                names,
+                objectives,
+                lo=o["lo"].min(axis=0),
+                hi=o["hi"].max(axis=0),
+                varying_std=_safe_div(
+                    o["std_sum"].sum(axis=0), (o["valid_groups"] - o["saturated"]).sum(axis=0)
+                ),
+            ),
+            *doubts.small_groups(o["size_counts"].sum(axis=0)),
+        ),
     )
     return summary, steps_df, schemes_df
 
@@ -398,6 +444,17 @@ def _best_match(scheme_summary: dict[str, SchemeSummary]) -> str | None:
         if entry.logged is not None and entry.logged.logged_max_diff is not None
     ]
     return min(scored)[1] if scored else None
+
+
+def _matching(scheme_summary: dict[str, SchemeSummary]) -> tuple[str, ...]:
+    """The schemes whose logged_max_diff is within MATCH_TOL (none without the column)."""
+    return tuple(
+        name
+        for name, entry in scheme_summary.items()
+        if entry.logged is not None
+        and entry.logged.logged_max_diff is not None
+        and entry.logged.logged_max_diff < MATCH_TOL
+    )
 
 
 def _saturation_onset(

@@ -105,7 +105,8 @@ def _table(
         "<tr>" + "".join(f"{tag('td', i)}{_e(c)}</td>" for i, c in enumerate(row)) + "</tr>"
         for row in rows
     )
-    cap = f'<p class="caption">{_e(caption)}</p>' if caption else ""
+    lines = "<br>".join(_e(line) for line in caption.splitlines())
+    cap = f'<p class="caption">{lines}</p>' if caption else ""
     return (
         f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>{cap}"
@@ -342,7 +343,7 @@ def render_page(page: Page) -> str:
         headers, rows = terminal.objective_cells(summary)
         add(
             "Objectives",
-            _table(headers, rows, cls="num", caption=terminal.OBJECTIVES_CAPTION),
+            _table(headers, rows, cls="num", caption=terminal.objectives_caption(summary)),
             "objectives",
         )
         add("Schemes", _schemes(page), "schemes")

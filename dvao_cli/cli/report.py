@@ -4,7 +4,7 @@ choosing what to say."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -71,7 +71,16 @@ _LOGGED_COLUMNS: tuple[tuple[str, Callable[[LoggedAgreement], str]], ...] = (
 )
 
 
-OBJECTIVES_CAPTION = "trend: mean DVAO weight over the first → last tenth of steps"
+def objectives_caption(summary: Summary) -> str:
+    """Below the Objectives table (here and on `dvao report`'s page): what the DVAO weight
+    averages, and over which steps its trend is taken."""
+    return (
+        f"DVAO weight: mean over the groups with a signal ({_pct(summary.no_signal_share)} of "
+        "groups have none: every objective constant)\n"
+        "trend: the same over the first → last tenth of steps"
+    )
+
+
 SCHEMES_CAPTION = "resolution: distinct advantages per group / distinct reward vectors per group"
 CORRELATION_CAPTION = "mean Pearson over the groups where both objectives vary"
 
@@ -128,7 +137,9 @@ def _rich_table(title: str, caption: str, cells: Cells, plain: bool, **widths: i
 
 
 def objectives_table(summary: Summary, plain: bool = False) -> Table:
-    return _rich_table("Objectives", OBJECTIVES_CAPTION, objective_cells(summary), plain, trend=11)
+    return _rich_table(
+        "Objectives", objectives_caption(summary), objective_cells(summary), plain, trend=11
+    )
 
 
 def schemes_table(summary: Summary, plain: bool = False) -> Table:
@@ -143,11 +154,11 @@ def correlation_table(summary: Summary, plain: bool = False) -> Table:
 
 def reading(summary: Summary) -> list[str]:
     """A few sentences a person would say after looking at the numbers."""
-    lines: list[str] = []
+    # the warnings first, each as summary.json holds it
+    lines: list[str] = [f"warning ({w.code}): {w.message}" for w in summary.warnings]
     objectives = summary.objectives
     names = summary.objective_order
     groups = summary.groups
-    group_size = summary.rows / groups if groups else 0.0
 
     gainers = sorted(
         names,
@@ -240,9 +251,17 @@ def reading(summary: Summary) -> list[str]:
     if summary.has_logged_advantage and match is not None:
         logged = schemes[match].logged
         diff = None if logged is None else logged.logged_max_diff
-        if diff is not None and diff < 1e-3:
+        tied = summary.matching_schemes
+        if len(tied) > 1:
+            one = " (with one objective they are the same advantage)" if len(names) == 1 else ""
             lines.append(
-                f"logged_advantage matches {match} (max difference {diff:.2g}): that is the "
+                f"logged_advantage matches {_listed(tied)} alike (max difference {_sci(diff)} "
+                f"or less): these schemes coincide on this log{one}, so the log cannot tell "
+                "which one your trainer ran."
+            )
+        elif tied:
+            lines.append(
+                f"logged_advantage matches {match} (max difference {_sci(diff)}): that is the "
                 "scheme your trainer ran with these settings."
             )
         else:
@@ -250,23 +269,35 @@ def reading(summary: Summary) -> list[str]:
                 f"logged_advantage matches no scheme closely (closest: {match}, max difference "
                 f"{_sci(diff)}); try --ddof 1 --eps 1e-4 (TRL) or the trainer's weights."
             )
-    if 0 < group_size <= 4:
-        lines.append(
-            f"groups are small ({group_size:.1f} responses on average): within-group variance is "
-            "a noisy estimate at this size."
-        )
     if summary.skipped_groups:
         lines.append(f"{summary.skipped_groups} groups of size 1 were skipped.")
     return lines
 
 
+def _listed(names: Sequence[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + f" and {names[-1]}"
+
+
+def left_out(summary: Summary) -> list[str]:
+    """The objectives left out of the default set as combined scores (their warnings say so)."""
+    return [
+        w.objective
+        for w in summary.warnings
+        if w.code == "combined_score"
+        and w.objective is not None
+        and w.objective not in summary.objective_order
+    ]
+
+
 def render(summary: Summary, console: Console, label: str) -> None:
     names = summary.objective_order
     settings = summary.settings
+    dropped = left_out(summary)
+    without = f"; {_listed(dropped)} left out: a combined score" if dropped else ""
     console.print(
         f"{label}: {summary.rows:,} responses, {summary.steps:,} steps, "
-        f"{summary.groups:,} groups, {len(names)} objectives "
-        f"(ddof {settings.ddof}, eps {settings.eps:g}, nan {settings.nan})",
+        f"{summary.groups:,} groups, {len(names)} objective{'s' if len(names) != 1 else ''} "
+        f"(ddof {settings.ddof}, eps {settings.eps:g}, nan {settings.nan}){without}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -9,9 +9,9 @@ logged steps (`default_smooth` picks max(1, steps // 50)).
 
 Inputs follow the `dvao analyze --out` contract: `steps` is long, one row per (step, objective)
 with `mean`, `within_group_std`, `saturation`, `saturation_pass`, `saturation_fail`,
-`dvao_weight`; `schemes` has one row per (step, scheme) with `mean_square` and `max_abs`;
-`compare` has one row per training run with `scheme`, `seed`, `w_<objective>` and
-`final_<objective>`.
+`dvao_weight` (the mean over the groups with a signal) and `no_signal_share`; `schemes` has
+one row per (step, scheme) with `mean_square` and `max_abs`; `compare` has one row per
+training run with `scheme`, `seed`, `w_<objective>` and `final_<objective>`.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import matplotlib as mpl
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
+
+from dvao_cli.analysis.summary import NO_SIGNAL
 
 # Okabe & Ito (2008), reordered so that the first colours contrast most on white; yellow late
 OKABE_ITO = (
@@ -246,19 +248,17 @@ def weight_shares(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Steps (S,), mean w~_k over the groups with a signal (S, K), share of groups without (S,).
 
-    Per step, `dvao_weight` is the mean over ALL groups of w~_k, and w~ is 0 in a group where
-    every objective has zero variance; so sum_k dvao_weight_k is the share of groups with a
-    signal, and dvao_weight_k / sum_k is the mean w~_k over those groups: each row sums to 1
-    (NaN at a step without any signal). Both are then smoothed; the rows still sum to 1.
+    Both come from the steps table as they are (`dvao_weight`, `no_signal_share`): per step,
+    the summary's DVAO weight, which sums to 1 over the objectives (NaN at a step without any
+    signal; an objective missing at a step has weight 0 there). Both are then smoothed; the
+    rows still sum to 1.
     """
     x, w = pivot(steps, "dvao_weight", "objective", list(all_objectives))  # (S,), (S, K)
-    w = np.nan_to_num(w, nan=0.0)  # an objective missing at a step carries no weight there
-    signal = w.sum(axis=1)  # (S,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.where(
-            signal[:, None] > 0, w / np.where(signal > 0, signal, 1.0)[:, None], np.nan
-        )
-    return x, rolling_mean(share, smooth), rolling_mean(1.0 - signal, smooth)
+    _, per_objective = pivot(steps, NO_SIGNAL, "objective", list(all_objectives))
+    with np.errstate(invalid="ignore"):  # alike for every objective of a step
+        no_signal = np.nanmax(per_objective, axis=1)  # (S,)
+    share = np.where((no_signal < 1.0)[:, None], np.nan_to_num(w, nan=0.0), np.nan)
+    return x, rolling_mean(share, smooth), rolling_mean(no_signal, smooth)
 
 
 def weights_figure(

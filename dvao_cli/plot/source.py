@@ -340,11 +340,26 @@ def _check_correlation(table: Any, path: Path) -> None:
                 )
 
 
+def _with_signal_share(steps: pl.DataFrame) -> pl.DataFrame:
+    """steps.parquet as the figures read it. A table written before `no_signal_share` existed
+    held `dvao_weight` as the mean over ALL groups (0 where nothing varies): its sum over the
+    objectives is the share of groups with a signal, so the current figures follow from it."""
+    import polars as pl
+
+    if summary_tables.NO_SIGNAL in steps.columns:
+        return steps
+    signal = pl.col("dvao_weight").fill_null(0.0).sum().over(STEP)
+    return steps.with_columns(
+        pl.when(signal > 0).then(pl.col("dvao_weight") / signal).alias("dvao_weight"),
+        (1.0 - signal).alias(summary_tables.NO_SIGNAL),
+    )
+
+
 def _from_analysis(
     path: Path, label: str, default_out: Path, override: dict[str, float]
 ) -> PlotSource:
     summary = _read_json(path / "summary.json")
-    steps = _read_parquet(path / "steps.parquet", STEPS_COLUMNS)
+    steps = _with_signal_share(_read_parquet(path / "steps.parquet", STEPS_COLUMNS))
     schemes = _read_parquet(path / "schemes.parquet", SCHEMES_COLUMNS)
     order = summary.get(ORDER_KEY)
     in_steps = list(dict.fromkeys(steps.get_column("objective").cast(str).to_list()))
