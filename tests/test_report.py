@@ -227,7 +227,8 @@ def test_trainer_log_in_place(cli, tmp_path: Path) -> None:
     page = out.read_text()
     headers, rows = terminal.scheme_cells(summary)
     assert parse(page).tables["schemes"][0] == [headers, *rows]
-    assert "Closest scheme: rc." in text_of(page)
+    assert summary.matching_schemes == ("rc",)
+    assert "Schemes that match it: rc." in text_of(page)
     assert any("logged_advantage matches rc" in line for line in terminal.reading(summary))
 
 

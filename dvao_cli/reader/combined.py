@@ -39,6 +39,9 @@ REL_TOL = 1e-6  # a row matches when |x - fit| <= REL_TOL x the column's largest
 TOL_TEXT = f"{REL_TOL:g}".replace("e-0", "e-")  # "1e-6" in messages
 SLACK = 1e-8  # rounding slack of a residual sum of squares from the Gram matrix, relative
 BLOCK_ROWS = 1 << 18  # rows read at once
+# a fit of p parameters is exact on any p rows: fewer than this many rows per parameter
+# (intercept included) prove nothing, and a tiny log's rewards fit each other by chance
+ROWS_PER_PARAMETER = 4
 # names a trainer gives its combined score: preferred when the relation alone cannot tell
 TOTAL_NAMES = ("score", "total", "reward", "overall", "combined", "total_reward", "sum")
 
@@ -209,7 +212,7 @@ def _find(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:
         if _none_possible(gram, n, lo, hi, bound, constant):
             return []
     varying = [j for j in range(m) if lo[j] < hi[j]]
-    if shift is None or len(varying) < 2 or n <= len(varying):
+    if shift is None or len(varying) < 2 or n < ROWS_PER_PARAMETER * len(varying):
         return []
     scale = np.maximum(np.abs(lo), np.abs(hi))  # (m,) each column's largest |value|
     span = hi - lo
