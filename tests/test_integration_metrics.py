@@ -156,6 +156,8 @@ def test_weights_that_cannot_train_are_refused() -> None:
         (0.5, "w=0.5: expected a list of numbers, one per reward (acc, format)"),
         ("0.5,0.5", "w='0.5,0.5': expected a list of numbers"),
         (["a", "b"], "w=['a', 'b']: the weights must be numbers"),
+        ([None, 1.0], "w=[None, 1.0]: the weights must be numbers"),
+        (torch.tensor([1e-39, 1.0], dtype=torch.float64), "w: weight 1e-39 is too small"),
     ]:
         with pytest.raises(UsageError) as info:
             checks.check_weights(weights, names, setting="w")

@@ -115,8 +115,18 @@ def check_weights(weights: Any, names: Sequence[str], *, setting: str) -> list[f
             f"({', '.join(names)})"
         )
     values = list(weights)
-    if any(isinstance(value, (str, bytes)) for value in values):
-        raise UsageError(f"{setting}={values}: the weights must be numbers")
+    try:  # before the engine's checks, so that this message is the one a tiny weight gets
+        if any(isinstance(value, (str, bytes)) for value in values):
+            raise TypeError
+        tiny = [value for value in values if 0 < value < SMALLEST_WEIGHT]
+    except TypeError:
+        raise UsageError(f"{setting}={values}: the weights must be numbers") from None
+    if tiny:
+        raise UsageError(
+            f"{setting}: weight {float(tiny[0])!r} is too small to compute with (below "
+            f"{SMALLEST_WEIGHT:.3g}, float32's smallest normal number, it underflows to 0); "
+            "scale the weights up (DVAO and RC depend only on their ratios)"
+        )
     try:
         values = _check_weights(values, len(names))
     except UsageError as error:
@@ -125,12 +135,5 @@ def check_weights(weights: Any, names: Sequence[str], *, setting: str) -> list[f
         raise UsageError(
             f"{setting}: every weight is 0, so every advantage would be 0; give at least one "
             "reward a positive weight"
-        )
-    tiny = [value for value in values if 0 < value < SMALLEST_WEIGHT]
-    if tiny:
-        raise UsageError(
-            f"{setting}: weight {tiny[0]!r} is too small to compute with (below "
-            f"{SMALLEST_WEIGHT:.3g}, float32's smallest normal number, it underflows to 0); "
-            "scale the weights up (DVAO and RC depend only on their ratios)"
         )
     return values
