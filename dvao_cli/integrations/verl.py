@@ -374,6 +374,8 @@ def task_runner(use_v1: bool = True, ddof: int = 0, eps: float = 0.0) -> Any:
             return install(ddof=ddof, eps=eps)
 
         def run(self, config: Any) -> Any:
+            # the entry checked it before Ray started; a launcher of your own may not have
+            check_config(config, ddof, eps)
             print(f"dvao: installed at {', '.join(self.install_dvao())}")
             return super().run(config)
 

@@ -526,6 +526,17 @@ def test_task_runner_classes():
         assert runner().install_dvao() == dvao_verl.install()
 
 
+def test_task_runner_checks_the_config_before_it_builds_anything():
+    """A launcher of one's own that skipped check_config: the actor stops at run()."""
+    runner = dvao_verl.task_runner(use_v1=True, ddof=2).__ray_actor_class__()
+    config = compose_config("algorithm.gdpo_reward_keys=acc")
+    with pytest.raises(UsageError, match="'acc' is one string"):
+        runner.run(config)
+    config = compose_config("algorithm.gdpo_reward_keys=[acc]", "actor_rollout_ref.rollout.n=2")
+    with pytest.raises(UsageError, match=r"^--ddof=2 with actor_rollout_ref\.rollout\.n=2"):
+        runner.run(config)
+
+
 def test_task_runner_installs_dvao_in_the_ray_actor():
     """The class handed to main_ppo.run_ppo installs DVAO in its own (fresh) actor process."""
     ray = pytest.importorskip("ray")
