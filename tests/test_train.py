@@ -12,6 +12,9 @@ import polars as pl
 import pytest
 import torch
 
+from dvao_cli import group_stats
+from dvao_cli.integrations.metrics import objective_metrics
+
 REWARDS = textwrap.dedent(
     """
     import os
@@ -189,14 +192,26 @@ def test_outputs_follow_the_contract(cli, tmp_path: Path, rewards_file: Path) ->
         "rewards/format/mean",
         "rewards/length/mean",
         "rewards/chars/mean",
-        "rewards/accuracy/within_std",
-        "rewards/chars/within_std",
-        "dvao/weight/accuracy",
-        "dvao/weight/chars",
+        *(
+            f"dvao/{metric}/{name}"
+            for metric in ("weight", "within_std", "saturation", "all_pass", "all_fail")
+            for name in ("accuracy", "chars")
+        ),
         "time_s",
         "rollouts_per_s",
     ]
     assert m["step"].to_list() == [1, 2, 3, 4]
+    # the same keys and values as the trainer integrations log for the same rows; chars
+    # (len / 6) is not binary, so it has no all-pass / all-fail split
+    assert m["dvao/all_pass/chars"].null_count() == 4
+    for row, (_, rows) in zip(
+        m.iter_rows(named=True), _log(out).group_by("step", maintain_order=True), strict=True
+    ):
+        rewards = rows.select("accuracy", "chars").to_torch(dtype=pl.Float64)
+        stats = group_stats(rewards, rows["group_id"].to_torch(), [0.7, 0.3])
+        want = objective_metrics(stats, ["accuracy", "chars"], rewards)
+        assert {key: row[key] for key in want} == pytest.approx(want, abs=1e-15)
+        assert 0 <= row["dvao/all_pass/accuracy"] + row["dvao/all_fail/accuracy"] <= 1
     assert m["lr"].to_list() == [5e-4] * 4
 
     assert _parts(out) == [f"step-{i:06d}.parquet" for i in range(1, 5)]
@@ -333,6 +348,29 @@ def test_resume_gives_the_same_final_weights(cli, tmp_path: Path, rewards_file: 
     assert res.code == 0, res.err
     assert "resuming" in res.err and "1 later rollout part files removed" in res.err
     _assert_same_run(full, split, 6)
+
+
+@pytest.mark.slow
+def test_resume_keeps_metrics_written_under_the_old_names(cli, tmp_path: Path) -> None:
+    # a run begun before the metric keys were unified wrote `rewards/<name>/within_std` and no
+    # saturation columns; resumed, its rows keep their within-group std under the new key
+    full, split = tmp_path / "full", tmp_path / "split"
+    assert _run(cli, full, *TINY, "--steps", "3").code == 0
+    assert _run(cli, split, *TINY, "--steps", "2").code == 0
+    names = ("accuracy", "format", "length")
+    old = pl.read_parquet(split / "metrics.parquet").select(
+        pl.exclude("^dvao/(within_std|saturation|all_pass|all_fail)/.*$"),
+        *(pl.col(f"dvao/within_std/{n}").alias(f"rewards/{n}/within_std") for n in names),
+    )
+    old.write_parquet(split / "metrics.parquet")
+    assert cli("train", "--resume", split, "--steps", "3").code == 0
+    got, want = (pl.read_parquet(run / "metrics.parquet") for run in (split, full))
+    assert got.columns == want.columns
+    kept = [f"dvao/within_std/{n}" for n in names] + [f"dvao/weight/{n}" for n in names]
+    assert got.select(kept).equals(want.select(kept))
+    assert got["dvao/saturation/accuracy"].null_count() == 2  # not in the old rows
+    drop = ["time_s", "rollouts_per_s"]
+    assert got.drop(drop).tail(1).equals(want.drop(drop).tail(1))  # step 3
 
 
 @pytest.mark.slow

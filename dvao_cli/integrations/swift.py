@@ -1,4 +1,4 @@
-"""DVAO in ms-swift 4.6.0: a plugin file for `swift rlhf --rlhf_type grpo --external_plugins`.
+"""DVAO in ms-swift 4.5 and 4.6: a plugin file for `swift rlhf --rlhf_type grpo --external_plugins`.
 
     swift rlhf --rlhf_type grpo ... --reward_funcs accuracy format \\
         --external_plugins "$(python -m dvao_cli.integrations.swift)"
@@ -14,15 +14,18 @@ is closed, so the scheme is read from the environment when the plugin loads:
     DVAO_DDOF     0 = population std (default, the paper's), 1 = Bessel (swift's convention)
     DVAO_EPS      added to every std that divides (default 0; swift adds 1e-4)
 
-Each step also logs `dvao/weight|within_std|saturation/<reward>` (metrics.py) into swift's own
-metrics, which every `--report_to` receives.
+The settings are checked when the plugin loads; `--num_generations` against DVAO_DDOF and
+`--reward_weights` when the trainer is built, before it trains (checks.py). Each step also logs
+the `dvao/<metric>/<reward>` metrics (metrics.py) into swift's own metrics, which every
+`--report_to` receives.
 
-`GRPOTrainer._compute_advantages` is private API: the plugin checks at load that the pinned
-4.6.0 internals it relies on are there and stops with one line when they are not. Megatron-SWIFT
-(`megatron rlhf`) has its own trainer, which this plugin does not change: loading it there is
-an error.
+`GRPOTrainer._compute_advantages` is private API, the same in 4.5 and 4.6: the plugin checks at
+load that the internals it relies on are there and stops with one line when they are not.
+Megatron-SWIFT (`megatron rlhf`) has its own trainer, which this plugin does not change: loading
+it there is an error.
 
-`python -m dvao_cli.integrations.swift` prints this file's path, without importing swift.
+`python -m dvao_cli.integrations.swift` prints the path of the file to hand swift,
+swift_plugin.py (which loads this module), without importing swift.
 """
 
 from __future__ import annotations
@@ -30,30 +33,33 @@ from __future__ import annotations
 import os
 import sys
 
-if __name__ == "__main__":
-    print(os.path.abspath(__file__))
+if __name__ == "__main__":  # the plugin file to hand swift: swift_plugin.py, beside this one
+    print(os.path.join(os.path.dirname(os.path.abspath(__file__)), "swift_plugin.py"))
     raise SystemExit(0)
 
-# swift puts a plugin's folder first on sys.path. This folder also holds trl.py and verl.py
-# (the other integrations), which would then shadow the real `trl` that swift imports.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [entry for entry in sys.path if not entry or os.path.abspath(entry) != _HERE]
+import inspect
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
 
-import inspect  # noqa: E402
-import math  # noqa: E402
-from collections.abc import Mapping  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Any  # noqa: E402
+import torch
+from accelerate.utils import gather_object
+from swift.rlhf_trainers.grpo_trainer import GRPOTrainer
+from swift.trainers import TrainerFactory
 
-import torch  # noqa: E402
-from accelerate.utils import gather_object  # noqa: E402
-from swift.rlhf_trainers.grpo_trainer import GRPOTrainer  # noqa: E402
-from swift.trainers import TrainerFactory  # noqa: E402
+from dvao_cli.core.schemes import SCHEMES
+from dvao_cli.errors import UsageError
+from dvao_cli.integrations.checks import (
+    check_ddof_eps,
+    check_group_size,
+    check_groups,
+    check_weights,
+)
+from dvao_cli.integrations.metrics import batch_advantages, objective_metrics
+from dvao_cli.integrations.versions import SUPPORTED
 
-from dvao_cli.core.schemes import SCHEMES  # noqa: E402
-from dvao_cli.integrations.metrics import batch_advantages, objective_metrics  # noqa: E402
-
-SWIFT_GRPO = "swift.rlhf_trainers.GRPOTrainer"  # TRAINER_MAPPING['grpo'] in ms-swift 4.6.0
+SWIFT_GRPO = "swift.rlhf_trainers.GRPOTrainer"  # TRAINER_MAPPING['grpo'] in ms-swift 4.5, 4.6
 SEAM = ("self", "samples", "rewards_per_func", "batch_encoded_inputs")  # the method we override
 
 
@@ -80,8 +86,10 @@ class Settings:
             eps = float(environ.get("DVAO_EPS", cls.eps))
         except ValueError as error:
             raise PluginError(f"DVAO_DDOF / DVAO_EPS: {error}") from None
-        if ddof < 0 or not (math.isfinite(eps) and eps >= 0):
-            raise PluginError(f"DVAO_DDOF={ddof}, DVAO_EPS={eps}: need ddof >= 0, finite eps >= 0")
+        try:
+            ddof, eps = check_ddof_eps(ddof, eps, ddof_setting="DVAO_DDOF", eps_setting="DVAO_EPS")
+        except UsageError as error:
+            raise PluginError(str(error)) from None
         return cls(scheme, ddof, eps)
 
 
@@ -91,11 +99,33 @@ class DvaoGRPOTrainer(GRPOTrainer):
     settings = Settings.from_env(os.environ)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        arguments = kwargs.get("args")  # swift's GRPOConfig, read before swift builds anything
+        if arguments is not None:
+            self.check_group_size(getattr(arguments, "num_generations", None))
         super().__init__(*args, **kwargs)
         self.check_settings()
 
+    def check_group_size(self, size: int | None) -> None:
+        """DVAO_DDOF below `--num_generations` (training; evaluation trains nothing)."""
+        if size is None:
+            return
+        try:
+            check_group_size(
+                self.settings.ddof, size, ddof_setting="DVAO_DDOF", size_setting="--num_generations"
+            )
+        except UsageError as error:
+            raise PluginError(str(error)) from None
+
     def check_settings(self) -> None:
-        """Stop on a swift setting that would change the advantage behind the engine's back."""
+        """Stop on a swift setting that would change the advantage behind the engine's back, or
+        make it train on nothing."""
+        self.check_group_size(self.num_generations)
+        given = getattr(getattr(self, "args", None), "reward_weights", None)
+        weights = self.reward_weights.tolist() if given is None else given
+        try:
+            check_weights(weights, self.reward_func_names, setting="--reward_weights")
+        except UsageError as error:
+            raise PluginError(str(error)) from None
         if self.advantage_estimator != "grpo":
             raise PluginError(
                 f"--advantage_estimator {self.advantage_estimator}: the dvao plugin replaces the "
@@ -144,6 +174,10 @@ class DvaoGRPOTrainer(GRPOTrainer):
         rows = list(last_row.values())
         prompt_code: dict[str, int] = {}
         group = [prompt_code.setdefault(prompt_ids[row], len(prompt_code)) for row in rows]
+        try:  # ragged: the group sizes are only known here
+            check_groups(group, self.settings.ddof, ddof_setting="DVAO_DDOF")
+        except UsageError as error:
+            raise PluginError(str(error)) from None
         device = rewards_per_func.device
         unique = rewards_per_func[torch.tensor(rows, device=device)]  # (R, K)
         per_request = self._engine(unique, torch.tensor(group, device=device), mode)  # (R,)
@@ -162,13 +196,14 @@ class DvaoGRPOTrainer(GRPOTrainer):
             ddof=settings.ddof,
             eps=settings.eps,
         )
-        for key, value in objective_metrics(result.stats, self.reward_func_names).items():
+        names = self.reward_func_names
+        for key, value in objective_metrics(result.stats, names, rewards).items():
             self._metrics[mode][key].append(value)
         return result.advantages[settings.scheme].to(rewards.dtype)
 
 
 def check_swift() -> None:
-    """Stop with one line unless ms-swift's internals are the pinned 4.6.0 ones we override."""
+    """Stop with one line unless ms-swift's internals are the 4.5 / 4.6 ones we override."""
     if "swift.megatron.arguments" in sys.modules:
         raise PluginError(
             "Megatron-SWIFT has its own GRPO trainer, which the dvao plugin does not change; "
@@ -178,10 +213,9 @@ def check_swift() -> None:
     mapped = str(TrainerFactory.TRAINER_MAPPING.get("grpo"))
     ours = mapped.endswith("." + DvaoGRPOTrainer.__qualname__)  # this file, loaded before
     if seam != SEAM or not (mapped == SWIFT_GRPO or ours):
-        import swift
-
         raise PluginError(
-            f"ms-swift {swift.__version__} is not the 4.6.0 this plugin was written for "
+            f"ms-swift {version('ms-swift')} is not the ms-swift {SUPPORTED['swift']} this plugin "
+            "was written for "
             f"(GRPOTrainer._compute_advantages{seam}, TRAINER_MAPPING['grpo']={mapped!r}); "
             f'install "dvao[swift]"'
         )

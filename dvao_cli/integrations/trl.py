@@ -1,18 +1,18 @@
-"""DVAO in TRL 1.16.0: a `GRPOTrainer` that trains on the engine's advantages, and a monitor.
+"""DVAO in TRL 1.12 to 1.16: a `GRPOTrainer` that trains on the engine's advantages, and a monitor.
 
     DVAOGRPOTrainer   GRPOTrainer's constructor plus `scheme="dvao"`, `ddof=0`, `eps=0.0`: the loss
                       trains on the engine's advantages of TRL's per-function rewards
     DvaoMonitor       a TrainerCallback that logs the `dvao/...` metrics on a plain GRPOTrainer and
                       leaves its advantages alone
 
-TRL 1.16.0 has no advantage hook: `GRPOTrainer._generate_and_score_completions` computes the
+TRL has no advantage hook: `GRPOTrainer._generate_and_score_completions` computes the
 rewards with `_calculate_rewards` (N, K), gathered over processes, each prompt's num_generations
 rows contiguous, then the advantages inline, slices them per process into `output["advantages"]`
 and logs the gathered ones for the completions table. Rather than copying that ~600-line method,
 we capture `_calculate_rewards`' gathered output, let TRL finish, and replace the advantages it
-returned and logged with the engine's. These are private methods: TRL is pinned (`dvao[trl]`) and
-every assumption below is checked at each step, failing with one error rather than training on
-something else.
+returned and logged with the engine's. These are private methods, the same in every supported
+release (versions.py: 1.12 to 1.16, both ends tested): every assumption below is checked at
+each step, failing with one error rather than training on something else.
 """
 
 from __future__ import annotations
@@ -27,20 +27,23 @@ from trl import GRPOTrainer
 
 from dvao_cli import compute_advantages
 from dvao_cli.core.schemes import check_schemes
+from dvao_cli.integrations.checks import check_ddof_eps, check_group_size, check_weights
 from dvao_cli.integrations.metrics import batch_advantages, objective_metrics
+from dvao_cli.integrations.versions import SUPPORTED, supported
 
 if TYPE_CHECKING:
     from dvao_cli import GroupStats
 
 __all__ = ["DVAOGRPOTrainer", "DvaoMonitor", "TRLInternalsError"]
 
-TRL_VERSION = "1.16.0"  # the version these internals were read from; the `trl` extra pins it
+# the supported releases (the `trl` extra's range); others warn, and the checks below still hold
+TRL_VERSIONS = SUPPORTED["trl"]
 
-if trl.__version__ != TRL_VERSION:
+if not supported("trl", trl.__version__):
     warnings.warn(
-        f"dvao_cli.integrations.trl was written against TRL {TRL_VERSION} (private API) and "
+        f"dvao_cli.integrations.trl was written against TRL {TRL_VERSIONS} (private API) and "
         f"TRL {trl.__version__} is installed; it checks its assumptions at every step and "
-        f'fails if they break. pip install "dvao[trl]" installs the tested version.',
+        f'fails if they break. pip install "dvao[trl]" installs a tested version.',
         stacklevel=2,
     )
 
@@ -51,7 +54,7 @@ class TRLInternalsError(RuntimeError):
     def __init__(self, what: str) -> None:
         super().__init__(
             f"TRL {trl.__version__}: {what}. dvao's TRL integration reads GRPOTrainer's private "
-            f'API as of TRL {TRL_VERSION}; install that version (pip install "dvao[trl]").'
+            f'API as of TRL {TRL_VERSIONS}; install one of those (pip install "dvao[trl]").'
         )
 
 
@@ -63,7 +66,9 @@ def _mode(trainer: GRPOTrainer) -> str:
 def _group_codes(trainer: GRPOTrainer, rewards: torch.Tensor) -> torch.Tensor:
     """(N,) group codes of TRL's gathered rewards: rows [g G, (g + 1) G) are prompt g's G
     generations, as TRL's `rewards.view(-1, num_generations)` reads them."""
-    size = trainer.num_generations if _mode(trainer) == "train" else trainer.num_generations_eval
+    # TRL < 0.26 has no num_generations_eval: evaluation groups num_generations rows
+    eval_size = getattr(trainer, "num_generations_eval", None) or trainer.num_generations
+    size = trainer.num_generations if _mode(trainer) == "train" else eval_size
     rows = rewards.shape[0]
     if rewards.ndim != 2 or rows % size != 0:
         raise TRLInternalsError(
@@ -73,26 +78,25 @@ def _group_codes(trainer: GRPOTrainer, rewards: torch.Tensor) -> torch.Tensor:
     return torch.arange(rows, device=rewards.device) // size
 
 
-def _check_arguments(trainer: GRPOTrainer, schemes: tuple[str, ...], ddof: int, eps: float) -> None:
-    """The engine's own checks of ddof, eps and TRL's reward weights, run once on a one-row
-    batch so that a bad value fails at construction, not at the first generation."""
-    compute_advantages(
-        torch.zeros(1, len(trainer.reward_func_names)),
-        torch.zeros(1, dtype=torch.int64),
-        weights=trainer.reward_weights,
-        schemes=schemes,
-        ddof=ddof,
-        eps=eps,
-        nan="ignore",
-        device="cpu",
+def _check_arguments(trainer: GRPOTrainer, ddof: Any, eps: Any) -> None:
+    """Everything that would make the run fail or train on nothing, checked at construction:
+    ddof and eps, ddof below `num_generations`, and the reward weights as the user gave them
+    (TRL casts them to float32, where 1e-320 is already 0). Evaluation, which trains nothing,
+    may group fewer (`num_generations_eval=1` is common): its metrics then show saturation."""
+    ddof, _ = check_ddof_eps(ddof, eps)
+    check_group_size(
+        ddof, trainer.num_generations, ddof_setting="ddof", size_setting="num_generations"
     )
+    given = trainer.args.reward_weights
+    weights = trainer.reward_weights.tolist() if given is None else given
+    check_weights(weights, trainer.reward_func_names, setting="GRPOConfig.reward_weights")
 
 
-def _log_metrics(trainer: GRPOTrainer, stats: GroupStats) -> None:
-    """Append the step's `dvao/...` metrics to TRL's metrics, which `log()` averages into
-    every report_to, next to TRL's own `rewards/<name>/mean`."""
+def _log_metrics(trainer: GRPOTrainer, stats: GroupStats, rewards: torch.Tensor) -> None:
+    """Append the step's `dvao/...` metrics of `rewards` (N, K) to TRL's metrics, which `log()`
+    averages into every report_to, next to TRL's own `rewards/<name>/mean`."""
     metrics = trainer._metrics[_mode(trainer)]
-    for key, value in objective_metrics(stats, trainer.reward_func_names).items():
+    for key, value in objective_metrics(stats, trainer.reward_func_names, rewards).items():
         metrics[key].append(value)
 
 
@@ -141,12 +145,15 @@ class DVAOGRPOTrainer(GRPOTrainer):
         self.eps = eps
         self._capture = _RewardCapture()
         super().__init__(*args, **kwargs)
-        _check_arguments(self, (self.scheme,), ddof, eps)
+        _check_arguments(self, ddof, eps)
         ignored = []
         if self.scale_rewards != "group":
             ignored.append(f"scale_rewards={self.scale_rewards!r}")
-        if self.multi_objective_aggregation != "sum_then_normalize":
-            ignored.append(f"multi_objective_aggregation={self.multi_objective_aggregation!r}")
+        aggregation = getattr(
+            self, "multi_objective_aggregation", "sum_then_normalize"
+        )  # TRL 0.28+
+        if aggregation != "sum_then_normalize":
+            ignored.append(f"multi_objective_aggregation={aggregation!r}")
         if ignored:
             warnings.warn(
                 f"DVAOGRPOTrainer trains on the {self.scheme} advantages of the engine; "
@@ -185,7 +192,7 @@ class DVAOGRPOTrainer(GRPOTrainer):
         self._replace_logged_advantages(advantages, trl_local, rank * n)
         # the same process slice as TRL's: rows [rank n, (rank + 1) n) of the gathered batch
         output["advantages"] = advantages[rank * n : (rank + 1) * n]
-        _log_metrics(self, result.stats)
+        _log_metrics(self, result.stats, rewards)
         return output
 
     def _replace_logged_advantages(
@@ -237,7 +244,7 @@ class DvaoMonitor(TrainerCallback):
             raise TypeError(f"DvaoMonitor needs a trl GRPOTrainer, got {type(trainer).__name__}")
         if "_calculate_rewards" in vars(trainer):
             raise ValueError("this trainer already has a DvaoMonitor")
-        _check_arguments(trainer, (), ddof, 0.0)
+        _check_arguments(trainer, ddof, 0.0)
         self.trainer = trainer
         self.ddof = ddof
         calculate = trainer._calculate_rewards  # the bound method of the trainer's class
@@ -262,4 +269,4 @@ class DvaoMonitor(TrainerCallback):
             nan="ignore",
             device=rewards.device,
         )
-        _log_metrics(trainer, result.stats)
+        _log_metrics(trainer, result.stats, rewards)

@@ -1,4 +1,4 @@
-"""DVAO as a verl 0.9.1 advantage estimator: `algorithm.adv_estimator=dvao`.
+"""DVAO as a verl 0.9 advantage estimator (0.9.0 and 0.9.1): `algorithm.adv_estimator=dvao`.
 
 The estimator reads one reward per key from `non_tensor_batch[key]` for the keys of
 `algorithm.gdpo_reward_keys` (what `compute_score` returns in its dict), weighted by
@@ -8,7 +8,7 @@ scale), groups the responses by `uid`, and broadcasts each response's DVAO advan
 (or `--ddof` / `--eps` on the command line) says otherwise; verl's AlgoConfig has no field
 for either.
 
-verl 0.9.1 passes `non_tensor_batch` to the "gdpo" estimator only (verl PR #7473 would pass it
+verl 0.9 passes `non_tensor_batch` to the "gdpo" estimator only (verl PR #7473 would pass it
 to all). `install()` wraps `compute_advantage` where verl's trainers call it, so that for
 "dvao" the estimator sees the batch's `non_tensor_batch` and the step's `dvao/...` metrics
 (metrics.py) reach verl's step metrics; every other estimator goes to verl's code unchanged.
@@ -19,8 +19,12 @@ to all). `install()` wraps `compute_advantage` where verl's trainers call it, so
 runs verl's `main_ppo` (its Hydra config, with `algorithm.gdpo_reward_keys` and
 `algorithm.gdpo_reward_weights` declared so they need no `+`) and installs DVAO in the
 TaskRunner Ray actor, the process that computes advantages (v1 or legacy trainer). verl
-0.9.1's default v1 trainer (`trainer.use_v1=true`) does not fetch the reward keys for its
+0.9's default v1 trainer (`trainer.use_v1=true`) does not fetch the reward keys for its
 advantage step (verl PR #6159): `install()` also makes its `_compute_advantage` fetch them.
+
+The whole configuration is checked before Ray starts (`check_config`, checks.py): the reward
+keys, their weights, `--ddof` against `actor_rollout_ref.rollout.n`, ddof and eps. A batch with
+a group of ddof responses or fewer (groups are ragged in verl) stops at its advantage step.
 """
 
 from __future__ import annotations
@@ -40,16 +44,28 @@ import verl
 from verl.trainer.ppo import core_algos
 
 from dvao_cli import compute_advantages, group_stats
+from dvao_cli.errors import UsageError
+from dvao_cli.integrations.checks import (
+    check_ddof_eps,
+    check_group_size,
+    check_groups,
+    check_reward_names,
+    check_weights,
+)
 from dvao_cli.integrations.metrics import objective_metrics
+from dvao_cli.integrations.versions import SUPPORTED
 
 ESTIMATOR = "dvao"
-VERL_VERSION = "0.9.1"
+VERL_VERSIONS = SUPPORTED["verl"]
+KEYS_SETTING = "algorithm.gdpo_reward_keys"
+WEIGHTS_SETTING = "algorithm.gdpo_reward_weights"
+GROUP_SETTING = "actor_rollout_ref.rollout.n"
 # DataProto.meta_info key of the step's dvao/... metrics (a dict of floats, from the advantage
 # step until compute_data_metrics takes it; verl's actor update carries it as NonTensorData)
 METRICS_KEY = "dvao_metrics"
 USE_V1_HINT = (
     "this v1 trainer's advantage step did not fetch the reward keys (verl PR #6159) and is not "
-    "verl 0.9.1's PPOTrainer._compute_advantage that install() patches; set trainer.use_v1=false"
+    "verl 0.9's PPOTrainer._compute_advantage that install() patches; set trainer.use_v1=false"
 )
 
 
@@ -85,7 +101,7 @@ class VerlVersionError(RuntimeError):
 
 def _fail(what: str) -> VerlVersionError:
     return VerlVersionError(
-        f"dvao: {what}: not the verl {VERL_VERSION} internals this integration patches "
+        f"dvao: {what}: not the verl {VERL_VERSIONS} internals this integration patches "
         f"(verl {verl.__version__} is installed; pip install 'dvao[verl]')"
     )
 
@@ -97,12 +113,16 @@ def _fail(what: str) -> VerlVersionError:
 
 def _reward_keys(config: Any) -> list[str]:
     keys = None if config is None else config.get("gdpo_reward_keys", None)
-    if not keys:
-        raise ValueError(
-            "dvao: set algorithm.gdpo_reward_keys to the reward keys compute_score returns "
-            "(e.g. algorithm.gdpo_reward_keys=[acc,format])"
+    if keys is None:
+        raise UsageError(
+            f"set {KEYS_SETTING} to the reward keys compute_score returns "
+            f"(e.g. {KEYS_SETTING}=[acc,format])"
         )
-    return list(keys)
+    return check_reward_names(keys, setting=KEYS_SETTING)
+
+
+def _weights(config: Any, keys: Sequence[str]) -> list[float] | None:
+    return check_weights(config.get("gdpo_reward_weights", None), keys, setting=WEIGHTS_SETTING)
 
 
 def _rewards(non_tensor_batch: dict[str, np.ndarray], keys: Sequence[str]) -> np.ndarray:
@@ -148,24 +168,27 @@ def compute_dvao_outcome_advantage(
     if index is None:
         raise ValueError("dvao: the batch has no 'uid' to group responses by prompt")
     keys = _reward_keys(config)
-    weights = config.get("gdpo_reward_weights", None)
+    weights = _weights(config, keys)
     rewards = _rewards(non_tensor_batch, keys)  # (bs, K)
+    group = _group_codes(index)
+    check_groups(group, settings.ddof, ddof_setting="ddof")  # ragged: known only here
     options = {
-        "weights": None if weights is None else [float(w) for w in weights],
+        "weights": weights,
         "ddof": settings.ddof,
         "eps": settings.eps,
         "device": response_mask.device,
         "dtype": torch.float64,
     }
-    result = compute_advantages(rewards, _group_codes(index), schemes=(ESTIMATOR,), **options)
+    result = compute_advantages(rewards, group, schemes=(ESTIMATOR,), **options)
     scores = result.advantages[ESTIMATOR].to(token_level_rewards.dtype)  # (bs,)
     advantages = scores.unsqueeze(-1) * response_mask  # (bs, response_length)
     if step is not None:
         stats = result.stats
         if step.real is not None and not step.real.all():
             real = step.real
-            stats = group_stats(rewards[real], _group_codes(np.asarray(index)[real]), **options)
-        step.metrics = objective_metrics(stats, keys)
+            rewards = rewards[real]
+            stats = group_stats(rewards, _group_codes(np.asarray(index)[real]), **options)
+        step.metrics = objective_metrics(stats, keys, rewards)
     return advantages, advantages
 
 
@@ -303,6 +326,7 @@ def install(ddof: int = 0, eps: float = 0.0) -> list[str]:
     and `compute_data_metrics` in the two ray_trainer modules, which adds the step's metrics.
     """
     global settings
+    ddof, eps = check_ddof_eps(ddof, eps)
     from verl.experimental.separation import ray_trainer as separation
     from verl.trainer.ppo import metric_utils, ray_trainer
     from verl.trainer.ppo.v1 import utils as v1_utils
@@ -312,7 +336,7 @@ def install(ddof: int = 0, eps: float = 0.0) -> list[str]:
         raise _fail(f'"{ESTIMATOR}" is registered to another function')
     original = _verl_own(ray_trainer, "compute_advantage", ["data", "adv_estimator"])
     v1_step = _verl_own(PPOTrainer, "_compute_advantage", ["self", "batch", "metrics"])
-    settings = Settings(ddof=ddof, eps=float(eps))
+    settings = Settings(ddof=ddof, eps=eps)
     data_metrics = metric_utils.compute_data_metrics
     in_v1 = functools.partial(_passing_batch, v1=True)
     return [
@@ -336,9 +360,10 @@ CONFIG_NAME = "dvao_ppo_trainer"  # its ppo_trainer, with the multi-reward field
 def task_runner(use_v1: bool = True, ddof: int = 0, eps: float = 0.0) -> Any:
     """verl's TaskRunner Ray actor class (v1, or the legacy one), installing DVAO (with
     ddof/eps) in the actor before it trains. Pass it to
-    `verl.trainer.main_ppo.run_ppo(config, task_runner_class=...)`."""
+    `verl.trainer.main_ppo.run_ppo(config, task_runner_class=...)`, after `check_config`."""
     import ray
 
+    ddof, eps = check_ddof_eps(ddof, eps)  # here, in the driver: before the actor starts
     if use_v1:
         from verl.trainer.main_ppo import TaskRunnerV1 as verl_runner
     else:
@@ -349,6 +374,8 @@ def task_runner(use_v1: bool = True, ddof: int = 0, eps: float = 0.0) -> Any:
             return install(ddof=ddof, eps=eps)
 
         def run(self, config: Any) -> Any:
+            # the entry checked it before Ray started; a launcher of your own may not have
+            check_config(config, ddof, eps)
             print(f"dvao: installed at {', '.join(self.install_dvao())}")
             return super().run(config)
 
@@ -371,14 +398,17 @@ def store_config() -> str:
     return CONFIG_NAME
 
 
-def check_config(config: Any) -> None:
-    """Stop before Ray starts when the run cannot train with "dvao"."""
+def check_config(config: Any, ddof: int = 0, eps: float = 0.0) -> None:
+    """Raise UsageError, naming the setting, when a run with "dvao" could not train or would
+    train on nothing: the reward keys and weights, ddof and eps (`--ddof`, `--eps`), and ddof
+    against the group size `actor_rollout_ref.rollout.n`. Call it before Ray starts."""
     if config.algorithm.adv_estimator != ESTIMATOR:
         return
-    try:
-        _reward_keys(config.algorithm)
-    except ValueError as error:
-        raise SystemExit(str(error)) from None
+    ddof, eps = check_ddof_eps(ddof, eps, ddof_setting="--ddof", eps_setting="--eps")
+    keys = _reward_keys(config.algorithm)
+    _weights(config.algorithm, keys)
+    size = config.actor_rollout_ref.rollout.n
+    check_group_size(ddof, size, ddof_setting="--ddof", size_setting=GROUP_SETTING)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -397,7 +427,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     @hydra.main(config_path=CONFIG_PATH, config_name=CONFIG_NAME, version_base=None)
     def run(config: Any) -> None:  # as verl.trainer.main_ppo.main, with our TaskRunner
-        check_config(config)
+        try:
+            check_config(config, options.ddof, options.eps)
+        except UsageError as error:
+            raise SystemExit(f"dvao: {error}") from None
         auto_set_device(config)
         validate_config(
             config=config,

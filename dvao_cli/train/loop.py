@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from dvao_cli.advantages import compute_advantages
 from dvao_cli.errors import InputError, UsageError
+from dvao_cli.integrations import metrics as step_metrics
 from dvao_cli.train.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -106,10 +107,12 @@ def pick_threads(config: TrainConfig, device: torch.device) -> int:
 
 
 def metric_columns(reward_names: list[str], objectives: list[str]) -> list[str]:
+    """metrics.parquet's columns: the objectives' `dvao/<metric>/<name>` as the trainer
+    integrations log them (null where a step does not log one: all_pass / all_fail of a reward
+    that is not binary in that step)."""
     cols = ["step", "loss", "kl", "grad_norm", "lr"]
     cols += [f"rewards/{n}/mean" for n in reward_names]
-    cols += [f"rewards/{n}/within_std" for n in objectives]
-    cols += [f"dvao/weight/{n}" for n in objectives]
+    cols += [step_metrics.metric_key(m, n) for m in step_metrics.METRICS for n in objectives]
     return cols + ["time_s", "rollouts_per_s"]
 
 
@@ -281,7 +284,6 @@ def rl_step(
         rewards=scores,
         logged_advantage=adv64.tolist(),
     )
-    stats = result.stats
     row: dict[str, Any] = {
         "step": step,
         "loss": loss_value,
@@ -291,11 +293,7 @@ def rl_step(
     }
     for name in setup.reward_names:
         row[f"rewards/{name}/mean"] = _nanmean(np.asarray(scores[name], dtype=np.float64))
-    std = stats.std.cpu().numpy()  # (groups, K)
-    weight = stats.dvao_weight.cpu().numpy()  # (groups, K)
-    for k, name in enumerate(setup.objectives):
-        row[f"rewards/{name}/within_std"] = _nanmean(std[:, k])
-        row[f"dvao/weight/{name}"] = _nanmean(weight[:, k])
+    row.update(step_metrics.objective_metrics(result.stats, setup.objectives, rewards))
     row["rollouts_per_s"] = p * g / max(time.perf_counter() - t0, 1e-9)
     return row
 

@@ -128,6 +128,15 @@ class MetricsWriter:
         """Keep the rows of steps <= `step` from an existing metrics.parquet (resume)."""
         if self.path.is_file():
             frame = pl.read_parquet(self.path).filter(pl.col("step") <= step)
+            # a run begun before the keys were unified: `rewards/<name>/within_std` is now
+            # `dvao/within_std/<name>`, the integrations' key
+            frame = frame.rename(
+                {
+                    c: f"dvao/within_std/{c[len('rewards/') : -len('/within_std')]}"
+                    for c in frame.columns
+                    if c.startswith("rewards/") and c.endswith("/within_std")
+                }
+            )
             self.rows = frame.to_dicts()
             self._frame = self._rows_frame(self.rows)
 

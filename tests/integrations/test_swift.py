@@ -1,9 +1,10 @@
-"""The ms-swift 4.6.0 plugin (dvao_cli/integrations/swift.py) against the pinned ms-swift.
+"""The ms-swift plugin (dvao_cli/integrations/swift.py) against ms-swift 4.5 and 4.6.
 
-Run with `./scripts/test swift`. The trainer is built with `object.__new__` plus the attributes
-that swift's `_compute_advantages` and ours read (swift/rlhf_trainers/grpo_trainer.py), so no
-model is loaded; the rewards are what `_compute_rewards_per_func` hands over: (N, K) float32,
-gathered over processes, NaN where a reward function returned None.
+Run with `./scripts/test swift [VERSION]`, once per tested release. The trainer is built with
+`object.__new__` plus the attributes that swift's `_compute_advantages` and ours read
+(swift/rlhf_trainers/grpo_trainer.py), so no model is loaded; the rewards are what
+`_compute_rewards_per_func` hands over: (N, K) float32, gathered over processes, NaN where a
+reward function returned None.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from dvao_cli import compute_advantages
 from dvao_cli.integrations.metrics import objective_metrics
+from dvao_cli.integrations.versions import SUPPORTED
 from tests.integrations.conftest import require
 
 require("swift", "swift")
@@ -54,6 +56,7 @@ def make_trainer(
         model=SimpleNamespace(training=training),
         accelerator=SimpleNamespace(device=torch.device("cpu")),
         reward_func_names=list(NAMES),
+        args=SimpleNamespace(reward_weights=list(WEIGHTS)),
         reward_weights=torch.tensor(WEIGHTS, dtype=torch.float32),
         num_generations=G,
         num_generations_eval=num_generations_eval,
@@ -101,15 +104,22 @@ def assert_engine_equal(got: torch.Tensor, expected: torch.Tensor) -> None:
     torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-6)
 
 
+PLUGIN_FILE = os.path.join(os.path.dirname(plugin.__file__), "swift_plugin.py")
+
+
 def test_loading_the_plugin_file_remaps_grpo_as_swift_loads_it():
     from swift.utils import import_external_file
 
     here = os.path.dirname(plugin.__file__)
-    module = import_external_file(plugin.__file__)  # what --external_plugins does
+    trainer_factory.TRAINER_MAPPING["grpo"] = plugin.SWIFT_GRPO  # as swift starts
+    # what --external_plugins does: 4.5 imports the file by its bare name with its folder first
+    # on sys.path, 4.6 from its path under a name of its own
+    module = import_external_file(PLUGIN_FILE)
     try:
-        assert trainer_factory.TRAINER_MAPPING["grpo"] == f"{module.__name__}.DvaoGRPOTrainer"
+        assert module.__file__ == PLUGIN_FILE
+        assert trainer_factory.TRAINER_MAPPING["grpo"] == plugin.trainer_path()
         trainer_cls = trainer_factory.get_trainer_cls(SimpleNamespace(rlhf_type="grpo"))
-        assert trainer_cls is module.DvaoGRPOTrainer and issubclass(trainer_cls, swift_grpo)
+        assert trainer_cls is plugin.DvaoGRPOTrainer and issubclass(trainer_cls, swift_grpo)
         # swift put the plugin's folder first on sys.path; its trl.py would shadow trl
         assert here not in [os.path.abspath(p) for p in sys.path if p]
     finally:
@@ -133,7 +143,7 @@ def test_module_prints_its_path_without_importing_swift():
         "    print('swift' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == [os.path.abspath(plugin.__file__), "False"]
+    assert out.stdout.split() == [PLUGIN_FILE, "False"]
     # and `dvao_cli` itself never imports swift
     code = "import sys, dvao_cli, dvao_cli.integrations; print('swift' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -178,11 +188,13 @@ def test_metrics_reach_swift_metrics_beside_swift_own():
     r = rewards()
     trainer._compute_advantages([], r, [])
     stats = engine(r, torch.arange(r.shape[0]) // G, trainer.settings).stats
-    expected = objective_metrics(stats, NAMES)
+    expected = objective_metrics(stats, NAMES, r)
+    assert "dvao/all_pass/accuracy" in expected and "dvao/all_pass/length" not in expected
     logged = trainer._metrics["train"]
     assert {key: logged[key] for key in expected} == {k: [v] for k, v in expected.items()}
     assert logged["dvao/saturation/format"] == [1.0]
     assert logged["dvao/weight/format"] == [0.0]
+    assert logged["dvao/all_pass/format"] == [1.0] and logged["dvao/all_fail/format"] == [0.0]
     # swift's own reward metrics and completions-table rewards are still there
     assert {"reward", "reward_std", "frac_reward_zero_std", "rewards/accuracy/mean"} <= set(logged)
     assert list(trainer._logs["rewards"]) == list(NAMES)
@@ -220,9 +232,63 @@ def test_settings_from_the_environment():
     assert plugin.Settings.from_env({}) == plugin.Settings("dvao", 0, 0.0)
     env = {"DVAO_SCHEME": "RC", "DVAO_DDOF": "1", "DVAO_EPS": "1e-4"}
     assert plugin.Settings.from_env(env) == plugin.Settings("rc", 1, 1e-4)
-    for bad in ({"DVAO_SCHEME": "ppo"}, {"DVAO_DDOF": "x"}, {"DVAO_EPS": "-1"}):
-        with pytest.raises(plugin.PluginError):
+    for bad, message in (
+        ({"DVAO_SCHEME": "ppo"}, "DVAO_SCHEME='ppo': use one of"),
+        ({"DVAO_DDOF": "x"}, "DVAO_DDOF / DVAO_EPS: invalid literal"),
+        ({"DVAO_DDOF": "-1"}, "DVAO_DDOF: ddof must be an integer >= 0, got -1"),
+        ({"DVAO_EPS": "-1"}, "DVAO_EPS: eps must be a finite number >= 0, got -1.0"),
+        ({"DVAO_EPS": "nan"}, "DVAO_EPS: eps must be a finite number >= 0, got nan"),
+    ):
+        with pytest.raises(plugin.PluginError, match=f"^{message}"):
             plugin.Settings.from_env(bad)
+
+
+def test_a_bad_setting_stops_the_plugin_when_it_loads():
+    env = {**os.environ, "DVAO_DDOF": "-2"}
+    code = "import dvao_cli.integrations.swift"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert out.returncode != 0
+    assert out.stderr.splitlines()[-1].endswith(
+        "PluginError: DVAO_DDOF: ddof must be an integer >= 0, got -2"
+    )
+
+
+@pytest.mark.parametrize("ddof", [G, G + 1])
+def test_ddof_at_or_above_num_generations_stops_the_trainer(ddof):
+    trainer = make_trainer(plugin.Settings(ddof=ddof))
+    with pytest.raises(plugin.PluginError, match=f"^DVAO_DDOF={ddof} with --num_generations={G}: "):
+        trainer.check_settings()
+    # before swift builds anything: from the GRPOConfig the constructor receives
+    trainer.settings = plugin.Settings(ddof=ddof)
+    args = SimpleNamespace(num_generations=G)
+    with pytest.raises(plugin.PluginError, match="train on nothing"):
+        plugin.DvaoGRPOTrainer.__init__(trainer, model=None, args=args)
+    make_trainer(plugin.Settings(ddof=G - 1)).check_settings()
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1e-320, 1e-320, 1e-320], "--reward_weights: weight 1e-320 is too small to compute with"),
+        ([0.0, 0.0, 0.0], "--reward_weights: every weight is 0"),
+        ([0.5, -0.2, 0.3], "--reward_weights: weights must be finite and >= 0, got -0.2"),
+    ],
+)
+def test_weights_that_cannot_train_stop_the_trainer(weights, message):
+    trainer = make_trainer()
+    trainer.args.reward_weights = weights
+    with pytest.raises(plugin.PluginError, match=f"^{message}"):
+        trainer.check_settings()
+
+
+def test_a_multi_turn_group_at_or_below_ddof_stops_the_batch():
+    """In multi-turn mode a prompt's requests decide its group size: ragged, known per batch."""
+    samples = [SimpleNamespace(prompt_id=p, request_id=f"r{i}") for i, p in enumerate("aaabbbbc")]
+    trainer = make_trainer(plugin.Settings(ddof=1), dynamic=True)
+    with pytest.raises(plugin.PluginError, match=r"^DVAO_DDOF=1: 1 group\(s\) in this batch"):
+        trainer._compute_advantages(samples, rewards(2), [])
+    trainer.settings = plugin.Settings(ddof=0)  # a lone request gets 0, as in every scheme
+    assert trainer._compute_advantages(samples, rewards(2), [])[-1] == 0
 
 
 def test_settings_read_when_the_plugin_loads():
@@ -251,7 +317,7 @@ def test_swift_settings_that_would_change_the_advantage_stop_the_run(setting):
 
 def test_unexpected_swift_internals_stop_the_plugin(monkeypatch):
     monkeypatch.setitem(trainer_factory.TRAINER_MAPPING, "grpo", "elsewhere.GRPOTrainer")
-    with pytest.raises(plugin.PluginError, match="4.6.0"):
+    with pytest.raises(plugin.PluginError, match=SUPPORTED["swift"]):
         plugin.install()
 
 
@@ -367,6 +433,7 @@ def test_swift_rlhf_trains_on_the_engine_advantages(tmp_path):
         result = engine(r, torch.arange(r.shape[0]) // G, plugin.Settings())
         trained = torch.tensor(table["advantages"], dtype=torch.float32)
         assert_engine_equal(trained, result.advantages["dvao"])
-        expected = objective_metrics(result.stats, NAMES)
+        expected = objective_metrics(result.stats, NAMES, r)
         assert {key: logged[key] for key in expected} == pytest.approx(expected, abs=1e-6)
+        assert logged["dvao/all_pass/format"] == 1.0
         assert logged["dvao/saturation/format"] == 1.0

@@ -1,4 +1,5 @@
-"""TRL 1.16.0 integration (dvao_cli/integrations/trl.py): real GRPOTrainer runs on CPU.
+"""TRL integration (dvao_cli/integrations/trl.py): real GRPOTrainer runs on CPU, at both ends
+of the supported range (versions.py), each in its own environment.
 
 A tiny Qwen2 model and a character-level tokenizer are built in code (no downloads). A probe
 subclass records each generation's gathered rewards (N, K) and, at `_compute_loss`, the
@@ -59,8 +60,12 @@ def tokenizer() -> PreTrainedTokenizerFast:
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
     core.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", unk_token="<unk>"
+    return PreTrainedTokenizerFast(  # no token_type_ids, as a causal LM's tokenizer
+        tokenizer_object=core,
+        pad_token="<pad>",
+        eos_token="<eos>",
+        unk_token="<unk>",
+        model_input_names=["input_ids", "attention_mask"],
     )
 
 
@@ -195,7 +200,10 @@ def check_metrics(trainer, ddof: int) -> None:
     logs = dvao_logs(trainer)
     assert len(logs) == len(trainer.generated) >= 2
     for entry, rewards in zip(logs, trainer.generated, strict=True):
-        want = objective_metrics(engine(trainer, rewards, "dvao", ddof, 0.0).stats, REWARDS)
+        stats = engine(trainer, rewards, "dvao", ddof, 0.0).stats
+        want = objective_metrics(stats, REWARDS, rewards)
+        assert f"dvao/all_pass/{REWARDS[0]}" in want  # accuracy is binary
+        assert f"dvao/all_pass/{REWARDS[1]}" not in want  # brevity is not
         assert {k: entry[k] for k in want} == pytest.approx(want, abs=1e-12)
         assert entry[f"rewards/{REWARDS[0]}/mean"] is not None  # TRL's own metrics still there
 
@@ -291,7 +299,7 @@ def test_evaluation_uses_the_engine_and_logs_eval_metrics(tmp_path) -> None:
     assert torch.equal(got, want)
     assert list(trainer._logs["advantages"]) == want[-8:].tolist()
     per_batch = [
-        objective_metrics(engine(trainer, r, "dvao", 0, 0.0).stats, REWARDS)
+        objective_metrics(engine(trainer, r, "dvao", 0, 0.0).stats, REWARDS, r)
         for r in trainer.generated
     ]
     logged = trainer.state.log_history[-1]
@@ -302,13 +310,57 @@ def test_evaluation_uses_the_engine_and_logs_eval_metrics(tmp_path) -> None:
 def test_bad_arguments_fail_at_construction(tmp_path) -> None:
     with pytest.raises(UsageError, match="unknown scheme 'dvoa' \\(did you mean 'dvao'\\?\\)"):
         DVAOGRPOTrainer(model="never-loaded", scheme="dvoa")  # before any model loads
-    with pytest.raises(UsageError, match="ddof must be an integer >= 0"):
+    with pytest.raises(UsageError, match="^ddof: ddof must be an integer >= 0, got -1"):
         make(tmp_path, ddof=-1)
-    with pytest.raises(UsageError, match="ddof must be an integer >= 0"):
+    with pytest.raises(UsageError, match="^eps: eps must be a finite number >= 0, got -0.1"):
+        make(tmp_path, eps=-0.1)
+    with pytest.raises(UsageError, match="^ddof: ddof must be an integer >= 0"):
         DvaoMonitor(make(tmp_path, GRPOTrainer), ddof=-1)
     args = config(tmp_path, reward_weights=[1.0, -1.0, 1.0])
-    with pytest.raises(UsageError, match="weights must be finite and >= 0, got -1.0"):
+    with pytest.raises(UsageError, match="reward_weights: weights must be finite and >= 0, got -1"):
         make(tmp_path, args=args)
+
+
+@pytest.mark.parametrize("ddof", [G, G + 3])
+def test_ddof_at_or_above_num_generations_fails_at_construction(tmp_path, ddof: int) -> None:
+    # every within-group std would be 0 and every advantage 0: the run would train on nothing
+    with pytest.raises(UsageError, match=f"^ddof={ddof} with num_generations={G}: ") as info:
+        make(tmp_path, ddof=ddof)
+    assert "train on nothing" in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(UsageError, match=f"^ddof={ddof} with num_generations={G}"):
+        DvaoMonitor(make(tmp_path, GRPOTrainer), ddof=ddof)
+    make(tmp_path, ddof=G - 1)  # the largest that leaves a std
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ([1e-320, 1e-320, 1e-320], "weight 1e-320 is too small to compute with"),
+        ([1.0, 1e-40, 1.0], "weight 1e-40 is too small to compute with"),
+        ([0.0, 0.0, 0.0], "every weight is 0, so every advantage would be 0"),
+        ([1.0, float("nan"), 1.0], "weights must be finite and >= 0, got nan"),
+    ],
+)
+def test_weights_that_cannot_train_fail_at_construction(tmp_path, weights, message) -> None:
+    args = config(tmp_path, reward_weights=weights)
+    with pytest.raises(UsageError, match=f"^GRPOConfig.reward_weights: {message}"):
+        make(tmp_path, args=args)
+
+
+def test_supported_version_imports_without_a_warning() -> None:
+    from dvao_cli.integrations.versions import supported
+
+    assert supported("trl", trl.__version__)
+    code = (
+        "import warnings\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    import dvao_cli.integrations.trl\n"
+        "print([str(w.message) for w in seen if 'dvao' in str(w.message)])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_unexpected_trl_internals_fail_loudly(tmp_path) -> None:

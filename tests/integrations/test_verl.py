@@ -1,6 +1,7 @@
-"""DVAO inside verl 0.9.1: verl's own `compute_advantage` with "dvao" equals the engine.
+"""DVAO inside verl 0.9 (0.9.0 and 0.9.1): verl's own `compute_advantage` with "dvao" equals
+the engine, and every misconfiguration stops before Ray starts.
 
-Runs in `./scripts/test verl` (.venv-verl); skips in the main environment.
+Runs in `./scripts/test verl [VERSION]`, once per tested release; skips in the main environment.
 """
 
 from __future__ import annotations
@@ -28,12 +29,14 @@ from verl.trainer.ppo.v1.trainer_base import PPOTrainer  # noqa: E402
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict  # noqa: E402
 
 from dvao_cli import compute_advantages  # noqa: E402
+from dvao_cli.errors import UsageError  # noqa: E402
 from dvao_cli.integrations import verl as dvao_verl  # noqa: E402
 from dvao_cli.integrations.metrics import objective_metrics  # noqa: E402
 
 KEYS = ["acc", "format", "brevity"]
 PROMPT_LENGTH = 3
 SIZES = [4, 3, 6, 1, 2, 5]  # ragged groups, one of a single response
+RAGGED = [4, 3, 6, 2, 5]  # ragged, none of a single response (ddof 1 takes them)
 
 
 def make_batch(sizes=SIZES, response_length=7, equal_lengths=False, seed=0) -> DataProto:
@@ -128,7 +131,9 @@ def test_verl_compute_advantage_equals_engine(weights):
         np.testing.assert_allclose(first_token[group == g], want, rtol=1e-6, atol=1e-7)
 
     metrics = out.meta_info[dvao_verl.METRICS_KEY]
-    assert metrics == pytest.approx(objective_metrics(engine.stats, KEYS))
+    assert metrics == pytest.approx(objective_metrics(engine.stats, KEYS, rewards))
+    assert {"dvao/all_pass/acc", "dvao/all_fail/format"} <= set(metrics)  # binary keys
+    assert "dvao/all_pass/brevity" not in metrics
     assert metrics["dvao/saturation/format"] > 0  # groups 0 and 2 (and the lone response)
     assert metrics["dvao/weight/acc"] > 0
 
@@ -141,7 +146,7 @@ def test_weights_default_as_verl_equal():
 
 
 def test_ddof_eps_follow_install():
-    data = make_batch()
+    data = make_batch(RAGGED)  # no group of one: with ddof 1 it is refused
     try:
         dvao_verl.install(ddof=1, eps=1e-6)
         out = ray_trainer.compute_advantage(data, "dvao", config=algo())
@@ -342,10 +347,145 @@ def test_entry_config_declares_the_reward_fields():
             compose("ppo_trainer", overrides=overrides)  # verl's own config wants the `+`
     assert list(config.algorithm.gdpo_reward_keys) == ["acc", "format"]
     assert config.algorithm.gdpo_reward_weights is None
-    assert config.trainer.use_v1  # verl 0.9.1's default
+    assert config.trainer.use_v1  # verl 0.9's default
+    # verl's default group size is 1 (PPO's): a GRPO-style run sets actor_rollout_ref.rollout.n
+    with pytest.raises(UsageError, match=r"^actor_rollout_ref\.rollout\.n=1: a group needs"):
+        dvao_verl.check_config(config)
+    config.actor_rollout_ref.rollout.n = 4
     dvao_verl.check_config(config)
-    with pytest.raises(SystemExit, match=r"algorithm\.gdpo_reward_keys"):
+    with pytest.raises(UsageError, match=r"^set algorithm\.gdpo_reward_keys"):
         dvao_verl.check_config(no_keys)
+
+
+def compose_config(*overrides: str):
+    """The entry's Hydra config with these overrides (verl's ppo_trainer plus the reward
+    fields), as `python -m dvao_cli.integrations.verl` composes it."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    name = dvao_verl.store_config()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(dvao_verl.CONFIG_PATH.removeprefix("pkg://"), version_base=None):
+        return compose(name, overrides=["algorithm.adv_estimator=dvao", *overrides])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "ddof", "eps", "message"),
+    [
+        (
+            ["algorithm.gdpo_reward_keys=acc"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_keys='acc' is one string, not a list of reward keys: write "
+            "algorithm.gdpo_reward_keys=[acc]",
+        ),
+        (["algorithm.gdpo_reward_keys=[]"], 0, 0.0, "algorithm.gdpo_reward_keys is empty"),
+        (
+            ["algorithm.gdpo_reward_keys=[acc,acc]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_keys: acc listed more than once",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=[0.5]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights: weights must have one entry per objective (2), got 1",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=[0.5,-0.5]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights: weights must be finite and >= 0, got -0.5",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=0.5"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights=0.5: expected a list of numbers, one per reward "
+            "(acc, format)",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=[a,b]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights=['a', 'b']: the weights must be numbers",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=[1e-320,1e-320]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights: weight 1e-320 is too small to compute with",
+        ),
+        (
+            ["algorithm.gdpo_reward_weights=[0,0]"],
+            0,
+            0.0,
+            "algorithm.gdpo_reward_weights: every weight is 0",
+        ),
+        ([], -1, 0.0, "--ddof: ddof must be an integer >= 0, got -1"),
+        ([], 0, -1e-6, "--eps: eps must be a finite number >= 0, got -1e-06"),
+        (
+            ["actor_rollout_ref.rollout.n=4"],
+            4,
+            0.0,
+            "--ddof=4 with actor_rollout_ref.rollout.n=4: ",
+        ),
+        (
+            ["actor_rollout_ref.rollout.n=1"],
+            0,
+            0.0,
+            "actor_rollout_ref.rollout.n=1: a group needs at least 2 responses",
+        ),
+    ],
+)
+def test_check_config_names_each_misconfiguration(overrides, ddof, eps, message):
+    config = compose_config("algorithm.gdpo_reward_keys=[acc,format]", *overrides)
+    with pytest.raises(UsageError) as info:
+        dvao_verl.check_config(config, ddof, eps)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_check_config_passes_a_good_run_and_ignores_other_estimators():
+    good = ["algorithm.gdpo_reward_keys=[acc,format]", "actor_rollout_ref.rollout.n=4"]
+    dvao_verl.check_config(compose_config(*good, "algorithm.gdpo_reward_weights=[0.7,0.3]"), 3)
+    other = compose_config("algorithm.adv_estimator=grpo", "actor_rollout_ref.rollout.n=1")
+    dvao_verl.check_config(other, 5)
+
+
+def test_install_and_task_runner_check_ddof_and_eps():
+    with pytest.raises(UsageError, match="^ddof: ddof must be an integer >= 0, got -1"):
+        dvao_verl.install(ddof=-1)
+    with pytest.raises(UsageError, match="^eps: eps must be a finite number >= 0, got nan"):
+        dvao_verl.task_runner(eps=float("nan"))
+    assert dvao_verl.settings == dvao_verl.Settings()  # nothing changed
+
+
+def test_a_ragged_group_at_or_below_ddof_stops_the_first_batch():
+    """Groups are ragged in verl: only the batch shows a group too small for ddof."""
+    try:
+        dvao_verl.install(ddof=1)
+        with pytest.raises(
+            UsageError, match=r"^ddof=1: 1 group\(s\) in this batch have 1 or fewer"
+        ):
+            ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())  # a lone response
+        dvao_verl.install(ddof=2)
+        with pytest.raises(
+            UsageError, match=r"^ddof=2: 2 group\(s\) in this batch have 2 or fewer"
+        ):
+            ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())
+    finally:
+        dvao_verl.install()
+    # ddof 0: a lone response gets 0, as in every scheme, and the others train
+    out = ray_trainer.compute_advantage(make_batch(), "dvao", config=algo())
+    assert out.batch["advantages"].abs().sum() > 0
+
+
+def test_estimator_refuses_a_key_string_at_run_time():
+    config = AlgoConfig(adv_estimator="dvao", gdpo_reward_keys="acc")
+    with pytest.raises(UsageError, match="'acc' is one string"):
+        ray_trainer.compute_advantage(make_batch(), "dvao", config=config)
 
 
 def test_python_m_entry(monkeypatch, capsys, tmp_path):
@@ -356,6 +496,17 @@ def test_python_m_entry(monkeypatch, capsys, tmp_path):
     stopped = subprocess.run([*command, "algorithm.adv_estimator=dvao"], **run)
     assert stopped.returncode != 0
     assert stopped.stderr.splitlines()[-1].startswith("dvao: set algorithm.gdpo_reward_keys")
+    # a bad flag and a key list without brackets stop there too, before Ray starts
+    keys = "algorithm.gdpo_reward_keys=acc"
+    stopped = subprocess.run([*command, "algorithm.adv_estimator=dvao", keys], **run)
+    assert stopped.returncode != 0
+    last = stopped.stderr.splitlines()[-1]
+    assert last.startswith("dvao: algorithm.gdpo_reward_keys='acc' is one string"), last
+    assert "Started a local Ray instance" not in stopped.stdout + stopped.stderr
+    flags = ["--ddof", "8", "actor_rollout_ref.rollout.n=8", "algorithm.gdpo_reward_keys=[a,b]"]
+    stopped = subprocess.run([*command, *flags, "algorithm.adv_estimator=dvao"], **run)
+    last = stopped.stderr.splitlines()[-1]
+    assert last.startswith("dvao: --ddof=8 with actor_rollout_ref.rollout.n=8: "), last
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["verl.py"])  # main() rewrites it for Hydra
@@ -375,12 +526,24 @@ def test_task_runner_classes():
         assert runner().install_dvao() == dvao_verl.install()
 
 
+def test_task_runner_checks_the_config_before_it_builds_anything():
+    """A launcher of one's own that skipped check_config: the actor stops at run()."""
+    runner = dvao_verl.task_runner(use_v1=True, ddof=2).__ray_actor_class__()
+    config = compose_config("algorithm.gdpo_reward_keys=acc")
+    with pytest.raises(UsageError, match="'acc' is one string"):
+        runner.run(config)
+    config = compose_config("algorithm.gdpo_reward_keys=[acc]", "actor_rollout_ref.rollout.n=2")
+    with pytest.raises(UsageError, match=r"^--ddof=2 with actor_rollout_ref\.rollout\.n=2"):
+        runner.run(config)
+
+
 def test_task_runner_installs_dvao_in_the_ray_actor():
     """The class handed to main_ppo.run_ppo installs DVAO in its own (fresh) actor process."""
     ray = pytest.importorskip("ray")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         runner = dvao_verl.task_runner(use_v1=False, ddof=1, eps=1e-6).remote()
+        batch = make_batch(RAGGED)  # ddof 1 refuses a group of one
         sites = ray.get(runner.install_dvao.remote(), timeout=120)
 
         def in_actor(self, data, config):  # runs in the actor; pickled by value, so no test globals
@@ -392,14 +555,14 @@ def test_task_runner_installs_dvao_in_the_ray_actor():
             name = core_algos.get_adv_estimator_fn("dvao").__name__
             return name, module.settings, out.batch["advantages"]
 
-        call = runner.__ray_call__.remote(in_actor, make_batch(), algo())
+        call = runner.__ray_call__.remote(in_actor, batch, algo())
         name, settings, advantages = ray.get(call, timeout=60)
     finally:
         ray.shutdown()
     assert sites == dvao_verl.install()
     assert name == "compute_dvao_outcome_advantage"
     assert settings == dvao_verl.Settings(ddof=1, eps=1e-6)
-    data = make_batch()
+    data = make_batch(RAGGED)
     rewards, group = rewards_and_groups(data)
     engine = compute_advantages(rewards, group, schemes=("dvao",), ddof=1, eps=1e-6)
     expected = engine.advantages["dvao"].float().unsqueeze(-1) * data.batch["response_mask"]

@@ -187,7 +187,9 @@ def _stats_text(row: dict[str, Any]) -> str:
         for k, v in row.items()
         if k.startswith("rewards/") and k.endswith("/mean")
     ]
-    weights = [f"{k.split('/')[2][:3]} {num(v)}" for k, v in row.items() if k.startswith("dvao/")]
+    weights = [
+        f"{k.split('/')[2][:3]} {num(v)}" for k, v in row.items() if k.startswith("dvao/weight/")
+    ]
     return " ".join(means) + " | w " + " ".join(weights)
 
 
