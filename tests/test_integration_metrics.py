@@ -145,19 +145,19 @@ def test_weights_that_cannot_train_are_refused() -> None:
     names = ["acc", "format"]
     assert checks.check_weights(None, names, setting="w") is None
     assert checks.check_weights((0.7, 0), names, setting="w") == [0.7, 0.0]
-    assert checks.check_weights(np.array([1e-30, 1.0]), names, setting="w") == [1e-30, 1.0]
+    assert checks.check_weights(np.array([1e-6, 1.0]), names, setting="w") == [1e-6, 1.0]
     for weights, message in [
         ([1.0], "w: weights must have one entry per objective (2), got 1"),
         ([1.0, -0.5], "w: weights must be finite and >= 0, got -0.5"),
         ([1.0, math.inf], "w: weights must be finite and >= 0, got inf"),
-        ([0.0, 0.0], "w: every weight is 0, so every advantage would be 0"),
-        ([1e-320, 1e-320], "w: weight 1e-320 is too small to compute with"),
-        ([1.0, 1e-39], "w: weight 1e-39 is too small to compute with"),
+        ([0.0, 0.0], "w: weights are all 0: every weighted advantage would be 0"),
+        ([1e-320, 1e-320], "w: weights: 1e-320 is too small to compute with"),
+        ([1.0, 1e-13], "w: weights: 1e-13 is too small to compute with"),
         (0.5, "w=0.5: expected a list of numbers, one per reward (acc, format)"),
         ("0.5,0.5", "w='0.5,0.5': expected a list of numbers"),
         (["a", "b"], "w=['a', 'b']: the weights must be numbers"),
         ([None, 1.0], "w=[None, 1.0]: the weights must be numbers"),
-        (torch.tensor([1e-39, 1.0], dtype=torch.float64), "w: weight 1e-39 is too small"),
+        (torch.tensor([1e-39, 1.0], dtype=torch.float64), "w: weights: 1e-39 is too small"),
     ]:
         with pytest.raises(UsageError) as info:
             checks.check_weights(weights, names, setting="w")

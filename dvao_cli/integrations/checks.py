@@ -7,8 +7,8 @@ name in front. On top of them, what would make a run train on nothing without an
 
 - ddof at or above the group size: every within-group std is 0, so every advantage is 0;
 - a group size below 2: a single response has no within-group spread;
-- weights that are all 0, or a positive weight too small to compute with (below float32's
-  smallest normal number: on a GPU the engine computes in float32, where it underflows to 0);
+- weights that are all 0, or a positive weight too small to compute with (below
+  `objective_names.MIN_WEIGHT`, the API's and the command line's rule too);
 - reward keys given as one string (`algorithm.gdpo_reward_keys=acc`, which a list() would split
   into ['a', 'c', 'c']).
 
@@ -27,9 +27,6 @@ import torch
 
 from dvao_cli.advantages import _check_common, _check_weights
 from dvao_cli.errors import UsageError
-
-# the smallest positive weight the engine computes with in every dtype it uses (float32 on CUDA)
-SMALLEST_WEIGHT = float(torch.finfo(torch.float32).tiny)  # 1.18e-38
 
 
 def _named(setting: str, error: UsageError) -> UsageError:
@@ -115,25 +112,10 @@ def check_weights(weights: Any, names: Sequence[str], *, setting: str) -> list[f
             f"({', '.join(names)})"
         )
     values = list(weights)
-    try:  # before the engine's checks, so that this message is the one a tiny weight gets
-        if any(isinstance(value, (str, bytes)) for value in values):
-            raise TypeError
-        tiny = [value for value in values if 0 < value < SMALLEST_WEIGHT]
-    except TypeError:
-        raise UsageError(f"{setting}={values}: the weights must be numbers") from None
-    if tiny:
-        raise UsageError(
-            f"{setting}: weight {float(tiny[0])!r} is too small to compute with (below "
-            f"{SMALLEST_WEIGHT:.3g}, float32's smallest normal number, it underflows to 0); "
-            "scale the weights up (DVAO and RC depend only on their ratios)"
-        )
-    try:
+    if any(isinstance(value, (str, bytes)) or value is None for value in values):
+        raise UsageError(f"{setting}={values}: the weights must be numbers")
+    try:  # the API's rules: length, sign, all 0, too small (objective_names.MIN_WEIGHT)
         values = _check_weights(values, len(names))
     except UsageError as error:
         raise _named(setting, error) from None
-    if not any(value > 0 for value in values):
-        raise UsageError(
-            f"{setting}: every weight is 0, so every advantage would be 0; give at least one "
-            "reward a positive weight"
-        )
     return values

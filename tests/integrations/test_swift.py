@@ -269,8 +269,8 @@ def test_ddof_at_or_above_num_generations_stops_the_trainer(ddof):
 @pytest.mark.parametrize(
     ("weights", "message"),
     [
-        ([1e-320, 1e-320, 1e-320], "--reward_weights: weight 1e-320 is too small to compute with"),
-        ([0.0, 0.0, 0.0], "--reward_weights: every weight is 0"),
+        ([1e-320, 1e-320, 1e-320], "--reward_weights: weights: 1e-320 is too small"),
+        ([0.0, 0.0, 0.0], "--reward_weights: weights are all 0"),
         ([0.5, -0.2, 0.3], "--reward_weights: weights must be finite and >= 0, got -0.2"),
     ],
 )

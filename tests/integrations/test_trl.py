@@ -335,9 +335,9 @@ def test_ddof_at_or_above_num_generations_fails_at_construction(tmp_path, ddof: 
 @pytest.mark.parametrize(
     ("weights", "message"),
     [
-        ([1e-320, 1e-320, 1e-320], "weight 1e-320 is too small to compute with"),
-        ([1.0, 1e-40, 1.0], "weight 1e-40 is too small to compute with"),
-        ([0.0, 0.0, 0.0], "every weight is 0, so every advantage would be 0"),
+        ([1e-320, 1e-320, 1e-320], "weights: 1e-320 is too small to compute with"),
+        ([1.0, 1e-40, 1.0], "weights: 1e-40 is too small to compute with"),
+        ([0.0, 0.0, 0.0], "weights are all 0: every weighted advantage would be 0"),
         ([1.0, float("nan"), 1.0], "weights must be finite and >= 0, got nan"),
     ],
 )
