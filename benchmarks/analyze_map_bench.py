@@ -26,18 +26,20 @@ def main() -> None:
     from dvao_cli.analysis.runtime import tune_for_streaming
 
     tune_for_streaming()
+    import dvao_cli.analysis.backends.rows as rows
     import dvao_cli.analysis.pipeline as analyze
+    from dvao_cli.analysis.parts import Settings
     from dvao_cli.cli.options import resolve_weights
     from dvao_cli.reader.spec import open_log
     from dvao_cli.reader.stream import iter_frames
 
     if args.piece_rows:
-        analyze.ENGINE_PIECE_ROWS = args.piece_rows
+        rows.ENGINE_PIECE_ROWS = args.piece_rows
     spec = open_log(args.log)
     frames = iter_frames(spec, chunk_rows=2_000_000, row_index=False)
     chosen = list(itertools.islice(frames, args.frames))
     names = list(spec.objectives)
-    cfg = analyze._Settings(
+    cfg = Settings(
         names, resolve_weights(names, {}), list(analyze.SCHEMES), 0, 0.0, "error", "cpu",
         False, False, spec, 1_000_000,
     )  # fmt: skip

@@ -164,7 +164,7 @@ def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         factor_step = np.array([0.0, 0.37, 1.0 / 3.0, 2.9])  # step 0: no signal
         factor = factor_step[ix.group_step]  # (G,)
         base = rng.normal(size=group.shape[0])
-        limits = dg._zero_limit(factor_step)
+        limits = dg.zero_limit(factor_step)
         for s in range(1, 4):  # rows right at, below and above each step's zero limit
             rows = np.flatnonzero(step == s)[:3]
             edge = limits[s]

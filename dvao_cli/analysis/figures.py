@@ -224,7 +224,7 @@ def step_scaled_sums(
     |fl(a f)| <= ZERO_TOL exactly where |a| is at most the largest x with fl(x f) <= ZERO_TOL:
     the same figures as from the advantages themselves. factor, square (G,) per group."""
     step_factor = factor[ix.by_step.starts]  # (S,) alike over each step's groups
-    limit = _zero_limit(step_factor)[ix.group_step]  # (G,)
+    limit = zero_limit(step_factor)[ix.group_step]  # (G,)
     if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
         zero = (ix.grouped(abs_base) <= limit[:, None]).reshape(-1)
     else:
@@ -265,9 +265,11 @@ def two_valued_sums(
     )  # fmt: skip
 
 
-def _zero_limit(factor: np.ndarray) -> np.ndarray:
-    """(S,) the largest x >= 0 with fl(x x factor) <= ZERO_TOL (inf where factor is 0): ZERO_TOL
-    / factor, moved by ulps to the exact boundary (its rounding can land on either side)."""
+def zero_limit(factor: np.ndarray) -> np.ndarray:
+    """The largest x >= 0 with fl(x x factor) <= ZERO_TOL, for each factor >= 0 (inf where it
+    is 0): ZERO_TOL / factor, moved by ulps to the exact boundary (its rounding can land on
+    either side). The one zero rule of every backend: an advantage fl(a x factor) counts as
+    zero exactly where |a| <= zero_limit(factor)."""
     positive = factor > 0
     finite = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), 0.0)  # 0: no inf x 0
     for _ in range(8):  # down while over: one or two ulps at most

@@ -21,6 +21,7 @@ from dvao_cli.cli.options import (
     WeightOpt,
 )
 
+PIPELINE = "dvao_cli.analysis.pipeline"  # what the worker processes import as they start
 HELP = (
     "Per-objective within-group variance, DVAO weights, saturation, correlation and the "
     "advantages of every multi-reward scheme, from a rollout log. Exit 3 when a --fail-on "
@@ -102,6 +103,18 @@ def command(
     log_format: LogFormatOpt = "auto",
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="How the figures are computed, all to the same numbers: rows (every "
+            "advantage; the reference), sums (GDPO and a 0/1 GRPO described exactly), patterns "
+            "(reward-pattern counts, for few distinct rewards), alike (patterns, each distinct "
+            "group once) or auto (per chunk, the fastest that takes it). Exit 2 when the one "
+            "named cannot take the log.",
+        ),
+    ] = "auto",
 ) -> None:
     from dvao_cli.analysis.runtime import stream_workers, tune_for_streaming
     from dvao_cli.analysis.workers import start_early
@@ -109,7 +122,7 @@ def command(
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     workers = stream_workers()
     # a large log's worker processes start now: their imports overlap the ones below
-    with start_early(log, workers) or nullcontext() as early:
+    with start_early(log, workers, warm=PIPELINE) or nullcontext() as early:
         from dvao_cli.analysis.pipeline import analyze
         from dvao_cli.cli.console import get_console, info, printable, progress
         from dvao_cli.cli.options import SCHEMES, parse_weights
@@ -136,6 +149,7 @@ def command(
                 workers=workers,
                 processes=early or True,
                 on_progress=lambda done, total: bar.update(completed=done, total=total or None),
+                backend=backend,
             )
         summary = result.summary
         if summary.skipped_groups:
