@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from dvao_cli.analysis import figures as dg
+from dvao_cli.analysis.backends.rows import describe
 from dvao_cli.core import engine
 from dvao_cli.core.conventions import binary_objectives
 from dvao_cli.core.schemes import SCHEMES
-from dvao_cli.core.segments import segments
+from dvao_cli.core.segments import Blocks, segments
 
 
 def _batch(seed: int, k: int, ragged: bool):
@@ -115,41 +116,50 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
                               [0.2, 0.3, 0.5], SCHEMES, missing=missing).squares  # fmt: skip
 
 
-def test_sums_only_schemes_are_exactly_described() -> None:
-    """engine.run(sums_only=True) leaves GDPO as AC x a factor, one number per step (AC its
-    numerator itself), and GRPO over a 0/1 primary as two values per group: reconstructed,
-    the same bits as computed over the rows."""
+def test_described_schemes_are_exactly_described() -> None:
+    """The `sums` backend leaves GDPO as AC x a factor, one number per step (AC its numerator
+    itself), and GRPO over a 0/1 primary as two values per group (`rows.describe`; the engine
+    gives every scheme's scale and a 0/1 objective's ones): reconstructed, the same bits as
+    computed over the rows."""
     for ragged in (False, True):
         rewards, group, step, sizes = _batch(5, 3, ragged)
         rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
         ix = _index(step, group, sizes)
         columns = [np.ascontiguousarray(rewards[:, k]) for k in range(3)]
-        args = (columns, segments(group, 40), ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
+        seg = Blocks(40, int(sizes[0])) if not ragged else segments(group, 40)
+        args = (columns, seg, ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
         rows = engine.run(*args, SCHEMES, squares=True)
-        scaled = engine.run(*args, SCHEMES, squares=True, sums_only=True)
-        assert set(scaled.step_scaled) == {"gdpo"} and "gdpo" not in scaled.advantages
-        base, factor = scaled.step_scaled["gdpo"]
-        assert base == "ac"
-        two = {"grpo"} if not ragged else set()  # 0/1 rewards told apart in blocks only
-        assert set(scaled.two_valued) == two
-        assert set(scaled.advantages) == set(SCHEMES) - {"gdpo"} - two
+        zero_one = None if ragged else [engine.zero_one_column(c) for c in columns]
+        left = describe(list(SCHEMES), False, zero_one)
+        assert left.step_scaled == {"gdpo": "ac"}
+        two = {"grpo": 0} if not ragged else {}  # 0/1 rewards told apart in blocks only
+        assert left.two_valued == two
+        kept = [name for name in SCHEMES if name not in left.left_out()]
+        scaled = engine.run(*args, SCHEMES, squares=True, advantages=kept, zero_one=zero_one)
+        assert set(scaled.advantages) == set(SCHEMES) - {"gdpo"} - set(two)
+        assert set(scaled.scales) == set(SCHEMES)
         for name in scaled.advantages:
             np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
-        if ragged:
-            continue
-        # GRPO over the 0/1 first objective: its two values per group, bit for bit
-        at0, at1, ones = scaled.two_valued["grpo"]
-        grpo = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
-        np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
-        np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
+        np.testing.assert_array_equal(scaled.scales["ac"], np.ones(40))
+        factor = scaled.scales["gdpo"]
         per_step = factor[ix.by_step.starts]
         np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
         gdpo = scaled.advantages["ac"] * factor[group]
         np.testing.assert_array_equal(gdpo, rows.advantages["gdpo"])
         np.testing.assert_array_equal(scaled.squares["gdpo"], rows.squares["gdpo"])
-        # gdpo before ac, or ac without gdpo: nothing to derive from
-        assert not engine.run(*args, ("gdpo", "ac"), sums_only=True).step_scaled
-        assert not engine.run(*args, ("gdpo", "dvao"), sums_only=True).step_scaled
+        if ragged:
+            assert not scaled.ones
+            continue
+        # GRPO over the 0/1 first objective: its two values per group, bit for bit
+        mu, scale, ones = scaled.moments.mean[0], scaled.scales["grpo"], scaled.ones[0]
+        at0, at1 = (0.0 - mu) * scale, (1.0 - mu) * scale
+        grpo = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
+        np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
+        np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
+    # gdpo before ac, or ac without gdpo: nothing to derive from; missing rewards: nothing
+    assert not describe(["gdpo", "ac"], False, None).step_scaled
+    assert not describe(["gdpo", "dvao"], False, None).step_scaled
+    assert not describe(list(SCHEMES), True, None).left_out()
 
 
 def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
@@ -191,11 +201,12 @@ def test_two_valued_sums_equal_the_sums_of_the_advantages() -> None:
         rewards, group, step, sizes = _batch(seed, 1, ragged=False)
         ix = _index(step, group, sizes)
         out = engine.run(
-            [np.ascontiguousarray(rewards[:, 0])], segments(group, 40), ix.group_step,
-            ix.n_steps, [1.0], ("grpo",), squares=True, sums_only=True,
+            [np.ascontiguousarray(rewards[:, 0])], Blocks(40, 8), ix.group_step,
+            ix.n_steps, [1.0], ("grpo",), squares=True, advantages=(),
         )  # fmt: skip
-        at0, at1, ones = out.two_valued["grpo"]
-        at1 = at1.copy()
+        assert not out.advantages
+        mu, scale, ones = out.moments.mean[0], out.scales["grpo"], out.ones[0]
+        at0, at1 = (0.0 - mu) * scale, (1.0 - mu) * scale
         at1[1] = 1e-13  # a value counted as zero
         adv = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
         size = sizes.astype(np.float64)

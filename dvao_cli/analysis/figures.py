@@ -217,7 +217,7 @@ def step_scaled_sums(
     ix: ChunkIndex,
 ) -> SchemeSums:
     """The sums of a scheme whose advantages are another's times one positive number per step
-    (`engine.EngineResult.step_scaled`: GDPO, AC times its step's whitening factor), from
+    (`backends.rows.Described.step_scaled`: GDPO, AC times its step's whitening factor), from
     that scheme's |A| (abs_base (N,)) and sums, without computing its own advantages.
 
     Rounding is monotone, so the largest |fl(a f)| over a step is fl(max |a| x f), and
@@ -237,7 +237,7 @@ def step_scaled_sums(
 
 def two_valued_distinct(at0: np.ndarray, at1: np.ndarray, ones: np.ndarray, size: np.ndarray):
     """(G,) distinct advantages of a scheme taking at0 where a 0/1 reward is 0 and at1 where it
-    is 1 (`engine.EngineResult.two_valued`): as sorting the group would count them."""
+    is 1 (`backends.rows.Described.two_valued`): as sorting the group would count them."""
     both = (ones > 0) & (ones < size)
     return 1 + (both & (at1 - at0 > DISTINCT_TOL)).astype(np.int64)
 

@@ -68,11 +68,11 @@ class Backend:
     exact: bool = True
 
 
-def _rows(chunk: Chunk, cfg: Settings, on_rows: OnRows | None, sums_only: bool = False) -> Output:
-    out = Output(device=cfg.device_label, rows_done=on_rows is not None and not sums_only)
+def _rows(chunk: Chunk, cfg: Settings, on_rows: OnRows | None, described: bool = False) -> Output:
+    out = Output(device=cfg.device_label, rows_done=on_rows is not None and not described)
     for piece in rows.pieces(chunk, cfg):
-        result, columns = rows.run_engine(piece, cfg, sums_only=sums_only)
-        out.parts.append(rows.engine_sums(piece, cfg, result, columns))
+        result, columns, left = rows.run_engine(piece, cfg, described)
+        out.parts.append(rows.engine_sums(piece, cfg, result, columns, left))
         if out.rows_done:
             assert on_rows is not None
             on_rows(piece, result)
@@ -81,7 +81,7 @@ def _rows(chunk: Chunk, cfg: Settings, on_rows: OnRows | None, sums_only: bool =
 
 def _sums(chunk: Chunk, cfg: Settings, on_rows: OnRows | None) -> Output:
     # every response's advantages wanted: computed anyway, the figures from them (the same)
-    return _rows(chunk, cfg, on_rows, sums_only=not cfg.per_response)
+    return _rows(chunk, cfg, on_rows, described=not cfg.per_response)
 
 
 def _columns(chunk: Chunk, cfg: Settings) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ numpy on the CPU; torch on CUDA (`--device`)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -15,6 +16,7 @@ import dvao_cli.analysis.figures as dg
 from dvao_cli.analysis.parts import Part, Settings
 from dvao_cli.analysis.step_sums import SchemeSums, objective_sums
 from dvao_cli.core import engine
+from dvao_cli.core import schemes as table
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
 from dvao_cli.errors import InputError, RewardValueError
 from dvao_cli.reader.chunk import Chunk, non_finite_error
@@ -24,6 +26,7 @@ from dvao_cli.reader.chunk import Chunk, non_finite_error
 # row within noise, 2M rows 1.07-1.1x (`benchmarks/analyze_map_bench.py --piece-rows N`);
 # without it, 2M-row pieces pay page faults for every fresh (N,) buffer.
 ENGINE_PIECE_ROWS = 1 << 18
+PRIMARY = 0  # GRPO's objective: the first
 
 
 def pieces(chunk: Chunk, cfg: Settings) -> list[Chunk]:
@@ -41,13 +44,49 @@ def reward_error(err: RewardValueError, cfg: Settings, frame) -> InputError:
     return InputError(reason, path=cfg.spec.label, column=cfg.names[err.objective])
 
 
+@dataclass(frozen=True)
+class Described:
+    """The schemes the engine leaves out of its rows for `sums`, each with what its figures
+    follow from exactly."""
+
+    # whitened scheme -> its base, an earlier unwhitened scheme over the same numerator with
+    # scale 1 (GDPO -> AC): its advantages are fl(base's x f), f one positive number per step
+    step_scaled: dict[str, str] = field(default_factory=dict)
+    # scheme over one 0/1 objective's deviations, unwhitened -> that objective (GRPO): two
+    # values per group, fl(0 - mu) x scale and fl(1 - mu) x scale
+    two_valued: dict[str, int] = field(default_factory=dict)
+
+    def left_out(self) -> set[str]:
+        return set(self.step_scaled) | set(self.two_valued)
+
+
+def describe(schemes: list[str], missing: bool, zero_one: list[bool] | None) -> Described:
+    """What `sums` leaves out: nothing with missing rewards (a row with no reward is 0 in
+    every scheme, no multiple of another); `zero_one` (K,) where the engine counts a 0/1
+    objective's ones (groups in blocks), else None."""
+    if missing:
+        return Described()
+    found = Described()
+    for i, name in enumerate(schemes):
+        scheme = table.BY_NAME[name]
+        kind = table.numerator_of(name, missing)
+        if scheme.whitened:
+            for earlier in schemes[:i]:
+                base = table.BY_NAME[earlier]
+                if table.numerator_of(earlier, missing) == kind and not base.whitened:
+                    found.step_scaled[name] = earlier
+                    break
+        elif kind == table.PRIMARY and zero_one is not None and zero_one[PRIMARY]:
+            found.two_valued[name] = PRIMARY
+    return found
+
+
 def run_engine(
-    chunk: Chunk, cfg: Settings, sums_only: bool = False
-) -> tuple[engine.EngineResult, list[np.ndarray]]:
+    chunk: Chunk, cfg: Settings, described: bool = False
+) -> tuple[engine.EngineResult, list[np.ndarray], Described]:
     """The row engine over one piece: (its result as numpy arrays, the reward columns K x (N,)
-    it read). numpy on the CPU; torch on CUDA. `sums_only`: GDPO (AC times a factor per step)
-    and GRPO over a 0/1 primary (two values per group) are described, not computed row by row
-    (`engine.run`)."""
+    it read, the schemes it left out). numpy on the CPU; torch on CUDA. `described`: the
+    schemes `describe` finds are left out of the rows (the `sums` backend)."""
     frame = chunk.frame
     columns = [
         np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
@@ -75,6 +114,10 @@ def run_engine(
             if chunk.uniform
             else TorchRagged(torch.from_numpy(chunk.group).to(dev), chunk.n_groups)
         )
+    missing = cfg.nan == "ignore"
+    # checked once for the engine and for `describe` (the engine counts ones in blocks only)
+    zero_one = [engine.zero_one_column(r) for r in rows] if chunk.uniform and not missing else None
+    left = describe(cfg.schemes, missing, zero_one) if described else Described()
     try:
         result = engine.run(
             rows,
@@ -85,22 +128,30 @@ def run_engine(
             tuple(cfg.schemes),
             ddof=cfg.ddof,
             eps=cfg.eps,
-            missing=cfg.nan == "ignore",
+            missing=missing,
             squares=True,
-            sums_only=sums_only,
+            advantages=[name for name in cfg.schemes if name not in left.left_out()],
+            zero_one=zero_one,
         )
     except RewardValueError as err:
         raise reward_error(err, cfg, frame) from None
     if dev is not None:
         result = engine.to_numpy(result)
-    return result, columns
+    for base in set(left.step_scaled.values()):  # the table's promise (AC's scale is 1)
+        if not bool(np.all(result.scales[base] == 1.0)):
+            raise RuntimeError(f"{base}'s scale is not 1: no scheme is its multiple")
+    return result, columns, left
 
 
 def engine_sums(
-    chunk: Chunk, cfg: Settings, result: engine.EngineResult, columns: list[np.ndarray]
+    chunk: Chunk,
+    cfg: Settings,
+    result: engine.EngineResult,
+    columns: list[np.ndarray],
+    left: Described,
 ) -> Part:
     """The per-step sums of a piece from the engine's advantages (any reward, missing too),
-    and from its exact descriptions of the schemes it left out (`sums_only`)."""
+    and from the exact descriptions of the schemes it left out (`left`)."""
     steps, group_step = chunk.group_steps()
     ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
     m = result.moments
@@ -112,16 +163,19 @@ def engine_sums(
         result.advantages,
         ix,
         missing,
-        primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
+        primary_std=m.std[PRIMARY] if obj.binary[PRIMARY] else None,
     )
-    for name, (base, _) in result.step_scaled.items():  # a positive multiple: the same count
+    for name, base in left.step_scaled.items():  # a positive multiple: the same count
         distinct[name] = distinct[base]
     size = m.size.astype(np.float64)  # (G,)
-    for name, (at0, at1, ones) in result.two_valued.items():
-        distinct[name] = dg.two_valued_distinct(at0, at1, ones, size)
+    two: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # at 0, at 1, ones (G,)
+    for name, k in left.two_valued.items():
+        mu, scale = m.mean[k], result.scales[name]  # fl(r - mu) x scale, as the rows are
+        two[name] = ((0.0 - mu) * scale, (1.0 - mu) * scale, result.ones[k])
+        distinct[name] = dg.two_valued_distinct(*two[name], size)
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
     sch: dict[str, SchemeSums] = {}
-    bases = {base for base, _ in result.step_scaled.values()}  # schemes others are multiples of
+    bases = set(left.step_scaled.values())  # schemes others are multiples of
     magnitudes: dict[str, np.ndarray] = {}  # their |A|, shared
     for name, adv in result.advantages.items():
         if name in bases:
@@ -130,12 +184,12 @@ def engine_sums(
             adv, distinct[name], distinct_rewards, ix, result.squares.get(name),
             magnitudes.get(name),
         )  # fmt: skip
-    for name, (base, factor) in result.step_scaled.items():
+    for name, base in left.step_scaled.items():
         sch[name] = dg.step_scaled_sums(
-            magnitudes[base], sch[base], factor, result.squares[name], distinct[name],
-            distinct_rewards, ix,
+            magnitudes[base], sch[base], result.scales[name], result.squares[name],
+            distinct[name], distinct_rewards, ix,
         )  # fmt: skip
-    for name, (at0, at1, ones) in result.two_valued.items():
+    for name, (at0, at1, ones) in two.items():
         sch[name] = dg.two_valued_sums(
             at0, at1, ones, size, result.squares[name], distinct[name], distinct_rewards, ix
         )
