@@ -95,6 +95,24 @@ def test_reward_vectors_known_distinct_from_the_advantages_agree_with_sorting() 
         assert dg.distinct_reward_vectors(columns, ix, False).tolist() == plain.tolist()
 
 
+def test_reward_vectors_are_compared_exactly() -> None:
+    """Vectors the sort key merges (1 + 1e-17 x sqrt 3 rounds to 1), a missing reward against
+    the key's stand-in for it (-7), and -0.0 against 0.0: counted exactly, in blocks and
+    ragged, with few values (pattern codes) and many."""
+    a = np.array([1.0, 1.0, 1.0, -7.0, 0.0, 0.0, 0.5, 0.25])
+    b = np.array([1e-17, 0.0, 1e-17, 0.0, np.nan, 0.0, -0.0, 0.3])
+    assert dg.reward_vector_keys([a, b])[0] == dg.reward_vector_keys([a, b])[1]  # merged
+    for uniform in (4, 0):
+        sizes = np.array([4, 4])
+        group = np.repeat([0, 1], 4)
+        ix = _index(np.zeros(8, dtype=np.int64), group, sizes)
+        ix.uniform = uniform
+        # group 0: (1, 1e-17) twice and (1, 0), (-7, 0); group 1: (0, NaN), (0, 0), (0.5, -0), ...
+        assert dg.distinct_vectors([a, b], ix, missing=True).tolist() == [3, 4]
+        few = [np.array([1.0, 0.0, 1.0, -0.0, 0.0, 0.0, 1.0, 1.0]), np.zeros(8)]
+        assert dg.distinct_vectors(few, ix, missing=False).tolist() == [2, 2]
+
+
 def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
     for ragged, missing in [(False, False), (True, False), (False, True), (True, True)]:
         rewards, group, step, sizes = _batch(3, 3, ragged)

@@ -166,3 +166,24 @@ class AgreementSums:
     sxx: float
     syy: float
     sxy: float
+
+
+def zero_limit(factor: np.ndarray) -> np.ndarray:
+    """The largest x >= 0 with fl(x x factor) <= ZERO_TOL, for each factor >= 0 (inf where it
+    is 0): ZERO_TOL / factor, moved by ulps to the exact boundary (its rounding can land on
+    either side). The one zero rule of every backend: an advantage fl(a x factor) counts as
+    zero exactly where |a| <= zero_limit(factor)."""
+    positive = factor > 0
+    finite = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), 0.0)  # 0: no inf x 0
+    for _ in range(8):  # down while over: one or two ulps at most
+        over = positive & (finite * factor > ZERO_TOL)
+        if not over.any():
+            break
+        finite = np.where(over, np.nextafter(finite, 0.0), finite)
+    for _ in range(8):  # up while the next one is still within
+        up = np.nextafter(finite, np.inf)
+        within = positive & (up * factor <= ZERO_TOL)
+        if not within.any():
+            break
+        finite = np.where(within, up, finite)
+    return np.where(positive, finite, np.inf)

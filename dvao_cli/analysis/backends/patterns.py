@@ -32,7 +32,6 @@ from functools import cache
 
 import numpy as np
 
-from dvao_cli.analysis.figures import zero_limit
 from dvao_cli.analysis.step_sums import (
     ObjectiveSums,
     PairSums,
@@ -40,6 +39,7 @@ from dvao_cli.analysis.step_sums import (
     StepIndex,
     objective_sums,
     pair_sums,
+    zero_limit,
 )
 from dvao_cli.core import schemes as table
 from dvao_cli.core.conventions import binary_objectives, check_rewards
