@@ -6,7 +6,6 @@ a log is exit 2 with one line."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 from dvao_cli.analysis import BACKENDS
 from dvao_cli.analysis.backends.registry import BackendError
 from dvao_cli.analysis.pipeline import analyze
+from tests.test_patterns import assert_same
 
 FEW_VALUED = ("patterns", "alike")  # the backends that need few distinct rewards
 
@@ -27,19 +27,6 @@ def summary(path: Path, backend: str, **options: Any) -> dict[str, Any]:
     found = analyze(path, backend=backend, **options)
     assert set(found.backends) == {backend}, found.backends  # the one asked for ran
     return found.summary.to_json()
-
-
-def close(a: Any, b: Any, where: str = "summary") -> None:
-    """Equal, floats to rounding (relative 1e-9, or 1e-12 near 0: a correlation of rounding
-    noise): a count differing by one is far more."""
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), where
-        for key in a:
-            close(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, float) and isinstance(b, float):
-        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (where, a, b)
-    else:
-        assert a == b, (where, a, b)
 
 
 def check_equal(path: Path, few_valued: bool, **options: Any) -> None:
@@ -56,7 +43,7 @@ def check_equal(path: Path, few_valued: bool, **options: Any) -> None:
         if backend.exact:
             assert json.dumps(found, sort_keys=True) == json.dumps(reference, sort_keys=True), name
         else:
-            close(found, reference, name)
+            assert_same(found, reference, name)  # floats to rounding (test_patterns)
 
 
 def write(path: Path, steps: list[int], groups: list[int], **columns: Any) -> Path:
