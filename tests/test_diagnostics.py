@@ -135,10 +135,10 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
 
 
 def test_described_schemes_are_exactly_described() -> None:
-    """The `sums` backend leaves GDPO as AC x a factor, one number per step (AC its numerator
-    itself), and GRPO over a 0/1 primary as two values per group (`rows.describe`; the engine
-    gives every scheme's scale and a 0/1 objective's ones): reconstructed, the same bits as
-    computed over the rows."""
+    """The `sums` backend leaves out GDPO (AC's numerator x one factor per step) and DVAO
+    (RC's numerator x its scale), which the engine then gives with every scheme's scale, and
+    GRPO over a 0/1 primary as two values per group (`rows.describe`; the engine counts a 0/1
+    objective's ones): reconstructed, the same bits as computed over the rows."""
     for ragged in (False, True):
         rewards, group, step, sizes = _batch(5, 3, ragged)
         rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
@@ -149,12 +149,12 @@ def test_described_schemes_are_exactly_described() -> None:
         rows = engine.run(*args, SCHEMES, squares=True)
         zero_one = None if ragged else [engine.zero_one_column(c) for c in columns]
         left = describe(list(SCHEMES), False, zero_one)
-        assert left.step_scaled == {"gdpo": "ac"}
+        assert left.scaled == {"gdpo": "standardised", "dvao": "weighted"}
         two = {"grpo": 0} if not ragged else {}  # 0/1 rewards told apart in blocks only
         assert left.two_valued == two
         kept = [name for name in SCHEMES if name not in left.left_out()]
         scaled = engine.run(*args, SCHEMES, squares=True, advantages=kept, zero_one=zero_one)
-        assert set(scaled.advantages) == set(SCHEMES) - {"gdpo"} - set(two)
+        assert set(scaled.advantages) == {"rc", "ac"} | ({"grpo"} if ragged else set())
         assert set(scaled.scales) == set(SCHEMES)
         for name in scaled.advantages:
             np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
@@ -162,9 +162,11 @@ def test_described_schemes_are_exactly_described() -> None:
         factor = scaled.scales["gdpo"]
         per_step = factor[ix.by_step.starts]
         np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
-        gdpo = scaled.advantages["ac"] * factor[group]
-        np.testing.assert_array_equal(gdpo, rows.advantages["gdpo"])
-        np.testing.assert_array_equal(scaled.squares["gdpo"], rows.squares["gdpo"])
+        for name, kind in left.scaled.items():  # fl(numerator x scale), row by row
+            derived = scaled.numerators[kind] * scaled.scales[name][group]
+            np.testing.assert_array_equal(derived, rows.advantages[name])
+            np.testing.assert_array_equal(scaled.squares[name], rows.squares[name])
+        np.testing.assert_array_equal(scaled.numerators["standardised"], rows.advantages["ac"])
         if ragged:
             assert not scaled.ones
             continue
@@ -174,15 +176,16 @@ def test_described_schemes_are_exactly_described() -> None:
         grpo = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
         np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
         np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
-    # gdpo before ac, or ac without gdpo: nothing to derive from; missing rewards: nothing
-    assert not describe(["gdpo", "ac"], False, None).step_scaled
-    assert not describe(["gdpo", "dvao"], False, None).step_scaled
+    # the first scheme over a numerator keeps its rows; missing rewards: nothing left out
+    assert describe(["gdpo", "ac"], False, None).scaled == {"ac": "standardised"}
+    assert not describe(["gdpo", "dvao"], False, None).scaled
     assert not describe(list(SCHEMES), True, None).left_out()
 
 
-def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
-    """Largest |A| and zero counts of base x factor, from the base's |A|: exact, also for
-    values on either side of the zero tolerance after scaling."""
+def test_scaled_sums_equal_the_sums_of_the_advantages() -> None:
+    """Largest |A| and zero counts of base x a scale per group (here one per step), from the
+    base's |A| and its largest per group: exact, also for values on either side of the zero
+    tolerance after scaling."""
     from dvao_cli.core.tolerances import ZERO_TOL
 
     rng = np.random.default_rng(8)
@@ -201,9 +204,9 @@ def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         distinct = np.ones(ix.n_groups, dtype=np.int64)
         square = np.bincount(group, weights=adv * adv, minlength=ix.n_groups)
         plain = dg.scheme_sums(adv, distinct, distinct, ix, square)
-        base_sums = dg.scheme_sums(base, distinct, distinct, ix)
-        derived = dg.step_scaled_sums(
-            np.abs(base), base_sums, factor, square, distinct, distinct, ix
+        magnitude = np.abs(base)
+        derived = dg.scaled_sums(
+            magnitude, ix.group_max(magnitude), factor, square, distinct, distinct, ix
         )
         for field in ("square_sum", "max_abs", "zeros", "distinct_adv", "distinct_rew"):
             np.testing.assert_array_equal(getattr(derived, field), getattr(plain, field))

@@ -223,22 +223,47 @@ def scheme_sums(
     distinct_rewards: np.ndarray,
     ix: ChunkIndex,
     square: np.ndarray | None = None,
-    abs_adv: np.ndarray | None = None,
 ) -> SchemeSums:
-    """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group;
-    square (G,) the sum of adv^2 over each group when the engine gave it (else summed here);
-    abs_adv (N,) |adv| when the caller has it."""
-    if abs_adv is None:
-        abs_adv = np.abs(adv)
-    return _per_step(
-        ix,
+    """adv (N,) one scheme's advantages (its rows: `scaled_sums` at scale 1); distinct_adv and
+    distinct_rewards (G,) per group; square (G,) the sum of adv^2 over each group when the
+    engine gave it (else summed here)."""
+    magnitude = np.abs(adv)
+    return scaled_sums(
+        magnitude,
+        ix.group_max(magnitude),
+        np.ones(ix.n_groups),
         ix.group_dot(adv, adv) if square is None else square,
-        # a maximum is exact in any order: straight over each step's rows, along the long axis
-        np.maximum.reduceat(abs_adv, ix.step_rows),
-        ix.step_count(abs_adv <= ZERO_TOL),
         distinct_adv,
         distinct_rewards,
+        ix,
     )
+
+
+def scaled_sums(
+    magnitude: np.ndarray,
+    group_max: np.ndarray,
+    scale: np.ndarray,
+    square: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+    ix: ChunkIndex,
+) -> SchemeSums:
+    """The sums of a scheme whose advantages are fl(v x scale) row by row, from |v| (magnitude
+    (N,)), its largest per group (group_max (G,)) and the scale (G,) >= 0, without those rows
+    (the one place a scheme's largest |A| and zero count are made, on every row path).
+
+    Rounding is monotone, so a group's largest |fl(v s)| is fl(max |v| x s), and |fl(v s)| <=
+    ZERO_TOL exactly where |v| <= zero_limit(s): the figures of the advantages themselves.
+    square, distinct_adv, distinct_rewards (G,) per group."""
+    limit = zero_limit(scale)  # (G,)
+    if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
+        zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
+    else:
+        zero = magnitude <= np.repeat(limit, ix.sizes)
+    return _per_step(
+        ix, square, ix.by_step.max(group_max * scale), ix.step_count(zero), distinct_adv,
+        distinct_rewards,
+    )  # fmt: skip
 
 
 def _per_step(
@@ -259,34 +284,6 @@ def _per_step(
         distinct_adv=steps.sum(distinct_adv.astype(np.float64)),
         distinct_rew=steps.sum(distinct_rewards.astype(np.float64)),
     )
-
-
-def step_scaled_sums(
-    abs_base: np.ndarray,
-    base: SchemeSums,
-    factor: np.ndarray,
-    square: np.ndarray,
-    distinct_adv: np.ndarray,
-    distinct_rewards: np.ndarray,
-    ix: ChunkIndex,
-) -> SchemeSums:
-    """The sums of a scheme whose advantages are another's times one positive number per step
-    (`backends.rows.Described.step_scaled`: GDPO, AC times its step's whitening factor), from
-    that scheme's |A| (abs_base (N,)) and sums, without computing its own advantages.
-
-    Rounding is monotone, so the largest |fl(a f)| over a step is fl(max |a| x f), and
-    |fl(a f)| <= ZERO_TOL exactly where |a| is at most the largest x with fl(x f) <= ZERO_TOL:
-    the same figures as from the advantages themselves. factor, square (G,) per group."""
-    step_factor = factor[ix.by_step.starts]  # (S,) alike over each step's groups
-    limit = zero_limit(step_factor)[ix.group_step]  # (G,)
-    if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
-        zero = (ix.grouped(abs_base) <= limit[:, None]).reshape(-1)
-    else:
-        zero = abs_base <= np.repeat(limit, ix.sizes)
-    return _per_step(
-        ix, square, base.max_abs * step_factor, ix.step_count(zero), distinct_adv,
-        distinct_rewards,
-    )  # fmt: skip
 
 
 def two_valued_distinct(at0: np.ndarray, at1: np.ndarray, ones: np.ndarray, size: np.ndarray):

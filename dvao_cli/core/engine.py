@@ -61,6 +61,9 @@ class EngineResult:
     # objective k whose every reward is exactly 0 or 1 (no reward missing) -> (n,) its rewards
     # of 1 per group, in group-code order
     ones: dict[int, Array] = field(default_factory=dict)
+    # numerator -> (N,) its values in the rows' order, for each numerator of a scheme left
+    # out of `advantages` (a scheme's advantages are fl(numerator x its scale), row by row)
+    numerators: dict[str, Array] = field(default_factory=dict)
 
 
 def run(
@@ -85,8 +88,9 @@ def run(
     `squares`: also each scheme's sum of squared advantages per group (`EngineResult.squares`:
     from the numerators' sums of squares, no pass over the advantages). `advantages`: the
     schemes whose advantages to compute row by row (None: all); every scheme's scale comes
-    with the result either way. `zero_one` (K,), when the caller knows it: whether each
-    objective's rewards are all exactly 0 or 1 (`zero_one_column`; checked here otherwise)."""
+    with the result either way, and the numerator of each scheme left out. `zero_one` (K,),
+    when the caller knows it: whether each objective's rewards are all exactly 0 or 1
+    (`zero_one_column`; checked here otherwise)."""
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
@@ -223,6 +227,8 @@ def run(
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
     wanted = [name for name in schemes if advantages is None or name in advantages]
     last = {table.numerator_of(name, missing): name for name in wanted}  # numerator -> its last
+    # numerators of the schemes left out: given with the result, so never scaled in place
+    kept = {table.numerator_of(name, missing) for name in schemes if name not in wanted}
     as_is: set[str] = set()  # numerators that are a scheme's advantages themselves
     rows: dict[str, Array] = {}
     scales: dict[str, Array] = {}
@@ -250,7 +256,7 @@ def run(
         if unit:  # the numerator as it is (not scaled in place later: `as_is`)
             adv = numerators[kind]
             as_is.add(kind)
-        elif last[kind] == name and kind not in as_is:  # its last use: scaled in place
+        elif last[kind] == name and kind not in as_is and kind not in kept:  # scaled in place
             adv = numerators.pop(kind)
             adv *= seg.expand(scale)
         else:
@@ -271,7 +277,8 @@ def run(
         rc_std=to_codes(rc_std),
     )
     counted = {k: to_codes(total) for k, total in ones.items()}
-    return EngineResult(rows, result, scales, square_sums, counted)
+    given = {kind: seg.flat(numerators[kind]) for kind in kept}
+    return EngineResult(rows, result, scales, square_sums, counted, given)
 
 
 def _divisors(xp: Any, count: Array, dof: Array) -> tuple[Array, Array, Array]:
@@ -345,4 +352,5 @@ def to_numpy(result: EngineResult) -> EngineResult:
         {name: host(scale) for name, scale in result.scales.items()},
         {name: host(square) for name, square in result.squares.items()},
         {k: host(total) for k, total in result.ones.items()},
+        {kind: host(values) for kind, values in result.numerators.items()},
     )

@@ -49,35 +49,33 @@ class Described:
     """The schemes the engine leaves out of its rows for `sums`, each with what its figures
     follow from exactly."""
 
-    # whitened scheme -> its base, an earlier unwhitened scheme over the same numerator with
-    # scale 1 (GDPO -> AC): its advantages are fl(base's x f), f one positive number per step
-    step_scaled: dict[str, str] = field(default_factory=dict)
+    # scheme -> its numerator: an earlier scheme over the same numerator has rows (its
+    # distinct values are that one's: `schemes.twins`), and its advantages are fl(numerator
+    # x its scale) row by row (GDPO with AC, DVAO with RC): `figures.scaled_sums`
+    scaled: dict[str, str] = field(default_factory=dict)
     # scheme over one 0/1 objective's deviations, unwhitened -> that objective (GRPO): two
     # values per group, fl(0 - mu) x scale and fl(1 - mu) x scale
     two_valued: dict[str, int] = field(default_factory=dict)
 
     def left_out(self) -> set[str]:
-        return set(self.step_scaled) | set(self.two_valued)
+        return set(self.scaled) | set(self.two_valued)
 
 
 def describe(schemes: list[str], missing: bool, zero_one: list[bool] | None) -> Described:
     """What `sums` leaves out: nothing with missing rewards (a row with no reward is 0 in
-    every scheme, no multiple of another); `zero_one` (K,) where the engine counts a 0/1
-    objective's ones (groups in blocks), else None."""
+    every scheme, not its numerator times a scale); `zero_one` (K,) where the engine counts a
+    0/1 objective's ones (groups in blocks), else None."""
     if missing:
         return Described()
     found = Described()
-    for i, name in enumerate(schemes):
-        scheme = table.BY_NAME[name]
+    first = table.twins(schemes, missing)  # scheme -> the first over its numerator
+    for name in schemes:
         kind = table.numerator_of(name, missing)
-        if scheme.whitened:
-            for earlier in schemes[:i]:
-                base = table.BY_NAME[earlier]
-                if table.numerator_of(earlier, missing) == kind and not base.whitened:
-                    found.step_scaled[name] = earlier
-                    break
+        if name in first:
+            found.scaled[name] = kind
         elif kind == table.PRIMARY and zero_one is not None and zero_one[PRIMARY]:
-            found.two_valued[name] = PRIMARY
+            if not table.BY_NAME[name].whitened:
+                found.two_valued[name] = PRIMARY
     return found
 
 
@@ -137,9 +135,6 @@ def run_engine(
         raise reward_error(err, cfg, frame) from None
     if dev is not None:
         result = engine.to_numpy(result)
-    for base in set(left.step_scaled.values()):  # the table's promise (AC's scale is 1)
-        if not bool(np.all(result.scales[base] == 1.0)):
-            raise RuntimeError(f"{base}'s scale is not 1: no scheme is its multiple")
     return result, columns, left
 
 
@@ -151,7 +146,8 @@ def engine_sums(
     left: Described,
 ) -> Part:
     """The per-step sums of a piece from the engine's advantages (any reward, missing too),
-    and from the exact descriptions of the schemes it left out (`left`)."""
+    and from the exact descriptions of the schemes it left out (`left`): every scheme over a
+    numerator the engine gave from that numerator and its scale."""
     steps, group_step = chunk.group_steps()
     ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
     m = result.moments
@@ -165,8 +161,9 @@ def engine_sums(
         missing,
         primary_std=m.std[PRIMARY] if obj.binary[PRIMARY] else None,
     )
-    for name, base in left.step_scaled.items():  # a positive multiple: the same count
-        distinct[name] = distinct[base]
+    first = table.twins(cfg.schemes, missing)
+    for name in left.scaled:  # the first scheme over its numerator has rows: its count
+        distinct[name] = distinct[first[name]]
     size = m.size.astype(np.float64)  # (G,)
     two: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}  # at 0, at 1, ones (G,)
     for name, k in left.two_valued.items():
@@ -174,28 +171,30 @@ def engine_sums(
         two[name] = ((0.0 - mu) * scale, (1.0 - mu) * scale, result.ones[k])
         distinct[name] = dg.two_valued_distinct(*two[name], size)
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
+    described: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # numerator -> |v|, group max
+    for kind in set(left.scaled.values()):
+        magnitude = np.abs(result.numerators[kind])
+        described[kind] = (magnitude, ix.group_max(magnitude))
     sch: dict[str, SchemeSums] = {}
-    bases = set(left.step_scaled.values())  # schemes others are multiples of
-    magnitudes: dict[str, np.ndarray] = {}  # their |A|, shared
-    for name, adv in result.advantages.items():
-        if name in bases:
-            magnitudes[name] = np.abs(adv)
-        sch[name] = dg.scheme_sums(
-            adv, distinct[name], distinct_rewards, ix, result.squares.get(name),
-            magnitudes.get(name),
-        )  # fmt: skip
-    for name, base in left.step_scaled.items():
-        sch[name] = dg.step_scaled_sums(
-            magnitudes[base], sch[base], result.scales[name], result.squares[name],
-            distinct[name], distinct_rewards, ix,
-        )  # fmt: skip
-    for name, (at0, at1, ones) in two.items():
-        sch[name] = dg.two_valued_sums(
-            at0, at1, ones, size, result.squares[name], distinct[name], distinct_rewards, ix
-        )
+    for name in cfg.schemes:
+        kind = table.numerator_of(name, missing)
+        if kind in described:  # its rows (if any) wanted for their distinct values only
+            sch[name] = dg.scaled_sums(
+                *described[kind], result.scales[name], result.squares[name], distinct[name],
+                distinct_rewards, ix,
+            )  # fmt: skip
+        elif name in two:
+            sch[name] = dg.two_valued_sums(
+                *two[name], size, result.squares[name], distinct[name], distinct_rewards, ix
+            )
+        else:
+            sch[name] = dg.scheme_sums(
+                result.advantages[name], distinct[name], distinct_rewards, ix,
+                result.squares.get(name),
+            )  # fmt: skip
     return Part(
         steps=steps.tolist(),
         obj=obj,
-        sch={name: sch[name] for name in cfg.schemes},
+        sch=sch,
         pairs=dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing),
     )
