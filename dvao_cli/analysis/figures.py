@@ -231,7 +231,7 @@ def scheme_sums(
     return scaled_sums(
         magnitude,
         ix.group_max(magnitude),
-        np.ones(ix.n_groups),
+        None,
         ix.group_dot(adv, adv) if square is None else square,
         distinct_adv,
         distinct_rewards,
@@ -242,28 +242,36 @@ def scheme_sums(
 def scaled_sums(
     magnitude: np.ndarray,
     group_max: np.ndarray,
-    scale: np.ndarray,
+    scale: np.ndarray | None,
     square: np.ndarray,
     distinct_adv: np.ndarray,
     distinct_rewards: np.ndarray,
     ix: ChunkIndex,
+    per_step: bool = False,
 ) -> SchemeSums:
     """The sums of a scheme whose advantages are fl(v x scale) row by row, from |v| (magnitude
-    (N,)), its largest per group (group_max (G,)) and the scale (G,) >= 0, without those rows
-    (the one place a scheme's largest |A| and zero count are made, on every row path).
+    (N,)), its largest per group (group_max (G,)) and the scale (G,) >= 0 (None: 1, the
+    advantages themselves; `per_step`: alike over each step's groups, a whitening factor),
+    without those rows: the one place a scheme's largest |A| and zero count are made.
 
     Rounding is monotone, so a group's largest |fl(v s)| is fl(max |v| x s), and |fl(v s)| <=
     ZERO_TOL exactly where |v| <= zero_limit(s): the figures of the advantages themselves.
     square, distinct_adv, distinct_rewards (G,) per group."""
-    limit = zero_limit(scale)  # (G,)
-    if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
-        zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
+    if scale is None:  # zero_limit(1) is ZERO_TOL: one number
+        largest, zero = group_max, magnitude <= ZERO_TOL
     else:
-        zero = magnitude <= np.repeat(limit, ix.sizes)
+        largest = group_max * scale
+        if per_step:  # one limit per step, spread to its groups
+            limit = zero_limit(scale[ix.by_step.starts])[ix.group_step]  # (G,)
+        else:
+            limit = zero_limit(scale)  # (G,)
+        if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
+            zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
+        else:
+            zero = magnitude <= np.repeat(limit, ix.sizes)
     return _per_step(
-        ix, square, ix.by_step.max(group_max * scale), ix.step_count(zero), distinct_adv,
-        distinct_rewards,
-    )  # fmt: skip
+        ix, square, ix.by_step.max(largest), ix.step_count(zero), distinct_adv, distinct_rewards
+    )
 
 
 def _per_step(

@@ -179,9 +179,10 @@ def engine_sums(
     for name in cfg.schemes:
         kind = table.numerator_of(name, missing)
         if kind in described:  # its rows (if any) wanted for their distinct values only
+            scheme = table.BY_NAME[name]
             sch[name] = dg.scaled_sums(
                 *described[kind], result.scales[name], result.squares[name], distinct[name],
-                distinct_rewards, ix,
+                distinct_rewards, ix, per_step=scheme.whitened,
             )  # fmt: skip
         elif name in two:
             sch[name] = dg.two_valued_sums(
