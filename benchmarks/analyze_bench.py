@@ -328,26 +328,31 @@ def pairs(log: Path, count: int, trees: list[str]) -> None:
         root = str(Path(where).resolve())
         runs[f"analyze ({name})"] = ({**os.environ, "PYTHONPATH": root}, root)
     ratios: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_ratios: dict[str, list[float]] = {name: [] for name in runs}  # CPU seconds, the same
     walls: dict[str, list[float]] = {name: [] for name in [*runs, "stream read"]}
     for i in range(count):
         for name, (env, cwd) in runs.items():
             read, _, code = measure(stream)
+            read_cpu = LAST_CPU[0]
             wall, _, code2 = measure(analyze, env=env, cwd=cwd)
             if code or code2:
                 raise SystemExit(f"pair {i} failed")
             walls["stream read"].append(read)
             walls[name].append(wall)
             ratios[name].append(wall / read)
+            cpu_ratios[name].append(LAST_CPU[0] / read_cpu)
             print(
-                f"pair {i + 1} {name}: {wall:.2f} s / {read:.2f} s = {wall / read:.2f}x",
+                f"pair {i + 1} {name}: {wall:.2f} s / {read:.2f} s = {wall / read:.2f}x "
+                f"(CPU {LAST_CPU[0]:.2f} s / {read_cpu:.2f} s = {cpu_ratios[name][-1]:.2f}x)",
                 file=sys.stderr,
             )
     print(f"{log.name}, {count} alternating pairs:")
     for name in runs:
-        r = ratios[name]
+        r, c = ratios[name], cpu_ratios[name]
         print(
             f"  {name}: median {statistics.median(r):.2f}x (range {min(r):.2f}x-{max(r):.2f}x), "
-            f"median wall {statistics.median(walls[name]):.2f} s"
+            f"median wall {statistics.median(walls[name]):.2f} s; CPU time median "
+            f"{statistics.median(c):.2f}x (range {min(c):.2f}x-{max(c):.2f}x)"
         )
     print(f"  stream read: median wall {statistics.median(walls['stream read']):.2f} s")
 
