@@ -1,10 +1,13 @@
 """The analysis behind `dvao analyze`.
 
-pipeline.py    a log -> summary: reading, grouping, the engine, the per-step sums
+pipeline.py    a log -> summary: plan the ranges of whole steps, map each through a backend,
+               reduce
+parts.py       what the map step takes and gives (settings, a chunk's per-step sums)
+accumulator.py the reduce step's state: every chunk's per-step sums, typed
 workers.py     worker processes over ranges of whole steps (large logs)
 runtime.py     allocator settings for the analysis processes
-step_sums.py   the per-step sums every figure is made from
-figures.py     per-step figures from the rows of advantages
+step_sums.py   the per-step sums every figure is made from, and the one zero rule
+figures.py     per-step figures from rows, or from numerators times a scale per group
 backends/      the named ways to compute the same figures (BACKENDS: rows, sums, patterns,
                alike)
 summary.py     the summary (summary.json) and its tables
