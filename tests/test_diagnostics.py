@@ -135,10 +135,10 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
 
 
 def test_described_schemes_are_exactly_described() -> None:
-    """The `sums` backend leaves out GDPO (AC's numerator x one factor per step) and DVAO
-    (RC's numerator x its scale), which the engine then gives with every scheme's scale, and
-    GRPO over a 0/1 primary as two values per group (`rows.describe`; the engine counts a 0/1
-    objective's ones): reconstructed, the same bits as computed over the rows."""
+    """The `sums` backend leaves out GDPO (AC's numerator x one factor per step, the engine
+    giving that numerator and every scheme's scale) and GRPO over a 0/1 primary as two values
+    per group (`rows.describe`; the engine counts a 0/1 objective's ones): reconstructed, the
+    same bits as computed over the rows."""
     for ragged in (False, True):
         rewards, group, step, sizes = _batch(5, 3, ragged)
         rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
@@ -149,12 +149,12 @@ def test_described_schemes_are_exactly_described() -> None:
         rows = engine.run(*args, SCHEMES, squares=True)
         zero_one = None if ragged else [engine.zero_one_column(c) for c in columns]
         left = describe(list(SCHEMES), False, zero_one)
-        assert left.scaled == {"gdpo": "standardised", "dvao": "weighted"}
+        assert left.scaled == {"gdpo": "standardised"}
         two = {"grpo": 0} if not ragged else {}  # 0/1 rewards told apart in blocks only
         assert left.two_valued == two
         kept = [name for name in SCHEMES if name not in left.left_out()]
         scaled = engine.run(*args, SCHEMES, squares=True, advantages=kept, zero_one=zero_one)
-        assert set(scaled.advantages) == {"rc", "ac"} | ({"grpo"} if ragged else set())
+        assert set(scaled.advantages) == {"rc", "ac", "dvao"} | ({"grpo"} if ragged else set())
         assert set(scaled.scales) == set(SCHEMES)
         for name in scaled.advantages:
             np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
@@ -177,15 +177,15 @@ def test_described_schemes_are_exactly_described() -> None:
         np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
         np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
     # the first scheme over a numerator keeps its rows; missing rewards: nothing left out
-    assert describe(["gdpo", "ac"], False, None).scaled == {"ac": "standardised"}
+    assert not describe(["gdpo", "ac"], False, None).scaled  # ac is not whitened
     assert not describe(["gdpo", "dvao"], False, None).scaled
+    assert not describe(["rc", "dvao"], False, None).scaled  # a scale per group: its rows
     assert not describe(list(SCHEMES), True, None).left_out()
 
 
 def test_scaled_sums_equal_the_sums_of_the_advantages() -> None:
-    """Largest |A| and zero counts of base x a scale per group (here one per step), from the
-    base's |A| and its largest per group: exact, also for values on either side of the zero
-    tolerance after scaling."""
+    """Largest |A| and zero counts of base x one factor per step, from the base's |A|: exact,
+    also for values on either side of the zero tolerance after scaling."""
     from dvao_cli.core.tolerances import ZERO_TOL
 
     rng = np.random.default_rng(8)
@@ -205,9 +205,7 @@ def test_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         square = np.bincount(group, weights=adv * adv, minlength=ix.n_groups)
         plain = dg.scheme_sums(adv, distinct, distinct, ix, square)
         magnitude = np.abs(base)
-        derived = dg.scaled_sums(
-            magnitude, ix.group_max(magnitude), factor, square, distinct, distinct, ix
-        )
+        derived = dg.scaled_sums(magnitude, factor_step, square, distinct, distinct, ix)
         for field in ("square_sum", "max_abs", "zeros", "distinct_adv", "distinct_rew"):
             np.testing.assert_array_equal(getattr(derived, field), getattr(plain, field))
         assert plain.zeros[1:].min() >= 2  # the edge rows were counted, the one above not

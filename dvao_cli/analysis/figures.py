@@ -227,10 +227,8 @@ def scheme_sums(
     """adv (N,) one scheme's advantages (its rows: `scaled_sums` at scale 1); distinct_adv and
     distinct_rewards (G,) per group; square (G,) the sum of adv^2 over each group when the
     engine gave it (else summed here)."""
-    magnitude = np.abs(adv)
     return scaled_sums(
-        magnitude,
-        ix.group_max(magnitude),
+        np.abs(adv),
         None,
         ix.group_dot(adv, adv) if square is None else square,
         distinct_adv,
@@ -241,37 +239,31 @@ def scheme_sums(
 
 def scaled_sums(
     magnitude: np.ndarray,
-    group_max: np.ndarray,
-    scale: np.ndarray | None,
+    step_scale: np.ndarray | None,
     square: np.ndarray,
     distinct_adv: np.ndarray,
     distinct_rewards: np.ndarray,
     ix: ChunkIndex,
-    per_step: bool = False,
 ) -> SchemeSums:
-    """The sums of a scheme whose advantages are fl(v x scale) row by row, from |v| (magnitude
-    (N,)), its largest per group (group_max (G,)) and the scale (G,) >= 0 (None: 1, the
-    advantages themselves; `per_step`: alike over each step's groups, a whitening factor),
+    """The sums of a scheme whose advantages are fl(v x f) row by row, f one number >= 0 per
+    step (step_scale (S,); None: 1, the advantages themselves), from |v| (magnitude (N,)),
     without those rows: the one place a scheme's largest |A| and zero count are made.
 
-    Rounding is monotone, so a group's largest |fl(v s)| is fl(max |v| x s), and |fl(v s)| <=
-    ZERO_TOL exactly where |v| <= zero_limit(s): the figures of the advantages themselves.
-    square, distinct_adv, distinct_rewards (G,) per group."""
-    if scale is None:  # zero_limit(1) is ZERO_TOL: one number
-        largest, zero = group_max, magnitude <= ZERO_TOL
+    Rounding is monotone, so the largest |fl(v f)| over a step is fl(max |v| x f), and
+    |fl(v f)| <= ZERO_TOL exactly where |v| <= zero_limit(f): the figures of the advantages
+    themselves. square, distinct_adv, distinct_rewards (G,) per group."""
+    # a maximum is exact in any order: straight over each step's rows, along the long axis
+    largest = np.maximum.reduceat(magnitude, ix.step_rows)  # (S,)
+    if step_scale is None:  # zero_limit(1) is ZERO_TOL
+        zero = magnitude <= ZERO_TOL
     else:
-        largest = group_max * scale
-        if per_step:  # one limit per step, spread to its groups
-            limit = zero_limit(scale[ix.by_step.starts])[ix.group_step]  # (G,)
-        else:
-            limit = zero_limit(scale)  # (G,)
+        largest = largest * step_scale
+        limit = zero_limit(step_scale)[ix.group_step]  # (G,)
         if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
             zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
         else:
             zero = magnitude <= np.repeat(limit, ix.sizes)
-    return _per_step(
-        ix, square, ix.by_step.max(largest), ix.step_count(zero), distinct_adv, distinct_rewards
-    )
+    return _per_step(ix, square, largest, ix.step_count(zero), distinct_adv, distinct_rewards)
 
 
 def _per_step(

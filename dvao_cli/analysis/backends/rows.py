@@ -49,9 +49,9 @@ class Described:
     """The schemes the engine leaves out of its rows for `sums`, each with what its figures
     follow from exactly."""
 
-    # scheme -> its numerator: an earlier scheme over the same numerator has rows (its
-    # distinct values are that one's: `schemes.twins`), and its advantages are fl(numerator
-    # x its scale) row by row (GDPO with AC, DVAO with RC): `figures.scaled_sums`
+    # whitened scheme -> its numerator: an earlier scheme over the same numerator has rows
+    # (its distinct values are that one's: `schemes.twins`), and its advantages are
+    # fl(numerator x f), f one number per step (GDPO with AC): `figures.scaled_sums`
     scaled: dict[str, str] = field(default_factory=dict)
     # scheme over one 0/1 objective's deviations, unwhitened -> that objective (GRPO): two
     # values per group, fl(0 - mu) x scale and fl(1 - mu) x scale
@@ -64,17 +64,20 @@ class Described:
 def describe(schemes: list[str], missing: bool, zero_one: list[bool] | None) -> Described:
     """What `sums` leaves out: nothing with missing rewards (a row with no reward is 0 in
     every scheme, not its numerator times a scale); `zero_one` (K,) where the engine counts a
-    0/1 objective's ones (groups in blocks), else None."""
+    0/1 objective's ones (groups in blocks), else None. A scheme with a scale per group
+    (DVAO beside RC) keeps its rows: its largest |A| would need each group's largest
+    |numerator|, a transposed pass that cost more than its rows (docs/performance.md)."""
     if missing:
         return Described()
     found = Described()
     first = table.twins(schemes, missing)  # scheme -> the first over its numerator
     for name in schemes:
         kind = table.numerator_of(name, missing)
-        if name in first:
+        whitened = table.BY_NAME[name].whitened
+        if name in first and whitened:
             found.scaled[name] = kind
         elif kind == table.PRIMARY and zero_one is not None and zero_one[PRIMARY]:
-            if not table.BY_NAME[name].whitened:
+            if not whitened:
                 found.two_valued[name] = PRIMARY
     return found
 
@@ -146,8 +149,8 @@ def engine_sums(
     left: Described,
 ) -> Part:
     """The per-step sums of a piece from the engine's advantages (any reward, missing too),
-    and from the exact descriptions of the schemes it left out (`left`): every scheme over a
-    numerator the engine gave from that numerator and its scale."""
+    and from the exact descriptions of the schemes it left out (`left`); a numerator the
+    engine gave has its |v| taken once, for the described scheme and one of scale 1 over it."""
     steps, group_step = chunk.group_steps()
     ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
     m = result.moments
@@ -171,18 +174,22 @@ def engine_sums(
         two[name] = ((0.0 - mu) * scale, (1.0 - mu) * scale, result.ones[k])
         distinct[name] = dg.two_valued_distinct(*two[name], size)
     distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
-    described: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # numerator -> |v|, group max
+    magnitudes: dict[str, np.ndarray] = {}  # numerator -> |v| (N,), when one is described
     for kind in set(left.scaled.values()):
-        magnitude = np.abs(result.numerators[kind])
-        described[kind] = (magnitude, ix.group_max(magnitude))
+        magnitudes[kind] = np.abs(result.numerators[kind])
     sch: dict[str, SchemeSums] = {}
     for name in cfg.schemes:
         kind = table.numerator_of(name, missing)
-        if kind in described:  # its rows (if any) wanted for their distinct values only
-            scheme = table.BY_NAME[name]
+        scale = result.scales[name]  # (G,)
+        if name in left.scaled:  # whitened: its scale alike over each step's groups
             sch[name] = dg.scaled_sums(
-                *described[kind], result.scales[name], result.squares[name], distinct[name],
-                distinct_rewards, ix, per_step=scheme.whitened,
+                magnitudes[kind], scale[ix.by_step.starts], result.squares[name],
+                distinct[name], distinct_rewards, ix,
+            )  # fmt: skip
+        elif kind in magnitudes and bool(np.all(scale == 1.0)):  # its rows are the numerator
+            sch[name] = dg.scaled_sums(
+                magnitudes[kind], None, result.squares[name], distinct[name], distinct_rewards,
+                ix,
             )  # fmt: skip
         elif name in two:
             sch[name] = dg.two_valued_sums(
