@@ -8,6 +8,8 @@ peak RSS from sampling it and its worker processes together.
     python benchmarks/analyze_bench.py --sizes "" --rss-sizes "" --continuous-sizes "" --paper
                                                              # the 200k paper-scale log only
     ... --bytecode                                           # with dvao's .pyc files, as installed
+    python benchmarks/analyze_bench.py --pairs 5 --log benchmarks/data/user-100M.parquet \
+        --bytecode [--tree before=DIR]         # analyze / stream read: median of alternating pairs
 
 Logs are made with `dvao simulate --no-text` (3 binary objectives, groups of 16) into --workdir
 and reused on later runs. `--continuous-sizes` adds logs with a fourth, continuous objective
@@ -210,6 +212,14 @@ def main() -> None:
         "(pip compiles on install); without it, a machine with PYTHONDONTWRITEBYTECODE=1 "
         "compiles dvao's modules in every process (about 25 ms)",
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="with --log: that many alternating pairs (stream read, analyze; per --tree too), "
+        "each pair's ratio analyze / stream read printed, then their median and range",
+    )
+    parser.add_argument("--log", type=Path, help="an existing log for --pairs")
     args = parser.parse_args()
     if args.bytecode:
         import compileall
@@ -220,6 +230,11 @@ def main() -> None:
             compileall.compile_dir(tree / "dvao_cli", quiet=1)
     args.workdir.mkdir(parents=True, exist_ok=True)
     args.workdir = args.workdir.resolve()  # a --tree runs in its own folder
+    if args.pairs:
+        if args.log is None:
+            raise SystemExit("--pairs needs --log")
+        pairs(args.log.resolve(), args.pairs, args.tree)
+        return
     sizes = [int(s) for s in args.sizes.split(",") if s]
     rss_sizes = [int(s) for s in args.rss_sizes.split(",") if s]
 
@@ -291,6 +306,55 @@ def main() -> None:
             print(f"\n{label}: dvao analyze is {speedup:.1f}x faster than pandas")
     if args.clean:
         shutil.rmtree(args.workdir)
+
+
+def pairs(log: Path, count: int, trees: list[str]) -> None:
+    """Alternating pairs on one log: the streaming read of its numeric columns, then analyze
+    (each --tree in turn too), `count` times; each pair's ratio is analyze over the read just
+    before it, so that a busy moment of the machine weighs on both. Prints the median ratio and
+    its range per tree."""
+    import statistics
+
+    import polars as pl
+
+    names = pl.read_parquet_schema(log)
+    columns = ",".join(n for n in names if n not in ("sample_id", "prompt", "completion"))
+    py = sys.executable
+    stream = [py, "-c", FLOOR_STREAM, str(log), columns]
+    analyze = [py, "-m", "dvao_cli", "--quiet", "analyze", str(log), "--json"]
+    runs: dict[str, tuple[dict[str, str] | None, str | None]] = {"analyze": (None, None)}
+    for tree in trees:
+        name, _, where = tree.partition("=")
+        root = str(Path(where).resolve())
+        runs[f"analyze ({name})"] = ({**os.environ, "PYTHONPATH": root}, root)
+    ratios: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_ratios: dict[str, list[float]] = {name: [] for name in runs}  # CPU seconds, the same
+    walls: dict[str, list[float]] = {name: [] for name in [*runs, "stream read"]}
+    for i in range(count):
+        for name, (env, cwd) in runs.items():
+            read, _, code = measure(stream)
+            read_cpu = LAST_CPU[0]
+            wall, _, code2 = measure(analyze, env=env, cwd=cwd)
+            if code or code2:
+                raise SystemExit(f"pair {i} failed")
+            walls["stream read"].append(read)
+            walls[name].append(wall)
+            ratios[name].append(wall / read)
+            cpu_ratios[name].append(LAST_CPU[0] / read_cpu)
+            print(
+                f"pair {i + 1} {name}: {wall:.2f} s / {read:.2f} s = {wall / read:.2f}x "
+                f"(CPU {LAST_CPU[0]:.2f} s / {read_cpu:.2f} s = {cpu_ratios[name][-1]:.2f}x)",
+                file=sys.stderr,
+            )
+    print(f"{log.name}, {count} alternating pairs:")
+    for name in runs:
+        r, c = ratios[name], cpu_ratios[name]
+        print(
+            f"  {name}: median {statistics.median(r):.2f}x (range {min(r):.2f}x-{max(r):.2f}x), "
+            f"median wall {statistics.median(walls[name]):.2f} s; CPU time median "
+            f"{statistics.median(c):.2f}x (range {min(c):.2f}x-{max(c):.2f}x)"
+        )
+    print(f"  stream read: median wall {statistics.median(walls['stream read']):.2f} s")
 
 
 if __name__ == "__main__":

@@ -443,6 +443,19 @@ def test_worker_processes_give_the_same_numbers_bit_for_bit(tmp_path: Path, in_p
 
 
 @pytest.mark.slow
+def test_worker_processes_take_the_backend_asked_for(tmp_path: Path, in_processes) -> None:
+    """The backend goes with the settings to every worker; each range's is counted."""
+    log = _continuous_log(tmp_path)
+    alone = analyze(log, chunk_rows=24, backend="rows")
+    shared = analyze(log, chunk_rows=24, workers=2, processes=True, backend="rows")
+    assert in_processes == [6]
+    assert alone.backends == shared.backends == {"rows": 6}
+    assert json.dumps(shared.summary.to_json(), sort_keys=True) == json.dumps(
+        alone.summary.to_json(), sort_keys=True
+    )
+
+
+@pytest.mark.slow
 def test_an_error_in_a_worker_process_is_one_line(
     cli, tmp_path: Path, monkeypatch, in_processes
 ) -> None:

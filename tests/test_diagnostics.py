@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from dvao_cli.analysis import figures as dg
+from dvao_cli.analysis.backends.rows import describe
 from dvao_cli.core import engine
 from dvao_cli.core.conventions import binary_objectives
 from dvao_cli.core.schemes import SCHEMES
-from dvao_cli.core.segments import segments
+from dvao_cli.core.segments import Blocks, segments
 
 
 def _batch(seed: int, k: int, ragged: bool):
@@ -94,6 +95,24 @@ def test_reward_vectors_known_distinct_from_the_advantages_agree_with_sorting() 
         assert dg.distinct_reward_vectors(columns, ix, False).tolist() == plain.tolist()
 
 
+def test_reward_vectors_are_compared_exactly() -> None:
+    """Vectors the sort key merges (1 + 1e-17 x sqrt 3 rounds to 1), a missing reward against
+    the key's stand-in for it (-7), and -0.0 against 0.0: counted exactly, in blocks and
+    ragged, with few values (pattern codes) and many."""
+    a = np.array([1.0, 1.0, 1.0, -7.0, 0.0, 0.0, 0.5, 0.25])
+    b = np.array([1e-17, 0.0, 1e-17, 0.0, np.nan, 0.0, -0.0, 0.3])
+    assert dg.reward_vector_keys([a, b])[0] == dg.reward_vector_keys([a, b])[1]  # merged
+    for uniform in (4, 0):
+        sizes = np.array([4, 4])
+        group = np.repeat([0, 1], 4)
+        ix = _index(np.zeros(8, dtype=np.int64), group, sizes)
+        ix.uniform = uniform
+        # group 0: (1, 1e-17) twice and (1, 0), (-7, 0); group 1: (0, NaN), (0, 0), (0.5, -0), ...
+        assert dg.distinct_vectors([a, b], ix, missing=True).tolist() == [3, 4]
+        few = [np.array([1.0, 0.0, 1.0, -0.0, 0.0, 0.0, 1.0, 1.0]), np.zeros(8)]
+        assert dg.distinct_vectors(few, ix, missing=False).tolist() == [2, 2]
+
+
 def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
     for ragged, missing in [(False, False), (True, False), (False, True), (True, True)]:
         rewards, group, step, sizes = _batch(3, 3, ragged)
@@ -115,46 +134,58 @@ def test_engine_square_sums_are_the_advantages_squared_per_group() -> None:
                               [0.2, 0.3, 0.5], SCHEMES, missing=missing).squares  # fmt: skip
 
 
-def test_sums_only_schemes_are_exactly_described() -> None:
-    """engine.run(sums_only=True) leaves GDPO as AC x a factor, one number per step (AC its
-    numerator itself), and GRPO over a 0/1 primary as two values per group: reconstructed,
-    the same bits as computed over the rows."""
+def test_described_schemes_are_exactly_described() -> None:
+    """The `sums` backend leaves out GDPO (AC's numerator x one factor per step, the engine
+    giving that numerator and every scheme's scale) and GRPO over a 0/1 primary as two values
+    per group (`rows.describe`; the engine counts a 0/1 objective's ones): reconstructed, the
+    same bits as computed over the rows."""
     for ragged in (False, True):
         rewards, group, step, sizes = _batch(5, 3, ragged)
         rewards[:, 2] = np.random.default_rng(6).normal(size=rewards.shape[0])  # continuous
         ix = _index(step, group, sizes)
         columns = [np.ascontiguousarray(rewards[:, k]) for k in range(3)]
-        args = (columns, segments(group, 40), ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
+        seg = Blocks(40, int(sizes[0])) if not ragged else segments(group, 40)
+        args = (columns, seg, ix.group_step, ix.n_steps, [0.2, 0.3, 0.5])
         rows = engine.run(*args, SCHEMES, squares=True)
-        scaled = engine.run(*args, SCHEMES, squares=True, sums_only=True)
-        assert set(scaled.step_scaled) == {"gdpo"} and "gdpo" not in scaled.advantages
-        base, factor = scaled.step_scaled["gdpo"]
-        assert base == "ac"
-        two = {"grpo"} if not ragged else set()  # 0/1 rewards told apart in blocks only
-        assert set(scaled.two_valued) == two
-        assert set(scaled.advantages) == set(SCHEMES) - {"gdpo"} - two
+        zero_one = None if ragged else [engine.zero_one_column(c) for c in columns]
+        left = describe(list(SCHEMES), False, zero_one)
+        assert left.scaled == {"gdpo": "standardised"}
+        two = {"grpo": 0} if not ragged else {}  # 0/1 rewards told apart in blocks only
+        assert left.two_valued == two
+        kept = [name for name in SCHEMES if name not in left.left_out()]
+        scaled = engine.run(*args, SCHEMES, squares=True, advantages=kept, zero_one=zero_one)
+        assert set(scaled.advantages) == {"rc", "ac", "dvao"} | ({"grpo"} if ragged else set())
+        assert set(scaled.scales) == set(SCHEMES)
         for name in scaled.advantages:
             np.testing.assert_array_equal(scaled.advantages[name], rows.advantages[name])
+        np.testing.assert_array_equal(scaled.scales["ac"], np.ones(40))
+        factor = scaled.scales["gdpo"]
+        per_step = factor[ix.by_step.starts]
+        np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
+        for name, kind in left.scaled.items():  # fl(numerator x scale), row by row
+            derived = scaled.numerators[kind] * scaled.scales[name][group]
+            np.testing.assert_array_equal(derived, rows.advantages[name])
+            np.testing.assert_array_equal(scaled.squares[name], rows.squares[name])
+        np.testing.assert_array_equal(scaled.numerators["standardised"], rows.advantages["ac"])
         if ragged:
+            assert not scaled.ones
             continue
         # GRPO over the 0/1 first objective: its two values per group, bit for bit
-        at0, at1, ones = scaled.two_valued["grpo"]
+        mu, scale, ones = scaled.moments.mean[0], scaled.scales["grpo"], scaled.ones[0]
+        at0, at1 = (0.0 - mu) * scale, (1.0 - mu) * scale
         grpo = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
         np.testing.assert_array_equal(grpo, rows.advantages["grpo"])
         np.testing.assert_array_equal(ones, np.bincount(group, weights=rewards[:, 0]))
-        per_step = factor[ix.by_step.starts]
-        np.testing.assert_array_equal(factor, per_step[ix.group_step])  # one number a step
-        gdpo = scaled.advantages["ac"] * factor[group]
-        np.testing.assert_array_equal(gdpo, rows.advantages["gdpo"])
-        np.testing.assert_array_equal(scaled.squares["gdpo"], rows.squares["gdpo"])
-        # gdpo before ac, or ac without gdpo: nothing to derive from
-        assert not engine.run(*args, ("gdpo", "ac"), sums_only=True).step_scaled
-        assert not engine.run(*args, ("gdpo", "dvao"), sums_only=True).step_scaled
+    # the first scheme over a numerator keeps its rows; missing rewards: nothing left out
+    assert not describe(["gdpo", "ac"], False, None).scaled  # ac is not whitened
+    assert not describe(["gdpo", "dvao"], False, None).scaled
+    assert not describe(["rc", "dvao"], False, None).scaled  # a scale per group: its rows
+    assert not describe(list(SCHEMES), True, None).left_out()
 
 
-def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
-    """Largest |A| and zero counts of base x factor, from the base's |A|: exact, also for
-    values on either side of the zero tolerance after scaling."""
+def test_scaled_sums_equal_the_sums_of_the_advantages() -> None:
+    """Largest |A| and zero counts of base x one factor per step, from the base's |A|: exact,
+    also for values on either side of the zero tolerance after scaling."""
     from dvao_cli.core.tolerances import ZERO_TOL
 
     rng = np.random.default_rng(8)
@@ -164,7 +195,7 @@ def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         factor_step = np.array([0.0, 0.37, 1.0 / 3.0, 2.9])  # step 0: no signal
         factor = factor_step[ix.group_step]  # (G,)
         base = rng.normal(size=group.shape[0])
-        limits = dg._zero_limit(factor_step)
+        limits = dg.zero_limit(factor_step)
         for s in range(1, 4):  # rows right at, below and above each step's zero limit
             rows = np.flatnonzero(step == s)[:3]
             edge = limits[s]
@@ -173,10 +204,8 @@ def test_step_scaled_sums_equal_the_sums_of_the_advantages() -> None:
         distinct = np.ones(ix.n_groups, dtype=np.int64)
         square = np.bincount(group, weights=adv * adv, minlength=ix.n_groups)
         plain = dg.scheme_sums(adv, distinct, distinct, ix, square)
-        base_sums = dg.scheme_sums(base, distinct, distinct, ix)
-        derived = dg.step_scaled_sums(
-            np.abs(base), base_sums, factor, square, distinct, distinct, ix
-        )
+        magnitude = np.abs(base)
+        derived = dg.scaled_sums(magnitude, factor_step, square, distinct, distinct, ix)
         for field in ("square_sum", "max_abs", "zeros", "distinct_adv", "distinct_rew"):
             np.testing.assert_array_equal(getattr(derived, field), getattr(plain, field))
         assert plain.zeros[1:].min() >= 2  # the edge rows were counted, the one above not
@@ -191,11 +220,12 @@ def test_two_valued_sums_equal_the_sums_of_the_advantages() -> None:
         rewards, group, step, sizes = _batch(seed, 1, ragged=False)
         ix = _index(step, group, sizes)
         out = engine.run(
-            [np.ascontiguousarray(rewards[:, 0])], segments(group, 40), ix.group_step,
-            ix.n_steps, [1.0], ("grpo",), squares=True, sums_only=True,
+            [np.ascontiguousarray(rewards[:, 0])], Blocks(40, 8), ix.group_step,
+            ix.n_steps, [1.0], ("grpo",), squares=True, advantages=(),
         )  # fmt: skip
-        at0, at1, ones = out.two_valued["grpo"]
-        at1 = at1.copy()
+        assert not out.advantages
+        mu, scale, ones = out.moments.mean[0], out.scales["grpo"], out.ones[0]
+        at0, at1 = (0.0 - mu) * scale, (1.0 - mu) * scale
         at1[1] = 1e-13  # a value counted as zero
         adv = np.where(rewards[:, 0] == 1.0, at1[group], at0[group])
         size = sizes.astype(np.float64)

@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvao_cli.analysis import pipeline as analyze_module
 from dvao_cli.analysis.backends import patterns
 from dvao_cli.analysis.pipeline import Analysis, analyze
 
@@ -58,16 +57,11 @@ def binary_log(
     return path
 
 
-def engine_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Send every chunk through the advantage engine, as if no reward were binary."""
-    monkeypatch.setattr(analyze_module.patterns, "pattern_codes", lambda columns: None)
-
-
 def both_paths(path: Path, **options: Any) -> tuple[Analysis, Analysis]:
+    """The default routing, and every chunk through the advantage engine (`sums`)."""
     fast = analyze(path, **options)
-    with pytest.MonkeyPatch.context() as m:
-        engine_only(m)
-        slow = analyze(path, **options)
+    slow = analyze(path, backend="sums", **options)
+    assert set(slow.backends) == {"sums"}
     return fast, slow
 
 
@@ -111,6 +105,7 @@ def test_few_valued_rewards_take_the_pattern_path(
     fast, slow = both_paths(path)
     assert_same_analysis(fast, slow)
     assert fast.summary.settings.device == "cpu"
+    assert set(fast.backends) == {"patterns"}  # the backend each chunk actually took
 
 
 @pytest.mark.parametrize("ddof, eps", [(0, 0.0), (1, 0.0), (0, 1e-4), (1, 1e-4)])
@@ -167,10 +162,9 @@ def test_pattern_path_equals_engine_path_on_random_logs(
 def test_alike_groups_computed_once_give_the_same_numbers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schemes: Any, seed: int
 ) -> None:
-    """Groups with the same counts are computed once (large chunks only): forced here on small
-    logs with many alike groups (few objectives, small groups), against the engine."""
-    monkeypatch.setattr(patterns, "_DEDUP_MIN_GROUPS", 1)
-    monkeypatch.setattr(patterns, "_DEDUP_MAX_SHARE", 1.0)
+    """Groups with the same counts are computed once (`alike`; auto takes it on large chunks
+    only): here on small logs with many alike groups (few objectives, small groups), against
+    the engine."""
     calls = []
     alike = patterns._alike_of_keys
     monkeypatch.setattr(
@@ -182,7 +176,9 @@ def test_alike_groups_computed_once_give_the_same_numbers(
     options: dict[str, Any] = {"ddof": seed % 2, "weights": {"o0": 1.0, "o1": 3.0}}
     if schemes is not None:
         options["schemes"] = schemes
-    assert_same_analysis(*both_paths(path, **options))
+    fast = analyze(path, backend="alike", **options)
+    assert set(fast.backends) == {"alike"}
+    assert_same_analysis(fast, analyze(path, backend="sums", **options))
     assert calls and all(found is not None for found in calls)
     assert any(found[0].shape[1] < found[1].shape[0] for found in calls)  # some alike
 
@@ -191,16 +187,16 @@ def test_chunks_of_both_kinds_combine(tmp_path: Path) -> None:
     """A log binary in some steps only: those go the pattern way, the rest the engine's."""
     path = binary_log(tmp_path / "log.parquet", seed=1, k=2, steps=4)
     frame = pl.read_parquet(path)
+    spread = pl.col("o1") * 0.5 + pl.int_range(pl.len()) * 1e-4  # many distinct values
     frame = frame.with_columns(
-        pl.when(pl.col("step") >= 2).then(pl.col("o1") * 0.5).otherwise(pl.col("o1")).alias("o1")
+        pl.when(pl.col("step") >= 2).then(spread).otherwise(pl.col("o1")).alias("o1")
     )
-    frame.write_parquet(path)
-    fast = analyze(path, chunk_rows=1000)  # 1000 is below one step here: one step per chunk
-    with pytest.MonkeyPatch.context() as m:
-        engine_only(m)
-        slow = analyze(path, chunk_rows=1000)
+    frame.write_parquet(path, row_group_size=48)
+    fast = analyze(path, chunk_rows=48)  # one step per chunk (6 groups of 8)
+    slow = analyze(path, chunk_rows=48, backend="sums")
     assert_same_analysis(fast, slow)
     assert fast.summary.objectives["o1"].binary is False
+    assert fast.backends == {"patterns": 2, "sums": 2}
 
 
 def test_pattern_codes() -> None:

@@ -16,7 +16,15 @@ from functools import cached_property
 
 import numpy as np
 
-from dvao_cli.analysis.step_sums import AgreementSums, PairSums, SchemeSums, StepIndex, pair_sums
+from dvao_cli.analysis.backends.patterns import pattern_codes
+from dvao_cli.analysis.step_sums import (
+    AgreementSums,
+    PairSums,
+    SchemeSums,
+    StepIndex,
+    pair_sums,
+    zero_limit,
+)
 from dvao_cli.core.schemes import twins
 from dvao_cli.core.segments import row_count, row_max, row_sum
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
@@ -114,19 +122,64 @@ def _primes(n: int) -> list[int]:
 
 
 def reward_vector_keys(columns: list[np.ndarray], missing: bool = True) -> np.ndarray:
-    """One float per row that differs when the row's reward vector differs: K x (N,) -> (N,).
-
-    The coefficients are square roots of distinct primes, linearly independent over the
-    rationals: two different vectors of rational rewards never get the same key (an earlier
-    choice of constants had exact relations between them and merged vectors at K = 5).
-    Rewards are compared exactly (responses with the same rewards have bit-identical values);
-    a missing reward (NaN) counts as its own value.
-    """
+    """One float per row to sort reward vectors by: K x (N,) -> (N,). Equal vectors get equal
+    keys; different ones almost always different keys (the coefficients are square roots of
+    distinct primes), but not surely (rounding can merge two), so `distinct_vectors` checks
+    rows with equal keys exactly."""
     keys = np.zeros(columns[0].shape[0])
     for column, prime in zip(columns, _primes(len(columns)), strict=True):
         values = np.nan_to_num(column, nan=-7.0) if missing else column
         keys += values * prime**0.5
     return keys
+
+
+_NAN_BITS = np.array([np.nan]).view(np.int64)[0]
+
+
+def _exact_bits(column: np.ndarray, missing: bool) -> np.ndarray:
+    """(N,) int64 equal exactly where the rewards are equal: 0.0 and -0.0 alike, and with
+    `missing` every NaN alike."""
+    bits = (column + 0.0).view(np.int64)  # + 0.0: -0.0 becomes 0.0
+    return np.where(np.isnan(column), _NAN_BITS, bits) if missing else bits
+
+
+def distinct_vectors(columns: list[np.ndarray], ix: ChunkIndex, missing: bool) -> np.ndarray:
+    """(G,) distinct reward vectors in each group, the rewards compared exactly (K x (N,)).
+
+    Rewards with few values (every one of the pattern backend's kind): each row's pattern
+    code is an exact key (below MAX_PATTERNS = 64: a group's codes are the bits of one
+    word, counted). Any other: rows ordered by `reward_vector_keys`
+    within their group, a new vector where a neighbour's rewards differ in any bit; a group
+    where two neighbours share a key but not their rewards (the key merged them) is sorted
+    again on the rewards themselves."""
+    found = pattern_codes(columns)
+    if found is not None:  # codes below 64: a group's set of them is one uint64, counted
+        bit = np.left_shift(np.uint64(1), found.code.astype(np.uint64))  # (N,)
+        held = np.bitwise_or.reduceat(bit, ix.starts) if bit.shape[0] else bit[:0]  # (G,)
+        return np.bitwise_count(held).astype(np.int64)
+    keys = reward_vector_keys(columns, missing)
+    bits = [_exact_bits(column, missing) for column in columns]
+    if ix.uniform:  # (G, size) argsort per group, as flat row numbers
+        order = np.argsort(ix.grouped(keys), axis=1)
+        order += np.arange(0, keys.shape[0], ix.uniform)[:, None]
+        order = order.reshape(-1)
+    else:
+        order = np.lexsort((keys, ix.group))
+    group = ix.group[order]
+    boundary = group[1:] != group[:-1]  # (N - 1,) neighbours in different groups
+    differ = np.zeros(boundary.shape[0], dtype=bool)
+    for b in bits:
+        ordered = b[order]
+        differ |= ordered[1:] != ordered[:-1]
+    ordered_keys = keys[order]
+    merged = ~boundary & differ & (ordered_keys[1:] == ordered_keys[:-1])
+    new = np.ones(order.shape[0], dtype=bool)
+    new[1:] = boundary | differ
+    counts = np.bincount(group, weights=new, minlength=ix.n_groups).astype(np.int64)
+    for g in np.unique(group[1:][merged]):  # rare: the rows themselves, lexicographically
+        rows = np.stack([b[ix.group == g] for b in bits], axis=1)  # (size, K)
+        counts[g] = np.unique(rows, axis=0).shape[0]
+    return counts
 
 
 def distinct_reward_vectors(
@@ -135,20 +188,21 @@ def distinct_reward_vectors(
     missing: bool,
     distinct_adv: Iterable[np.ndarray] = (),
 ) -> np.ndarray:
-    """(G,) distinct reward vectors in each group (K x (N,) rewards, compared exactly).
+    """(G,) distinct reward vectors in each group (K x (N,) rewards, compared exactly:
+    `distinct_vectors`).
 
     Equal reward vectors get equal advantages, so a group where some scheme's advantages are
     all distinct (`distinct_adv`: per scheme, (G,) counts) has all-distinct reward vectors:
     only the other groups are sorted (with a continuous reward, most groups are the first kind).
     """
     if not ix.uniform:
-        return distinct_per_group(reward_vector_keys(columns, missing), ix)
+        return distinct_vectors(columns, ix, missing)
     known = np.zeros(ix.n_groups, dtype=np.int64)
     for counts in distinct_adv:
         np.maximum(known, counts, out=known)
     rest = np.flatnonzero(known < ix.uniform)  # (R,) groups to sort
     if rest.shape[0] == ix.n_groups:  # no group known: sort them all, without a copy
-        return distinct_per_group(reward_vector_keys(columns, missing), ix)
+        return distinct_vectors(columns, ix, missing)
     counts = np.full(ix.n_groups, ix.uniform, dtype=np.int64)
     if rest.shape[0]:  # the groups to sort, one after another: a chunk of R uniform groups
         picked = [ix.grouped(column)[rest].reshape(-1) for column in columns]  # (R * size,)
@@ -159,7 +213,7 @@ def distinct_reward_vectors(
             steps=ix.steps[:1],
             uniform=ix.uniform,
         )
-        counts[rest] = distinct_per_group(reward_vector_keys(picked, missing), blocks)
+        counts[rest] = distinct_vectors(picked, blocks, missing)
     return counts
 
 
@@ -169,22 +223,47 @@ def scheme_sums(
     distinct_rewards: np.ndarray,
     ix: ChunkIndex,
     square: np.ndarray | None = None,
-    abs_adv: np.ndarray | None = None,
 ) -> SchemeSums:
-    """adv (N,) one scheme's advantages; distinct_adv and distinct_rewards (G,) per group;
-    square (G,) the sum of adv^2 over each group when the engine gave it (else summed here);
-    abs_adv (N,) |adv| when the caller has it."""
-    if abs_adv is None:
-        abs_adv = np.abs(adv)
-    return _per_step(
-        ix,
+    """adv (N,) one scheme's advantages (its rows: `scaled_sums` at scale 1); distinct_adv and
+    distinct_rewards (G,) per group; square (G,) the sum of adv^2 over each group when the
+    engine gave it (else summed here)."""
+    return scaled_sums(
+        np.abs(adv),
+        None,
         ix.group_dot(adv, adv) if square is None else square,
-        # a maximum is exact in any order: straight over each step's rows, along the long axis
-        np.maximum.reduceat(abs_adv, ix.step_rows),
-        ix.step_count(abs_adv <= ZERO_TOL),
         distinct_adv,
         distinct_rewards,
+        ix,
     )
+
+
+def scaled_sums(
+    magnitude: np.ndarray,
+    step_scale: np.ndarray | None,
+    square: np.ndarray,
+    distinct_adv: np.ndarray,
+    distinct_rewards: np.ndarray,
+    ix: ChunkIndex,
+) -> SchemeSums:
+    """The sums of a scheme whose advantages are fl(v x f) row by row, f one number >= 0 per
+    step (step_scale (S,); None: 1, the advantages themselves), from |v| (magnitude (N,)),
+    without those rows: the one place a scheme's largest |A| and zero count are made.
+
+    Rounding is monotone, so the largest |fl(v f)| over a step is fl(max |v| x f), and
+    |fl(v f)| <= ZERO_TOL exactly where |v| <= zero_limit(f): the figures of the advantages
+    themselves. square, distinct_adv, distinct_rewards (G,) per group."""
+    # a maximum is exact in any order: straight over each step's rows, along the long axis
+    largest = np.maximum.reduceat(magnitude, ix.step_rows)  # (S,)
+    if step_scale is None:  # zero_limit(1) is ZERO_TOL
+        zero = magnitude <= ZERO_TOL
+    else:
+        largest = largest * step_scale
+        limit = zero_limit(step_scale)[ix.group_step]  # (G,)
+        if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
+            zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
+        else:
+            zero = magnitude <= np.repeat(limit, ix.sizes)
+    return _per_step(ix, square, largest, ix.step_count(zero), distinct_adv, distinct_rewards)
 
 
 def _per_step(
@@ -207,37 +286,9 @@ def _per_step(
     )
 
 
-def step_scaled_sums(
-    abs_base: np.ndarray,
-    base: SchemeSums,
-    factor: np.ndarray,
-    square: np.ndarray,
-    distinct_adv: np.ndarray,
-    distinct_rewards: np.ndarray,
-    ix: ChunkIndex,
-) -> SchemeSums:
-    """The sums of a scheme whose advantages are another's times one positive number per step
-    (`engine.EngineResult.step_scaled`: GDPO, AC times its step's whitening factor), from
-    that scheme's |A| (abs_base (N,)) and sums, without computing its own advantages.
-
-    Rounding is monotone, so the largest |fl(a f)| over a step is fl(max |a| x f), and
-    |fl(a f)| <= ZERO_TOL exactly where |a| is at most the largest x with fl(x f) <= ZERO_TOL:
-    the same figures as from the advantages themselves. factor, square (G,) per group."""
-    step_factor = factor[ix.by_step.starts]  # (S,) alike over each step's groups
-    limit = _zero_limit(step_factor)[ix.group_step]  # (G,)
-    if ix.uniform:  # (N,): the limit broadcast over each group, not repeated
-        zero = (ix.grouped(abs_base) <= limit[:, None]).reshape(-1)
-    else:
-        zero = abs_base <= np.repeat(limit, ix.sizes)
-    return _per_step(
-        ix, square, base.max_abs * step_factor, ix.step_count(zero), distinct_adv,
-        distinct_rewards,
-    )  # fmt: skip
-
-
 def two_valued_distinct(at0: np.ndarray, at1: np.ndarray, ones: np.ndarray, size: np.ndarray):
     """(G,) distinct advantages of a scheme taking at0 where a 0/1 reward is 0 and at1 where it
-    is 1 (`engine.EngineResult.two_valued`): as sorting the group would count them."""
+    is 1 (`backends.rows.Described.two_valued`): as sorting the group would count them."""
     both = (ones > 0) & (ones < size)
     return 1 + (both & (at1 - at0 > DISTINCT_TOL)).astype(np.int64)
 
@@ -263,25 +314,6 @@ def two_valued_sums(
         ix, square, steps.max(largest), steps.sum(zeros.astype(np.float64)), distinct_adv,
         distinct_rewards,
     )  # fmt: skip
-
-
-def _zero_limit(factor: np.ndarray) -> np.ndarray:
-    """(S,) the largest x >= 0 with fl(x x factor) <= ZERO_TOL (inf where factor is 0): ZERO_TOL
-    / factor, moved by ulps to the exact boundary (its rounding can land on either side)."""
-    positive = factor > 0
-    finite = np.where(positive, ZERO_TOL / np.where(positive, factor, 1.0), 0.0)  # 0: no inf x 0
-    for _ in range(8):  # down while over: one or two ulps at most
-        over = positive & (finite * factor > ZERO_TOL)
-        if not over.any():
-            break
-        finite = np.where(over, np.nextafter(finite, 0.0), finite)
-    for _ in range(8):  # up while the next one is still within
-        up = np.nextafter(finite, np.inf)
-        within = positive & (up * factor <= ZERO_TOL)
-        if not within.any():
-            break
-        finite = np.where(within, up, finite)
-    return np.where(positive, finite, np.inf)
 
 
 def distinct_advantages(

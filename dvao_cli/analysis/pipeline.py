@@ -6,14 +6,15 @@
   * map: each range's per-step sums, a few numbers per step (`_map`; pure): on worker threads,
     or for a large log in this process and spawned worker processes that each read their own
     ranges (`_in_processes`, `workers.WorkerPool`);
-  * reduce: the sums of every range, in input order (`_Accumulator.add`), then the summary
+  * reduce: the sums of every range, in input order (`Accumulator.add`), then the summary
     (`_finish`).
 
-Memory does not grow with the number of rows. A range whose objectives take few distinct
-rewards (pass/fail, partial credit) is summarised from its per-group reward-pattern counts
-(`patterns`); any other goes through the row engine (`core.engine`) and `diagnostics`. Both are
-numpy on the CPU (torch is not imported); the engine runs on torch with `--device cuda` (or
-`auto` on a machine with a GPU). With an output folder, or a `logged_advantage` column to
+Memory does not grow with the number of rows. A range's sums come from one of the named
+backends (`backends.BACKENDS`): by default, a range whose objectives take few distinct rewards
+(pass/fail, partial credit) is summarised from its per-group reward-pattern counts; any other
+goes through the row engine (`core.engine`) and `figures`. Both are numpy on the CPU (torch is
+not imported); the engine runs on torch with `--device cuda` (or `auto` on a machine with a
+GPU). With an output folder, or a `logged_advantage` column to
 compare with, the engine also computes every response's advantages; they are appended to
 `advantages.parquet` range by range, in `row` order (the log's order; `_in_row_order`), with
 the log's `source_*` columns (the trainer's file and row) beside them.
@@ -23,60 +24,42 @@ from __future__ import annotations
 
 import queue
 import threading
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from dvao_cli.analysis import gate
-from dvao_cli.analysis.backends import patterns
-from dvao_cli.analysis.runtime import gpu_present
-from dvao_cli.analysis.step_sums import (
-    AgreementSums,
-    ObjectiveSums,
-    PairSums,
-    SchemeSums,
-    objective_sums,
-)
+from dvao_cli.analysis.accumulator import Accumulator
+from dvao_cli.analysis.backends import registry as backends
+from dvao_cli.analysis.backends.rows import pieces, run_engine
+from dvao_cli.analysis.parts import ChunkResult, Counts, Settings
 from dvao_cli.analysis.summary import RunSettings, Summary, build_summary
 from dvao_cli.analysis.workers import PROCESS_MIN_ROWS, WorkerPool
 from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
-from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
-from dvao_cli.errors import InputError, RewardValueError, UsageError
+from dvao_cli.errors import InputError, UsageError
 from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.objective_names import resolve_weights
-from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
+from dvao_cli.reader.chunk import Chunk, prepare_chunk
 from dvao_cli.reader.discovery import LogSource
 from dvao_cli.reader.format import (
     DEFAULT_CHUNK_ROWS,
     GROUP,
     LOGGED,
     ROW,
-    SOURCE_COLUMNS,
     STEP,
 )
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 
-if TYPE_CHECKING:
-    import torch
-
-
 ADVANTAGES_FILE = "advantages.parquet"
 TABLE_FILES = ("steps.parquet", "schemes.parquet", "summary.json")
 OUT_FILES = (ADVANTAGES_FILE, *TABLE_FILES)  # the set `analyze --out` writes
-# Rows the row engine takes at once (whole steps; a larger step is one piece): 2^18 rows, a
-# 2 MiB float64 column. With the command line's allocator tuning, 2^16-2^19 cost the same per
-# row within noise, 2M rows 1.07-1.1x (`benchmarks/analyze_map_bench.py --piece-rows N`);
-# without it, 2M-row pieces pay page faults for every fresh (N,) buffer.
-ENGINE_PIECE_ROWS = 1 << 18
 
 
 @dataclass
@@ -89,6 +72,7 @@ class Analysis:
     files: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     trips: list[gate.Trip] = field(default_factory=list)
+    backends: dict[str, int] = field(default_factory=dict)  # backend -> chunks it computed
 
     @property
     def objectives(self) -> list[str]:
@@ -108,61 +92,6 @@ class Analysis:
         (folder / "summary.json").write_text(dumps_json(self.summary.to_json()) + "\n")
 
 
-class _Accumulator:
-    """Per-step sums from every chunk, and the whole-log agreement with logged_advantage."""
-
-    def __init__(self, objectives: list[str], schemes: list[str], has_logged: bool) -> None:
-        self.objectives = objectives
-        self.schemes = schemes
-        self.has_logged = has_logged
-        self.step_values: list[list[int]] = []
-        self.obj: list[dict[str, list[Any]]] = []
-        self.sch: dict[str, list[dict[str, list[Any]]]] = {s: [] for s in schemes}
-        k = len(objectives)
-        self.corr_sum = np.zeros((k, k))
-        self.corr_count = np.zeros((k, k))
-        self.binary = np.ones(k, dtype=bool)
-        self.agreement: dict[str, list[AgreementSums]] = {s: [] for s in schemes}
-        self.rows = 0
-        self.groups = 0
-        self.skipped_groups = 0
-        self.skipped_rows = 0
-        self.dropped_rows = 0
-        self.device: str | None = None  # where the engine ran, if any chunk needed it
-
-    def add(self, res: _ChunkResult) -> None:
-        chunk = res.chunk
-        self.skipped_groups += chunk.skipped_groups
-        self.skipped_rows += chunk.skipped_rows
-        self.dropped_rows += chunk.dropped_rows
-        self.device = res.device or self.device
-        if not res.parts:
-            return  # nothing left in this chunk
-        self.rows += chunk.rows
-        self.groups += chunk.n_groups
-        for part in res.parts:
-            # Kept as Python lists, not small arrays: Python's allocator keeps them apart from
-            # the large per-chunk temporaries, so the heap does not fragment.
-            self.step_values.append(part.steps)
-            self.obj.append(_as_lists(part.obj))
-            for name, sums in part.sch.items():
-                self.sch[name].append(_as_lists(sums))
-            self.corr_sum += np.asarray(_to_list(part.pairs.corr_sum))
-            self.corr_count += np.asarray(_to_list(part.pairs.count))
-            self.binary &= np.asarray(_to_list(part.obj.binary), dtype=bool)
-        for name, agreement in res.agreement.items():
-            self.agreement[name] += agreement
-
-
-def _to_list(values: Any) -> list[Any]:
-    """A numpy array as nested Python lists."""
-    return np.asarray(values).tolist()
-
-
-def _as_lists(sums: Any) -> dict[str, list[Any]]:
-    return {k: _to_list(v) for k, v in vars(sums).items() if k != "binary"}
-
-
 def analyze(
     paths: str | Path | Sequence[str | Path],
     *,
@@ -179,6 +108,7 @@ def analyze(
     workers: int = 1,
     processes: bool | WorkerPool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    backend: str = "auto",
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
@@ -194,10 +124,16 @@ def analyze(
     summarised on the CPU from their pattern counts, the fastest place for them; the engine
     runs there only for per-response output).
 
+    `backend` names the way the per-step sums are computed (`backends.BACKENDS`: rows, sums,
+    patterns, alike; every one gives the numbers of `rows`), or auto: per chunk, the fastest
+    that takes it. One that cannot take the log raises `backends.BackendError`;
+    `Analysis.backends` says which computed how many chunks.
+
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary.gate`). `on_progress(rows_done, rows_total)` is
     called after each chunk.
     """
+    backends.check_name(backend)
     schemes = check_schemes(schemes)
     if not schemes:
         raise UsageError("no scheme chosen")
@@ -212,7 +148,7 @@ def analyze(
 
         resolve_device(device_name)
     total_rows = _count_rows(spec)
-    acc = _Accumulator(names, list(schemes), spec.has_logged_advantage)
+    acc = Accumulator(names, list(schemes), spec.has_logged_advantage)
 
     with ExitStack() as stack:
         adv_writer = stage = None
@@ -229,13 +165,13 @@ def analyze(
             stage = stack.enter_context(output_set(out_dir, inputs=inputs, **where))
             adv_writer = _AdvantageWriter(stage / ADVANTAGES_FILE)
             stack.callback(adv_writer.close)
-        cfg = _Settings(
+        cfg = Settings(
             names, weight_list, list(schemes), ddof, eps, nan, device_name,
-            spec.has_logged_advantage, out_dir is not None, spec, chunk_rows,
+            spec.has_logged_advantage, out_dir is not None, spec, chunk_rows, backend,
         )  # fmt: skip
         done_rows = 0
 
-        def count(res: _ChunkResult) -> None:  # a range or chunk done: the progress bar
+        def count(res: ChunkResult) -> None:  # a range or chunk done: the progress bar
             nonlocal done_rows
             chunk = res.chunk
             done_rows += chunk.rows + chunk.skipped_rows + chunk.dropped_rows
@@ -250,7 +186,7 @@ def analyze(
             if isinstance(processes, WorkerPool):
                 pool = processes
             else:  # stopped with the stack: on an error or Ctrl-C too
-                pool = stack.enter_context(WorkerPool(workers))
+                pool = stack.enter_context(WorkerPool(workers, warm=__name__))
             results = _in_processes(ranges, cfg, pool, count)
             counted = True
         else:
@@ -285,7 +221,7 @@ def analyze(
     return analysis
 
 
-def _no_rows_reason(acc: _Accumulator) -> str:
+def _no_rows_reason(acc: Accumulator) -> str:
     """Why nothing was left to analyze, naming the real cause (not always an empty log)."""
     read = acc.dropped_rows + acc.skipped_rows
     if read == 0:
@@ -325,7 +261,7 @@ def _plan(
     return prefetch(frames) if ahead else frames
 
 
-def _map(frame: pl.DataFrame, cfg: _Settings) -> _ChunkResult:
+def _map(frame: pl.DataFrame, cfg: Settings) -> ChunkResult:
     """One range of whole steps: checked and ordered, then its per-step sums."""
     return _analyze_chunk(prepare_chunk(frame, cfg.spec, cfg.nan, check_finite=False), cfg)
 
@@ -448,235 +384,29 @@ def _row_order(rows: np.ndarray) -> np.ndarray:
     return at[at >= 0]
 
 
-@dataclass
-class _Settings:
-    names: list[str]
-    weights: list[float]
-    schemes: list[str]
-    ddof: int
-    eps: float
-    nan: str
-    device_name: str  # auto, cpu, cuda, ...: resolved on the first chunk that needs the engine
-    has_logged: bool
-    write_advantages: bool
-    spec: LogSpec
-    chunk_rows: int  # rows per chunk; the engine takes at most ENGINE_PIECE_ROWS of them at once
-
-    @property
-    def sources(self) -> list[str]:
-        """The log's `source_*` columns, read and written beside the advantages (with --out)."""
-        if not self.write_advantages:
-            return []
-        return [name for name in SOURCE_COLUMNS if name in self.spec.columns]
-
-    @cached_property
-    def device(self) -> torch.device | None:
-        """Where the row engine runs: None for numpy on the CPU (torch is not imported), a
-        torch device for CUDA (`--device cuda`, or `auto` on a machine with a GPU)."""
-        if self.device_name == "cpu" or (self.device_name == "auto" and not gpu_present()):
-            return None
-        from dvao_cli.advantages import resolve_device
-
-        found = resolve_device(self.device_name)
-        return None if found.type == "cpu" else found
-
-    @property
-    def device_label(self) -> str:
-        return "cpu" if self.device is None else str(self.device)
-
-
-@dataclass
-class _Part:
-    """The per-step sums of some whole steps of a chunk."""
-
-    steps: list[int]  # (S,) the step values, in order
-    obj: ObjectiveSums
-    sch: dict[str, SchemeSums]
-    pairs: PairSums
-
-
-@dataclass
-class _ChunkResult:
-    chunk: Chunk
-    parts: list[_Part] = field(default_factory=list)  # in step order
-    agreement: dict[str, list[AgreementSums]] = field(default_factory=dict)
-    advantages: list[pl.DataFrame] = field(default_factory=list)  # rows in chunk order
-    device: str | None = None  # where the engine ran; None when it was not needed
-
-
-def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
-    """Everything about one chunk; pure (chunks may run on several threads at once)."""
-    out = _ChunkResult(chunk)
+def _analyze_chunk(chunk: Chunk, cfg: Settings) -> ChunkResult:
+    """Everything about one chunk; pure (chunks may run on several threads at once): its
+    per-step sums from the backend `cfg.backend` names (auto: `backends.compute` picks), and
+    every response's advantages where they are wanted."""
+    out = ChunkResult(chunk)
     if chunk.rows == 0:
         return out
-    frame = chunk.frame
-    found = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
-    per_response = cfg.has_logged or cfg.write_advantages
-    # the engine makes a few dozen passes over (N,) buffers: pieces of ENGINE_PIECE_ROWS
-    pieces = (
-        chunk.split(min(cfg.chunk_rows, ENGINE_PIECE_ROWS)) if found is None or per_response else []
-    )
-    if found is None:  # many distinct rewards (or a missing one): the row engine's way
-        for piece in pieces:
-            result, columns = _run_engine(piece, cfg, sums_only=not per_response)
-            out.parts.append(_engine_sums(piece, cfg, result, columns))
-            _per_response(out, piece, cfg, result)
-        out.device = cfg.device_label
-        out.advantages = _in_row_order(out.advantages)
-        return out
-    steps, group_step = chunk.group_steps()
-    # groups in blocks of one size: their distinct counts straight from the codes
-    alike = patterns.alike_groups(found.code, found.n_patterns, chunk.n_groups, chunk.uniform)
-    counts = None
-    if alike is None:
-        counts = patterns.pattern_counts(
-            found.code,
-            found.n_patterns,
-            chunk.n_groups,
-            group_size=chunk.uniform,
-            group=None if chunk.uniform else chunk.group,
-        )
-    try:
-        obj, sch, pairs = patterns.pattern_sums(
-            counts,
-            found.levels,
-            group_step,
-            steps.shape[0],
-            cfg.weights,
-            cfg.schemes,
-            cfg.ddof,
-            cfg.eps,
-            alike=alike,
-        )
-    except RewardValueError as err:
-        raise _reward_error(err, cfg, frame) from None
-    out.parts.append(_Part(steps.tolist(), obj, sch, pairs))
-    for piece in pieces:  # advantages only for the rows, not for the sums
-        _per_response(out, piece, cfg, _run_engine(piece, cfg)[0])
-    if pieces:
+
+    def on_rows(piece: Chunk, result: engine.EngineResult) -> None:
+        _per_response(out, piece, cfg, result)
+
+    out.backend, done = backends.compute(chunk, cfg, on_rows if cfg.per_response else None)
+    out.parts, out.device = done.parts, done.device
+    if cfg.per_response and not done.rows_done:  # advantages only for the rows, not the sums
+        for piece in pieces(chunk, cfg):
+            on_rows(piece, run_engine(piece, cfg)[0])
         out.device = cfg.device_label
     out.advantages = _in_row_order(out.advantages)
     return out
 
 
-def _reward_error(err: RewardValueError, cfg: _Settings, frame: pl.DataFrame) -> InputError:
-    """The core's error about objective k as the reader's one line: the column, and the real
-    reason (non-finite rewards are counted and located over the whole log)."""
-    if err.non_finite:
-        return non_finite_error(cfg.spec, frame)
-    reason = err.message.split(": ", 1)[-1]
-    return InputError(reason, path=cfg.spec.label, column=cfg.names[err.objective])
-
-
-def _run_engine(
-    chunk: Chunk, cfg: _Settings, sums_only: bool = False
-) -> tuple[engine.EngineResult, list[np.ndarray]]:
-    """The row engine over one chunk: (its result as numpy arrays, the reward columns K x (N,)
-    it read). numpy on the CPU; torch on CUDA. `sums_only`: no advantages are written or
-    compared per response, so GDPO (AC times a factor per step) and GRPO over a 0/1 primary
-    (two values per group) are not computed row by row (`engine.run`)."""
-    frame = chunk.frame
-    columns = [
-        np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
-        for name in cfg.names
-    ]
-    _, group_step = chunk.group_steps()
-    n_steps = int(group_step[-1]) + 1 if group_step.shape[0] else 0
-    dev = cfg.device
-    if dev is None:
-        seg: Segments = (
-            Blocks(chunk.n_groups, chunk.uniform)
-            if chunk.uniform
-            else NumpyRagged(chunk.group, chunk.n_groups, is_sorted=True)
-        )
-        rows, step_of_group = columns, group_step
-    else:
-        import torch
-
-        with warnings.catch_warnings():  # read-only columns from polars: copied to the device
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            rows = [torch.from_numpy(column).to(dev) for column in columns]
-        step_of_group = torch.from_numpy(group_step).to(dev)
-        seg = (
-            Blocks(chunk.n_groups, chunk.uniform)
-            if chunk.uniform
-            else TorchRagged(torch.from_numpy(chunk.group).to(dev), chunk.n_groups)
-        )
-    try:
-        result = engine.run(
-            rows,
-            seg,
-            step_of_group,
-            n_steps,
-            cfg.weights,
-            tuple(cfg.schemes),
-            ddof=cfg.ddof,
-            eps=cfg.eps,
-            missing=cfg.nan == "ignore",
-            squares=True,
-            sums_only=sums_only,
-        )
-    except RewardValueError as err:
-        raise _reward_error(err, cfg, frame) from None
-    if dev is not None:
-        result = engine.to_numpy(result)
-    return result, columns
-
-
-def _engine_sums(
-    chunk: Chunk, cfg: _Settings, result: engine.EngineResult, columns: list[np.ndarray]
-) -> _Part:
-    """The per-step sums of a chunk from the engine's advantages (any reward, missing too)."""
-    from dvao_cli.analysis import figures as dg
-
-    steps, group_step = chunk.group_steps()
-    ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
-    m = result.moments
-    missing = cfg.nan == "ignore"  # only then can a reward be NaN here
-    obj = objective_sums(
-        ix.by_step, m.size, m.count, m.mean, m.std, m.lo, m.hi, m.dvao_weight, cfg.ddof
-    )
-    distinct = dg.distinct_advantages(
-        result.advantages,
-        ix,
-        missing,
-        primary_std=m.std[0] if obj.binary[0] else None,  # grpo's primary is the first
-    )
-    for name, (base, _) in result.step_scaled.items():  # a positive multiple: the same count
-        distinct[name] = distinct[base]
-    size = m.size.astype(np.float64)  # (G,)
-    for name, (at0, at1, ones) in result.two_valued.items():
-        distinct[name] = dg.two_valued_distinct(at0, at1, ones, size)
-    distinct_rewards = dg.distinct_reward_vectors(columns, ix, missing, distinct.values())
-    sch: dict[str, SchemeSums] = {}
-    bases = {base for base, _ in result.step_scaled.values()}  # schemes others are multiples of
-    magnitudes: dict[str, np.ndarray] = {}  # their |A|, shared
-    for name, adv in result.advantages.items():
-        if name in bases:
-            magnitudes[name] = np.abs(adv)
-        sch[name] = dg.scheme_sums(
-            adv, distinct[name], distinct_rewards, ix, result.squares.get(name),
-            magnitudes.get(name),
-        )  # fmt: skip
-    for name, (base, factor) in result.step_scaled.items():
-        sch[name] = dg.step_scaled_sums(
-            magnitudes[base], sch[base], factor, result.squares[name], distinct[name],
-            distinct_rewards, ix,
-        )  # fmt: skip
-    for name, (at0, at1, ones) in result.two_valued.items():
-        sch[name] = dg.two_valued_sums(
-            at0, at1, ones, size, result.squares[name], distinct[name], distinct_rewards, ix
-        )
-    return _Part(
-        steps=steps.tolist(),
-        obj=obj,
-        sch={name: sch[name] for name in cfg.schemes},
-        pairs=dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing),
-    )
-
-
 def _per_response(
-    out: _ChunkResult, chunk: Chunk, cfg: _Settings, result: engine.EngineResult
+    out: ChunkResult, chunk: Chunk, cfg: Settings, result: engine.EngineResult
 ) -> None:
     """Agreement with logged_advantage, and the rows of advantages.parquet, from the engine."""
     from dvao_cli.analysis import figures as dg
@@ -704,8 +434,8 @@ def _per_response(
 
 
 def _in_order(
-    fn: Callable[[pl.DataFrame], _ChunkResult], items: Iterator[pl.DataFrame], workers: int
-) -> Iterator[_ChunkResult]:
+    fn: Callable[[pl.DataFrame], ChunkResult], items: Iterator[pl.DataFrame], workers: int
+) -> Iterator[ChunkResult]:
     """fn over items on `workers` threads, results in input order, at most `workers` in flight
     (each holds a chunk's tensors: more in flight would only add memory)."""
     if workers <= 1:
@@ -725,28 +455,9 @@ def _in_order(
             yield pending.popleft().result()
 
 
-@dataclass(frozen=True)
-class _Counts:
-    """What the reduce step reads of a chunk: its counts, without its rows (sent back by a
-    worker process instead of the chunk)."""
-
-    rows: int
-    n_groups: int
-    skipped_groups: int
-    skipped_rows: int
-    dropped_rows: int
-
-    @classmethod
-    def of(cls, chunk: Chunk) -> _Counts:
-        return cls(
-            chunk.rows, chunk.n_groups, chunk.skipped_groups, chunk.skipped_rows,
-            chunk.dropped_rows,
-        )  # fmt: skip
-
-
-def _map_range(reads: list[Read], cfg: _Settings) -> _ChunkResult:
+def _map_range(reads: list[Read], cfg: Settings) -> ChunkResult:
     """Read one planned range and compute its sums; the result goes back without the rows
-    (`_Counts`: a worker process sends it), a reader's panic as the InputError naming the log."""
+    (`Counts`: a worker process sends it), a reader's panic as the InputError naming the log."""
     from dvao_cli.errors import is_panic, panic_error
 
     try:
@@ -755,16 +466,16 @@ def _map_range(reads: list[Read], cfg: _Settings) -> _ChunkResult:
         if is_panic(err):
             raise panic_error(err, cfg.spec.label) from None
         raise
-    res.chunk = _Counts.of(res.chunk)  # type: ignore[assignment]
+    res.chunk = Counts.of(res.chunk)
     return res
 
 
 def _in_processes(
     ranges: list[list[Read]],
-    cfg: _Settings,
+    cfg: Settings,
     pool: WorkerPool,
-    on_done: Callable[[_ChunkResult], None] | None = None,
-) -> Iterator[_ChunkResult]:
+    on_done: Callable[[ChunkResult], None] | None = None,
+) -> Iterator[ChunkResult]:
     """The ranges' results in input order (the reduce adds them in that order: the same sums
     bit for bit as one process), computed by the pool's workers from the front and by this
     process from the back, so that both are done within a range of each other (taking turns
@@ -776,7 +487,7 @@ def _in_processes(
     settings = replace(cfg, spec=replace(cfg.spec))  # sent with each range: not the footers
     slots = 2 * (pool.workers - 1)
     sent: dict[int, Any] = {}  # range -> its task in a worker
-    done: dict[int, _ChunkResult | _Failed] = {}  # range -> its result, until its turn
+    done: dict[int, ChunkResult | _Failed] = {}  # range -> its result, until its turn
     front, back = 0, len(ranges) - 1  # the workers' next range, and this process's
     turn = 0  # the next range to hand on
 
@@ -789,7 +500,7 @@ def _in_processes(
             except Exception as err:  # raised in its turn
                 done[index] = _Failed(err)
 
-    def finished(res: _ChunkResult) -> _ChunkResult:
+    def finished(res: ChunkResult) -> ChunkResult:
         if on_done is not None:
             on_done(res)
         return res
@@ -831,14 +542,14 @@ class _Failed:
     error: Exception
 
 
-def _in_turn(item: _ChunkResult | _Failed) -> _ChunkResult:
+def _in_turn(item: ChunkResult | _Failed) -> ChunkResult:
     if isinstance(item, _Failed):
         raise item.error
     return item
 
 
 def _finish(
-    acc: _Accumulator,
+    acc: Accumulator,
     spec: LogSpec,
     weight_list: list[float],
     schemes: list[str],
@@ -852,4 +563,10 @@ def _finish(
     summary, steps, schemes_table = build_summary(
         acc, spec.files, weight_list, settings, spec.warnings
     )
-    return Analysis(steps=steps, schemes=schemes_table, summary=summary, files=spec.files)
+    return Analysis(
+        steps=steps,
+        schemes=schemes_table,
+        summary=summary,
+        files=spec.files,
+        backends=dict(acc.backends),
+    )

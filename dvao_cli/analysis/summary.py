@@ -9,7 +9,7 @@ A field's metadata says where else the figure appears, so that nothing else list
 Adding a figure is one field here, its value in `build_summary`, and its rendering in
 `report.py`.
 
-`build_summary` turns the `_Accumulator` of `analyze` (per-step sums of every chunk, never
+`build_summary` turns the `Accumulator` of `analyze` (per-step sums of every chunk, never
 means) into the summary and the two per-step tables: every whole-log figure is a ratio of sums,
 the same whatever the chunk size. An objective without any valid reward (all missing under
 `--nan ignore`) has no figures: null in JSON, n/a in the report. A step of an objective without
@@ -32,7 +32,7 @@ from dvao_cli.errors import LogWarning
 from dvao_cli.reader.format import STEP
 
 if TYPE_CHECKING:
-    from dvao_cli.analysis.pipeline import _Accumulator
+    from dvao_cli.analysis.accumulator import Accumulator
 
 OBJECTIVE = "objective"  # the steps table's objective column
 SCHEME = "scheme"  # the schemes table's scheme column
@@ -218,10 +218,6 @@ def checked(available: tuple[str, ...], *names: str) -> tuple[str, ...]:
 # Building the summary from the accumulated per-step sums
 
 
-def _cat(parts: list[dict[str, list[Any]]], name: str) -> np.ndarray:
-    return np.concatenate([np.asarray(p[name], dtype=np.float64) for p in parts])
-
-
 def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
@@ -241,7 +237,7 @@ def _fnum(x: Any) -> float | None:
 
 
 def build_summary(
-    acc: _Accumulator,
+    acc: Accumulator,
     files: Sequence[Path],
     weight_list: list[float],
     settings: RunSettings,
@@ -255,11 +251,11 @@ def build_summary(
     schemes = settings.schemes
     names = acc.objectives
     k = len(names)
-    steps = np.concatenate([np.asarray(v, dtype=np.int64) for v in acc.step_values])  # (S,)
+    steps = acc.steps()  # (S,)
     order = np.argsort(steps, kind="stable")  # chunks come in input order; tables go by step
     steps = steps[order]
     # the per-step objective sums (sums.ObjectiveSums but binary), each (S,) or (S, K)
-    o = {name: _cat(acc.obj, name)[order] for name in acc.obj[0]}
+    o = {name: column[order] for name, column in acc.objective_columns().items()}
     groups = o["groups"][:, None]  # (S, 1)
     has_valid = o["valid"] > 0  # (S, K)
     total_valid = o["valid"].sum(axis=0)  # (K,)
@@ -297,12 +293,9 @@ def build_summary(
     rows_per_step = o["rows"]
     total_groups = o["groups"].sum()
     for name in schemes:
-        parts = acc.sch[name]
-        sq = _cat(parts, "square_sum")[order]
-        mx = _cat(parts, "max_abs")[order]
-        zeros = _cat(parts, "zeros")[order]
-        d_adv = _cat(parts, "distinct_adv")[order]
-        d_rew = _cat(parts, "distinct_rew")[order]
+        parts = {field: column[order] for field, column in acc.scheme_columns(name).items()}
+        sq, mx, zeros = parts["square_sum"], parts["max_abs"], parts["zeros"]
+        d_adv, d_rew = parts["distinct_adv"], parts["distinct_rew"]
         scheme_tables.append(
             pl.DataFrame(
                 {

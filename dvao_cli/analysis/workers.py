@@ -36,8 +36,10 @@ class WorkerPool:
     A worker that dies (killed by the kernel for memory, say) fails its range and every later
     one with `WorkerDied`, never a wait without end."""
 
-    def __init__(self, workers: int, start: bool = False) -> None:
-        """`start`: spawn the workers now rather than with the first range."""
+    def __init__(self, workers: int, start: bool = False, warm: str = "") -> None:
+        """`start`: spawn the workers now rather than with the first range; `warm`: a module
+        each worker imports as it starts (the one whose functions its tasks run: a name, so
+        that this module imports none of its callers)."""
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -46,6 +48,7 @@ class WorkerPool:
             workers - 1,
             mp_context=multiprocessing.get_context("spawn"),  # not fork: polars' threads run
             initializer=_worker_start,
+            initargs=(warm,),
         )
         if start:
             for _ in range(workers - 1):
@@ -107,9 +110,10 @@ def _recording_warnings(fn: Any, *args: Any) -> tuple[Any, list[tuple[type[Warni
     return result, [(w.category, str(w.message)) for w in caught]
 
 
-def _worker_start() -> None:
+def _worker_start(warm: str) -> None:
     """A worker's set-up: Ctrl-C left to the parent (which stops the workers: no traceback
-    from each), the command line's allocator tuning, and the imports its tasks need."""
+    from each), the command line's allocator tuning, and the imports its tasks need (`warm`)."""
+    import importlib
     import signal
 
     from dvao_cli.analysis.runtime import tune_for_streaming
@@ -117,7 +121,8 @@ def _worker_start() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     watch_parent(os.getppid())
     tune_for_streaming()
-    import dvao_cli.analysis.pipeline  # noqa: F401
+    if warm:
+        importlib.import_module(warm)
 
 
 def watch_parent(parent: int, *, kernel: bool = False) -> None:
@@ -158,9 +163,9 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
-def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
-    """Workers started now for LOG arguments that are Parquet files of at least
-    PROCESS_MIN_ROWS rows together (from their footers, decoded here without numpy or
+def start_early(logs: Sequence[str], workers: int, warm: str = "") -> WorkerPool | None:
+    """Workers started now (each importing `warm`) for LOG arguments that are Parquet files of
+    at least PROCESS_MIN_ROWS rows together (from their footers, decoded here without numpy or
     polars); None for anything else (a folder, a glob, a trainer log, a smaller log: the
     analysis starts its workers itself if it needs them)."""
     import stat
@@ -178,4 +183,4 @@ def start_early(logs: Sequence[str], workers: int) -> WorkerPool | None:
             rows += decode_footer(Path(log)).num_rows
         except Exception:  # not a Parquet file this decoder reads: decided later
             return None
-    return WorkerPool(workers, start=True) if rows >= PROCESS_MIN_ROWS else None
+    return WorkerPool(workers, start=True, warm=warm) if rows >= PROCESS_MIN_ROWS else None

@@ -17,6 +17,7 @@ missing reward is skipped in sums and means, and a row with no reward gets advan
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,19 +51,19 @@ class GroupMoments:
 
 @dataclass(frozen=True)
 class EngineResult:
-    advantages: dict[str, Array]  # (N,) per scheme, in the rows' order
+    advantages: dict[str, Array]  # (N,) per scheme asked for, in the rows' order
     moments: GroupMoments
-    # with `squares`: (n,) per scheme, in group-code order, the sum over each group of its
-    # squared advantages (scale^2 x the numerator's, times the step's whitening factor^2)
+    # (n,) per scheme, in group-code order: its scale (the whitening factor folded in), and
+    # with `squares` the sum over each group of its squared advantages (scale^2 x the
+    # numerator's sum of squares)
+    scales: dict[str, Array] = field(default_factory=dict)
     squares: dict[str, Array] = field(default_factory=dict)
-    # with `sums_only`, schemes left out of `advantages`, each exactly described instead:
-    # whitened scheme -> (base, factor (n,) in group-code order): its advantages are the base
-    # scheme's times factor, one positive number per step (the base's are its numerator
-    # itself, scale 1)
-    step_scaled: dict[str, tuple[str, Array]] = field(default_factory=dict)
-    # scheme over one 0/1 objective (GRPO) -> (at 0, at 1, ones) (n,) each in group-code order:
-    # its advantage where the reward is 0, where it is 1, and how many rewards are 1
-    two_valued: dict[str, tuple[Array, Array, Array]] = field(default_factory=dict)
+    # objective k whose every reward is exactly 0 or 1 (no reward missing) -> (n,) its rewards
+    # of 1 per group, in group-code order
+    ones: dict[int, Array] = field(default_factory=dict)
+    # numerator -> (N,) its values in the rows' order, for each numerator of a scheme left
+    # out of `advantages` (a scheme's advantages are fl(numerator x its scale), row by row)
+    numerators: dict[str, Array] = field(default_factory=dict)
 
 
 def run(
@@ -78,19 +79,18 @@ def run(
     primary: int = 0,
     missing: bool = False,
     squares: bool = False,
-    sums_only: bool = False,
+    advantages: Collection[str] | None = None,
+    zero_one: Sequence[bool] | None = None,
 ) -> EngineResult:
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
     0..n_steps-1 for the whitening (None: one step). `missing`: NaN marks a missing reward.
     `squares`: also each scheme's sum of squared advantages per group (`EngineResult.squares`:
-    from the numerators' sums of squares, no pass over the advantages). `sums_only`: for
-    callers that need per-step sums, not every scheme's rows (with no reward missing): a
-    whitened scheme (GDPO) whose numerator an earlier scheme of scale 1 (AC) has as its
-    advantages is left as that scheme times its step factor (`EngineResult.step_scaled`), and
-    GRPO over a 0/1 primary objective as its two values per group (`two_valued`); their sums
-    of squares come with them (`squares` implied)."""
-    squares = squares or sums_only
+    from the numerators' sums of squares, no pass over the advantages). `advantages`: the
+    schemes whose advantages to compute row by row (None: all); every scheme's scale comes
+    with the result either way, and the numerator of each scheme left out. `zero_one` (K,),
+    when the caller knows it: whether each objective's rewards are all exactly 0 or 1
+    (`zero_one_column`; checked here otherwise)."""
     xp = namespace(*columns)
     where = columns[0].device
     dtype = columns[0].dtype
@@ -129,7 +129,9 @@ def run(
             ok = None
             count = size_f
             total = seg.sum(col)  # (n,)
-            if isinstance(seg, Blocks) and _zero_one(xp, column):
+            if isinstance(seg, Blocks) and (
+                zero_one[k] if zero_one is not None else zero_one_column(column)
+            ):
                 # every reward 0 or 1: the extremes follow from the sums, exact integers (a
                 # comparison pass instead of a transposed copy: 0.25x the time, measured)
                 lo = xp.astype(total >= count, dtype)
@@ -223,14 +225,14 @@ def run(
         return seg.to_codes(stat.T).T if stat.ndim == 2 else seg.to_codes(stat)
 
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
-    last = {table.numerator_of(name, missing): name for name in schemes}  # numerator -> its last
-    # whitened scheme -> an earlier unwhitened one over its numerator (GDPO -> AC)
-    bases = _step_scaled_bases(schemes, missing) if sums_only else {}
+    wanted = [name for name in schemes if advantages is None or name in advantages]
+    last = {table.numerator_of(name, missing): name for name in wanted}  # numerator -> its last
+    # numerators of the schemes left out: given with the result, so never scaled in place
+    kept = {table.numerator_of(name, missing) for name in schemes if name not in wanted}
     as_is: set[str] = set()  # numerators that are a scheme's advantages themselves
-    advantages: dict[str, Array] = {}
+    rows: dict[str, Array] = {}
+    scales: dict[str, Array] = {}
     square_sums: dict[str, Array] = {}
-    scaled: dict[str, tuple[str, Array]] = {}
-    two: dict[str, tuple[Array, Array, Array]] = {}
     for name in schemes:
         scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing)
@@ -238,38 +240,30 @@ def run(
             stack["std"], w, primary, own_std(kind) if scheme.uses_own_std else None
         )
         scale = scheme.scale(spread, eps)  # (n,)
+        unit = not scheme.whitened and bool(xp.all(scale == 1.0))  # fl(num x 1) is num
         square = scale * scale * numerator_square(kind)  # (n,) the group's sum of adv^2
-        # scale 1 before the whitening (asked only when a scheme may derive from another)
-        unit = bool(bases) and bool(xp.all(scale == 1.0))
         if scheme.whitened:  # one factor per step, folded into the group's scale
             factor = _whitening(
                 square, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, n_scored
             )  # (n,)
             scale = scale * factor
             square = factor * factor * square
+        scales[name] = to_codes(scale)
         if squares:
-            square_sums[name] = square
-        if name in bases and kind in as_is and unit:  # fl(num x factor): the base's x factor
-            scaled[name] = (bases[name], to_codes(scale))
+            square_sums[name] = to_codes(square)
+        if name not in wanted:
             continue
-        k = single.get(kind)
-        if sums_only and k in ones and not scheme.whitened:  # one 0/1 objective's deviations:
-            # fl(0 - mu) and fl(1 - mu), times the scale: two values per group (GRPO)
-            mu = stack["mean"][k]
-            at = ((0.0 - mu) * scale, (1.0 - mu) * scale)
-            two[name] = (to_codes(at[0]), to_codes(at[1]), to_codes(ones[k]))
-            continue
-        if unit and name in bases.values():  # a base of scale 1: the numerator as it is
+        if unit:  # the numerator as it is (not scaled in place later: `as_is`)
             adv = numerators[kind]
             as_is.add(kind)
-        elif last[kind] == name and kind not in as_is:  # its last use: scaled in place
+        elif last[kind] == name and kind not in as_is and kind not in kept:  # scaled in place
             adv = numerators.pop(kind)
             adv *= seg.expand(scale)
         else:
             adv = numerators[kind] * seg.expand(scale)
         if present is not None:
             adv = xp.where(present, adv, 0.0)
-        advantages[name] = seg.flat(adv)
+        rows[name] = seg.flat(adv)
 
     result = GroupMoments(
         size=to_codes(size),
@@ -282,24 +276,9 @@ def run(
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
         rc_std=to_codes(rc_std),
     )
-    codes = {name: to_codes(value) for name, value in square_sums.items()}
-    return EngineResult(advantages, result, codes, scaled, two)
-
-
-def _step_scaled_bases(schemes: tuple[str, ...], missing: bool) -> dict[str, str]:
-    """whitened scheme -> the first unwhitened scheme before it over the same numerator."""
-    if missing:  # a row with no reward is 0 in every scheme: not a multiple of the base
-        return {}
-    bases: dict[str, str] = {}
-    for i, name in enumerate(schemes):
-        kind = table.numerator_of(name, missing)
-        if table.BY_NAME[name].whitened:
-            for earlier in schemes[:i]:
-                same = table.numerator_of(earlier, missing) == kind
-                if same and not table.BY_NAME[earlier].whitened:
-                    bases[name] = earlier
-                    break
-    return bases
+    counted = {k: to_codes(total) for k, total in ones.items()}
+    given = {kind: seg.flat(numerators[kind]) for kind in kept}
+    return EngineResult(rows, result, scales, square_sums, counted, given)
 
 
 def _divisors(xp: Any, count: Array, dof: Array) -> tuple[Array, Array, Array]:
@@ -311,9 +290,10 @@ def _divisors(xp: Any, count: Array, dof: Array) -> tuple[Array, Array, Array]:
     return xp.where(count > 0, count, 1.0), xp.where(positive, dof, 1.0), positive
 
 
-def _zero_one(xp: Any, column: Array) -> bool:
+def zero_one_column(column: Array) -> bool:
     """Every value exactly 0 or 1 (a pass/fail reward); a look at the first values first, so
     that a continuous reward costs no full pass."""
+    xp = namespace(column)
     head = column[:64]
     if not bool(xp.all((head == 0.0) | (head == 1.0))):
         return False
@@ -369,7 +349,8 @@ def to_numpy(result: EngineResult) -> EngineResult:
     return EngineResult(
         {name: host(adv) for name, adv in result.advantages.items()},
         moments,
+        {name: host(scale) for name, scale in result.scales.items()},
         {name: host(square) for name, square in result.squares.items()},
-        {name: (base, host(f)) for name, (base, f) in result.step_scaled.items()},
-        {name: tuple(host(a) for a in at) for name, at in result.two_valued.items()},
+        {k: host(total) for k, total in result.ones.items()},
+        {kind: host(values) for kind, values in result.numerators.items()},
     )

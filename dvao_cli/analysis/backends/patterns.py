@@ -39,10 +39,11 @@ from dvao_cli.analysis.step_sums import (
     StepIndex,
     objective_sums,
     pair_sums,
+    zero_limit,
 )
 from dvao_cli.core import schemes as table
 from dvao_cli.core.conventions import binary_objectives, check_rewards
-from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
+from dvao_cli.core.tolerances import DISTINCT_TOL
 
 MAX_PATTERNS = 64  # reward vectors a group can show; past that the tables outgrow the rows
 MAX_VALUES = 8  # distinct rewards of one objective in a chunk
@@ -211,29 +212,36 @@ _DEDUP_MAX_SHARE = 0.6  # more distinct count columns than this share of groups:
 Alike = tuple[np.ndarray, np.ndarray, np.ndarray]  # columns (P, U), inverse (G,), groups (U,)
 
 
-def _alike_groups(n: np.ndarray) -> Alike | None:
+def alike_of_counts(n: np.ndarray, force: bool = False) -> Alike | None:
     """Groups with the same count column have the same moments, numerators and per-group
     figures: (columns (P, U) int64 the distinct count columns, inverse (G,) each group's
     column, groups (U,) float how many groups show each), or None when few groups share one
-    (or the columns do not fit an exact float key).
+    (unless `force`) or the columns do not fit an exact float key (unless `force`: then the
+    columns themselves are compared, a slower sort).
 
     The key is the column read as a number in base (largest count + 1): integers below 2^53,
     so the matmul that forms it is exact."""
     n_patterns, n_groups = n.shape
-    if n_groups < _DEDUP_MIN_GROUPS:
+    if n_groups < _DEDUP_MIN_GROUPS and not force:
         return None
     base = float(n.max()) + 1.0
     if base**n_patterns >= 2.0**53:
-        return None
-    return _alike_of_keys(base ** np.arange(n_patterns, dtype=np.float64) @ n, base, n_patterns)
+        if not force:
+            return None
+        found, inverse, groups = np.unique(n.T, axis=0, return_inverse=True, return_counts=True)
+        return found.T.astype(np.int64), inverse.reshape(-1), groups.astype(np.float64)
+    key = base ** np.arange(n_patterns, dtype=np.float64) @ n
+    return _alike_of_keys(key, base, n_patterns, force)
 
 
-def alike_groups(code: np.ndarray, n_patterns: int, n_groups: int, group_size: int) -> Alike | None:
-    """`_alike_groups` of the counts of rows in groups of `group_size` stored one after
+def alike_groups(
+    code: np.ndarray, n_patterns: int, n_groups: int, group_size: int, force: bool = False
+) -> Alike | None:
+    """`alike_of_counts` of the counts of rows in groups of `group_size` stored one after
     another, straight from their pattern codes (N,), without the (P, G) counts: each group's
     key is the sum over its rows of base^code, base = group_size + 1. None as there, or for
-    groups not in blocks of one size (then `pattern_counts` and `pattern_sums` find them)."""
-    if group_size < 1 or n_groups < _DEDUP_MIN_GROUPS:
+    groups not in blocks of one size (then `pattern_counts` and `alike_of_counts`)."""
+    if group_size < 1 or (n_groups < _DEDUP_MIN_GROUPS and not force):
         return None
     base = float(group_size + 1)
     if base**n_patterns >= 2.0**53:
@@ -243,14 +251,15 @@ def alike_groups(code: np.ndarray, n_patterns: int, n_groups: int, group_size: i
     key = power.take(rows[:, 0])  # (G,) exact: integers below 2^53
     for i in range(1, group_size):
         key += power.take(rows[:, i])
-    return _alike_of_keys(key, base, n_patterns)
+    return _alike_of_keys(key, base, n_patterns, force)
 
 
-def _alike_of_keys(key: np.ndarray, base: float, n_patterns: int) -> Alike | None:
-    """The distinct count columns from each group's key (G,): its counts as digits in `base`."""
+def _alike_of_keys(key: np.ndarray, base: float, n_patterns: int, force: bool) -> Alike | None:
+    """The distinct count columns from each group's key (G,): its counts as digits in `base`
+    (None where too few groups share one, unless `force`)."""
     # return_counts: numpy's plain unique imports numpy.ma (6-15 ms of start-up)
     found, inverse, groups = np.unique(key, return_inverse=True, return_counts=True)
-    if found.shape[0] > _DEDUP_MAX_SHARE * key.shape[0]:
+    if found.shape[0] > _DEDUP_MAX_SHARE * key.shape[0] and not force:
         return None
     place = np.int64(base) ** np.arange(n_patterns, dtype=np.int64)  # (P,) the key's digits
     columns = found.astype(np.int64)[None, :] // place[:, None] % np.int64(base)  # (P, U)
@@ -303,8 +312,9 @@ def pattern_sums(
     alike: Alike | None = None,
 ) -> tuple[ObjectiveSums, dict[str, SchemeSums], PairSums]:
     """A chunk's per-step sums from its pattern counts (P, G) and the objectives' levels (the
-    `Patterns` the codes came with). `alike`, when given (`alike_groups`), stands for the
-    counts (then None): their distinct columns and which group shows which.
+    `Patterns` the codes came with). `alike`, when given (`alike_groups`, `alike_of_counts`),
+    stands for the counts (then None): their distinct columns and which group shows which,
+    each column computed once.
 
     group_step (G,) is each group's step code 0..S-1, non-decreasing (groups sorted by step);
     whole steps only, since GDPO whitens over a step. The formulas are the scheme table's: each
@@ -322,7 +332,6 @@ def pattern_sums(
     if alike is None:
         assert counts is not None
         n = counts.astype(np.float64)  # (P, G)
-        alike = _alike_groups(n)
     groups = None  # (U,) groups per column; None: one each (the columns are the groups)
     if alike is None:
 
@@ -428,8 +437,9 @@ def pattern_sums(
             )  # (S,)
             scale = expand(scale) * steps.expand(factor)  # (G,): groups alike, steps not
             spread = _same
-        # the advantage of pattern p is num[p] * scale: |A| <= ZERO_TOL where |num| <= limit
-        limit = np.divide(ZERO_TOL, scale, out=np.full_like(scale, np.inf), where=scale > 0)
+        # the advantage of pattern p is fl(num[p] x scale): |A| <= ZERO_TOL exactly where
+        # |num| <= limit (the rows' rule, not ZERO_TOL / scale, which rounds either way)
+        limit = zero_limit(scale)
         if spread is _same and alike is not None:  # this scheme's figures per group
             zeros = _zeros_of_groups(size_u, n_u, absent_u, largest, limit, inverse)
             square, largest = expand(square), expand(largest)

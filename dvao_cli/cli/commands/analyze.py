@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from dvao_cli.analysis.gate import Trip
     from dvao_cli.analysis.pipeline import Analysis
 
+PIPELINE = "dvao_cli.analysis.pipeline"  # what the worker processes import as they start
+
 HELP = (
     "Per-objective within-group variance, DVAO weights, saturation, correlation and the "
     "advantages of every multi-reward scheme, from a rollout log. Exit 3 when a --fail-on "
@@ -111,6 +113,18 @@ def analysis_options(
     step: StepOpt = None,
     group: TableGroupOpt = None,
     advantage: AdvantageOpt = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            metavar="NAME",
+            help="How the figures are computed, all to the same numbers: rows (every "
+            "advantage; the reference), sums (GDPO and a 0/1 GRPO described exactly), patterns "
+            "(reward-pattern counts, for few distinct rewards), alike (patterns, each distinct "
+            "group once) or auto (per chunk, the fastest that takes it). Exit 2 when the one "
+            "named cannot take the log.",
+        ),
+    ] = "auto",
 ) -> None:
     """The options that choose and run an analysis: `dvao analyze`'s and `dvao report`'s."""
 
@@ -137,7 +151,7 @@ def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Ana
     tune_for_streaming()  # before numpy and torch load: it sets their thread counts
     workers = stream_workers()
     # a large log's worker processes start now: their imports overlap the ones below
-    with start_early(log, workers) or nullcontext() as early:
+    with start_early(log, workers, warm=PIPELINE) or nullcontext() as early:
         from dvao_cli.analysis.pipeline import analyze
         from dvao_cli.cli.console import progress
         from dvao_cli.cli.options import SCHEMES, parse_weights
@@ -168,6 +182,7 @@ def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Ana
                 workers=workers,
                 processes=early or True,
                 on_progress=lambda done, total: bar.update(completed=done, total=total or None),
+                backend=o["backend"],
             )
         if result.summary.skipped_groups:
             warn_skipped(log_label(log), result.summary.skipped_groups)
