@@ -382,7 +382,7 @@ def build_summary(
             *reader_warnings,
             *doubts.scale_mismatch(
                 names,
-                objectives,
+                {name: o.dvao_weight for name, o in objectives.items()},
                 lo=o["lo"].min(axis=0),
                 hi=o["hi"].max(axis=0),
                 varying_std=_safe_div(

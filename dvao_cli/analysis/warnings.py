@@ -15,14 +15,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dvao_cli.errors import LogWarning
-
-if TYPE_CHECKING:
-    from dvao_cli.analysis.summary import ObjectiveSummary
 
 SCALE_RATIO = 5.0  # averaged within-group std this many times another's: another scale
 SMALL_GROUP = 4  # a median group of at most this many responses is small
@@ -35,7 +31,7 @@ def _range(lo: float, hi: float) -> str:
 
 def scale_mismatch(
     names: Sequence[str],
-    objectives: Mapping[str, ObjectiveSummary],
+    dvao_weights: Mapping[str, float | None],
     *,
     lo: np.ndarray,
     hi: np.ndarray,
@@ -71,7 +67,7 @@ def scale_mismatch(
                 )
         if not reasons:
             continue
-        weight = objectives[name].dvao_weight
+        weight = dvao_weights[name]
         share = "n/a" if weight is None else f"{weight:.0%}"
         found.append(
             LogWarning(

@@ -356,8 +356,6 @@ def _decoded_chunks(path: Path) -> tuple[int, list[tuple[int, str, int, int]]] |
 def _pyarrow_chunks(path: Path) -> tuple[int, list[tuple[int, str, int, int]]] | None:
     """check_pages' facts from pyarrow's reading of the footer (one this module does not
     decode); None when there is no footer to judge by."""
-    from dvao_cli.reader.spec import parquet_file
-
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
