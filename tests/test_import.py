@@ -63,8 +63,9 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
     assert report["format"] == "trl"
     assert (report["files"], report["steps"], report["groups"], report["rows"]) == (3, 3, 9, 36)
     assert report["group_sizes"] == {"4": 9}
-    assert report["objectives"] == ["accuracy", "format"]
-    assert report["extra_columns"] == ["num_tokens", "judge_note"]
+    # an int column is a reward like a float one (a reward typed int64 must not be dropped)
+    assert report["objectives"] == ["accuracy", "format", "num_tokens"]
+    assert report["extra_columns"] == ["judge_note"]
     assert report["logged_advantage"] is True
     assert report["missing_rewards"]["format"] == sum(
         1 for r in rows if r["format"] is None or math.isnan(r["format"])
@@ -75,8 +76,8 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
         *BASE_COLUMNS,
         "accuracy",
         "format",
-        "logged_advantage",
         "num_tokens",
+        "logged_advantage",
         "judge_note",
     ]
     assert frame.schema["step"] == pl.Int64 and frame.schema["group_id"] == pl.Int64
@@ -93,7 +94,7 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
     assert frame["sample_id"].to_list()[:8] == [0, 1, 2, 3, 0, 1, 2, 3]
     # the objectives travel in the file's metadata
     meta = json.loads(pq.read_schema(out).metadata[b"dvao"])
-    assert meta["format"] == "trl" and meta["objectives"] == ["accuracy", "format"]
+    assert meta["format"] == "trl" and meta["objectives"] == ["accuracy", "format", "num_tokens"]
 
 
 def _engine_check(out: Path, weights: list[float], scheme: str) -> None:
@@ -208,6 +209,14 @@ def test_trl_objective_option_keeps_the_rest_as_extras(cli, tmp_path: Path) -> N
     assert pl.read_parquet(out).columns[5:7] == ["accuracy", "logged_advantage"]
 
 
+def test_trl_int_column_is_an_objective(cli, tmp_path: Path) -> None:
+    src = tmp_path / "completions"
+    write_trl_completions(src)
+    report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
+    assert report["objectives"] == ["accuracy", "format", "num_tokens"]
+    assert report["extra_columns"] == ["judge_note"]
+
+
 def test_trl_objective_missing_says_did_you_mean(cli, tmp_path: Path) -> None:
     src = tmp_path / "completions"
     write_trl_completions(src)
@@ -280,25 +289,22 @@ def test_group_size_change_across_files_names_the_file(cli, tmp_path: Path) -> N
     )
 
 
-def test_mixed_reward_columns_across_files(cli, tmp_path: Path) -> None:
+def test_reward_columns_that_differ_across_files_are_missing_rewards(cli, tmp_path: Path) -> None:
+    # the objectives come from every file: a reward a file lacks is missing there (null), a
+    # reward that first appears in a later file is an objective all the same
     src = tmp_path / "completions"
     write_trl_completions(src, steps=(1, 2), extra=False)
-    write_trl_completions(src, steps=(3,), reward_names=("accuracy",), extra=False)
-    line = _fails(cli, tmp_path / "log.parquet", "trl", src)
-    assert line == (
-        f"error: {src / 'completions_00003.parquet'}: column 'format': reward column missing "
-        f"here but present in {src / 'completions_00001.parquet'} (mixed reward columns across "
-        "files: import the runs separately)"
-    )
     write_trl_completions(
-        src, steps=(3,), reward_names=("accuracy", "format", "length"), extra=False
+        src, steps=(3,), reward_names=("accuracy", "length"), extra=False, none_rate=0.0
     )
-    line = _fails(cli, tmp_path / "log.parquet", "trl", src)
-    assert line == (
-        f"error: {src / 'completions_00003.parquet'}: column 'length': present here but not in "
-        f"{src / 'completions_00001.parquet'} (mixed columns across files: import the runs "
-        "separately)"
-    )
+    out = tmp_path / "log.parquet"
+    report = _import(cli, "trl", src, "-o", out)
+    assert report["objectives"] == ["accuracy", "format", "length"]
+    frame = pl.read_parquet(out)
+    assert frame.filter(pl.col("step") == 3)["format"].null_count() == 12
+    assert frame.filter(pl.col("step") < 3)["length"].null_count() == 24
+    assert report["missing_rewards"]["length"] == 24
+    assert report["missing_rewards"]["format"] >= 12
 
 
 def test_trl_file_that_is_not_parquet(cli, tmp_path: Path) -> None:
@@ -581,8 +587,8 @@ def test_report_table_and_quiet(cli, tmp_path: Path) -> None:
     for text in (
         "group sizes",
         "4 (9 groups)",
-        "accuracy, format",
-        "num_tokens, judge_note",
+        "accuracy, format, num_tokens",
+        "judge_note",
         "yes (as logged_advantage)",
         "rows dropped",
     ):

@@ -14,6 +14,7 @@ from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
 from dvao_cli.importers.batch import Batch, ImportReport, Trainer
 from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
+from dvao_cli.importers.layout import Survey, survey_batches, survey_schemas
 from dvao_cli.importers.stream import import_batches
 from dvao_cli.objective_names import did_you_mean
 
@@ -166,6 +167,15 @@ def _stream(
             on_file(i, len(files))
 
 
+def survey(fmt: str, files: list[Path]) -> Survey:
+    """Every column of the log over all its files, before any row is written: TRL from the
+    Parquet schemas (no row read), verl and ms-swift from a first pass over the JSON lines
+    (docs/performance.md: its cost)."""
+    if fmt == "trl":
+        return survey_schemas(trl.schemas(files), ("step", "prompt"))
+    return survey_batches(_stream(fmt, files, ImportReport(format=fmt, source="", out="")))
+
+
 def run_import(
     source: str | Path,
     out: str | Path,
@@ -174,11 +184,16 @@ def run_import(
     objectives: list[str] | None = None,
     group_size: int | None = None,
     ragged: bool = False,
+    group_keys: list[str] | tuple[str, ...] = (),
+    allow_large_groups: bool = False,
     on_file: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import SOURCE into the Parquet file OUT (atomically); return what was read.
 
-    `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
+    `group_keys`: the trainer's columns that make a group within a step (`--group-key`);
+    `allow_large_groups`: keep implausible groups (`reader.plausible`) as warnings in the
+    report instead of refusing them. `on_file(done, total)` is called as files (TRL, verl) or
+    bytes (ms-swift) are read.
     """
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
@@ -192,15 +207,19 @@ def run_import(
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
         report.skipped["other files ignored"] = len(others)
+    found = survey(fmt, files)
     with atomic_path(out) as tmp:
         import_batches(
             TRAINERS[fmt],
             _stream(fmt, files, report, on_file),
             tmp,
             report,
+            survey=found,
             objectives=objectives,
             group_size=group_size,
             ragged=ragged,
+            group_keys=group_keys,
+            allow_large_groups=allow_large_groups,
         )
     return report
 
@@ -222,6 +241,8 @@ def import_in_memory(
     objectives: list[str] | None = None,
     group_size: int | None = None,
     ragged: bool = False,
+    group_keys: list[str] | tuple[str, ...] = (),
+    allow_large_groups: bool = False,
     hint: Callable[[str], str] = _import_hint,
 ) -> InMemoryImport:
     """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
@@ -234,9 +255,12 @@ def import_in_memory(
         _stream(fmt, files, report),
         None,
         report,
+        survey=survey(fmt, files),
         objectives=objectives,
         group_size=group_size,
         ragged=ragged,
+        group_keys=group_keys,
+        allow_large_groups=allow_large_groups,
     )
     assert parquet is not None
     return InMemoryImport(parquet=parquet, report=report, files=files, others=others)

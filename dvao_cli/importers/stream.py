@@ -18,8 +18,10 @@ from dvao_cli.importers.batch import (
 )
 from dvao_cli.importers.columns import batch_table
 from dvao_cli.importers.groups import GroupState
-from dvao_cli.importers.layout import Layout, check_columns, plan_layout
+from dvao_cli.importers.layout import Layout, Survey, check_columns, plan_layout
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.format import GROUP, SAMPLE, STEP
+from dvao_cli.reader.plausible import check_groups
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,12 +37,20 @@ def import_batches(
     tmp: Path | None,
     report: ImportReport,
     *,
+    survey: Survey,
     objectives: Sequence[str] | None,
     group_size: int | None,
     ragged: bool,
+    group_keys: Sequence[str] = (),
+    allow_large_groups: bool = False,
 ) -> bytes | None:
     """Stream `batches` into the Parquet file `tmp` and fill `report`. With `tmp` None the file
-    is built in memory, without the text columns (see `Layout.schema`), and returned."""
+    is built in memory, without the text columns (see `Layout.schema`), and returned.
+
+    `survey` holds every column of the log (`layout.Survey`, a first pass over its files).
+    Groups are keyed on `group_keys` (`--group-key`), else on the trainer's own group key when
+    the log has it (verl's `uid`), else rebuilt from the prompts. Implausible groups are
+    refused, or with `allow_large_groups` kept as warnings in `report.warnings`."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -48,7 +58,10 @@ def import_batches(
 
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
-    state = GroupState(group_size=group_size, ragged=ragged)
+    key_columns = _group_keys(trainer, survey, group_keys)
+    state = GroupState(
+        group_size=group_size, ragged=ragged, keys=key_columns, prompt_key=trainer.prompt_key
+    )
     text = tmp is not None
     sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
     layout: Layout | None = None
@@ -77,13 +90,20 @@ def import_batches(
                 )
                 continue
             if layout is None:
-                layout = plan_layout(trainer, batch, objectives)
+                layout = plan_layout(trainer, survey, objectives, key_columns)
                 metadata = {
                     "format": trainer.name,
                     "objectives": layout.objectives,
                     "extra_columns": layout.extras,
                     "group_size": group_size,
-                    "grouping": trainer.grouping if group_size is None else "blocks",
+                    "group_keys": list(key_columns),
+                    "grouping": (
+                        "blocks"
+                        if group_size is not None
+                        else "key"
+                        if key_columns
+                        else trainer.grouping
+                    ),
                     "source": report.source,
                 }
                 schema = layout.schema(metadata, text)
@@ -116,6 +136,7 @@ def import_batches(
     finally:
         if writer is not None:
             writer.close()
+    report.warnings.extend(check_groups(state.stats, allow_large_groups))
 
     data = sink.getvalue().to_pybytes() if tmp is None else None
     if not ordered:
@@ -135,7 +156,7 @@ def import_batches(
         data = sink.getvalue().to_pybytes() if tmp is None else None
         report.reordered = True
     repeated = sum(1 for n in step_batches.values() if n > 1)
-    if repeated and trainer.grouping != "key":
+    if repeated:  # a resumed run (TRL, ms-swift), a step split over files (verl)
         report.skipped["steps logged more than once (groups kept, numbered on)"] = repeated
 
     report.objectives = list(layout.objectives)
@@ -146,9 +167,13 @@ def import_batches(
     report.groups = state.groups
     report.group_sizes = dict(sorted(state.sizes.items()))
     report.missing_rewards = dict(missing)
+    report.group_keys = list(key_columns)
+    keyed = f"rows with the same (step, {', '.join(key_columns)})"
     report.grouping = (
-        f"fixed blocks of {group_size} rows"
+        f"fixed blocks of {group_size} rows" + (f" of the {keyed}" if key_columns else "")
         if group_size is not None
+        else keyed
+        if key_columns
         else (
             "runs of consecutive rows with one prompt within a step"
             if trainer.grouping == "runs"
@@ -156,6 +181,24 @@ def import_batches(
         )
     )
     return data
+
+
+def _group_keys(trainer: Trainer, survey: Survey, group_keys: Sequence[str]) -> tuple[str, ...]:
+    """The columns that key the groups: `--group-key`, else the trainer's own group key when
+    the log holds it (verl's `uid`), else none (the prompts)."""
+    for key in group_keys:
+        if key != trainer.prompt_key and key not in survey.kinds:
+            raise InputError(
+                "no such column for --group-key"
+                + did_you_mean(key, [trainer.prompt_key, *survey.kinds]),
+                path=survey.path,
+                column=key,
+            )
+    if group_keys:
+        return tuple(dict.fromkeys(group_keys))
+    if trainer.group_key is not None and trainer.group_key in survey.kinds:
+        return (trainer.group_key,)
+    return ()
 
 
 def parse_json_line(path: Path, number: int, line: str) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.batch import FLOAT, MIXED, Batch, Trainer
+from dvao_cli.importers.batch import FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import SWIFT_FILE
 from dvao_cli.importers.stream import parse_json_line
 from dvao_cli.importers.values import parse_int, short
@@ -46,7 +46,7 @@ TRAINER = Trainer(
         }
     ),
     text_keys=frozenset({"solution", "messages", "image", "images"}),
-    objective_kinds=(FLOAT, MIXED),
+    objective_kinds=(FLOAT, INT, MIXED, NULL),
 )
 
 

@@ -8,13 +8,17 @@ consecutive rows with the same prompt. One file is one generation batch (one ste
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, unreadable_parquet
-from dvao_cli.importers.batch import FLOAT, Batch, Trainer
+from dvao_cli.importers.batch import FLOAT, INT, NULL, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
 from dvao_cli.importers.values import parse_int, short
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FILE_RE = TRL_FILE
 
@@ -26,7 +30,7 @@ TRAINER = Trainer(
     advantage_key="advantage",
     not_rewards=frozenset({"step", "prompt", "completion", "advantage", "mode"}),
     text_keys=frozenset({"mode", "image", "images"}),
-    objective_kinds=(FLOAT,),
+    objective_kinds=(FLOAT, INT, NULL),
 )
 
 
@@ -35,18 +39,24 @@ def step_of(path: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def read_batch(path: Path) -> Batch:
+def _parquet(path: Path, read: Callable[[str], Any]) -> Any:
+    """`read(path)` (pyarrow's read_table or read_schema), its failure as one InputError."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
         if path.stat().st_size == 0:
             raise InputError("empty file (not a TRL completions Parquet file)", path=path)
-        table = pq.read_table(str(path))
+        return read(str(path))
     except InputError:
         raise
     except (pa.ArrowException, OSError) as err:
         raise unreadable_parquet(err, path) from None
+
+
+def read_batch(path: Path) -> Batch:
+    import pyarrow.parquet as pq
+
+    table = _parquet(path, pq.read_table)
     names = table.column_names
     for required in ("prompt", "completion"):
         if required not in names:
@@ -82,6 +92,14 @@ def read_batch(path: Path) -> Batch:
         if name not in ("step", "prompt")
     }
     return Batch(path=path, step=steps, prompt=prompts, columns=columns)
+
+
+def schemas(files: Sequence[Path]) -> Iterator[tuple[Path, pa.Schema]]:
+    """Each file's Arrow schema, read from its footer (no row read)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        yield path, _parquet(path, pq.read_schema)
 
 
 def batches(files: Sequence[Path]) -> Iterator[Batch]:

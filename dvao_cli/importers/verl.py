@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, Batch, Trainer
+from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import VERL_FILE
 from dvao_cli.importers.stream import parse_json_line
 from dvao_cli.importers.values import parse_int, short
@@ -44,7 +44,9 @@ TRAINER = Trainer(
         }
     ),
     text_keys=frozenset({"input", "output", "gts", "pred", "data_source", "ground_truth"}),
-    objective_kinds=(FLOAT, INT, BOOL, MIXED),
+    objective_kinds=(FLOAT, INT, BOOL, MIXED, NULL),
+    prompt_key="input",
+    group_key="uid",  # verl's v1 trainer writes it: the true group (batch balancing reorders)
 )
 
 

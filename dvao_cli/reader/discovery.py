@@ -24,8 +24,11 @@ class LogSource:
 
     `format`: "dvao" (the dvao log format), a trainer ("trl", "verl", "swift": its logs read in
     place, as `dvao import` reads them) or "auto" (detect, as `dvao import` does). `group_size`
-    and `ragged` are the importer's grouping options (trainer logs only). `option` is the
-    command's option naming the format, as messages name it.
+    and `ragged` are the importer's grouping options (trainer logs only), and so are
+    `group_keys`, the trainer's columns that make a group within a step (`--group-key`).
+    `option` is the command's option naming the format, as messages name it.
+    `allow_large_groups` keeps groups that look wrongly built (`dvao_cli.reader.plausible`)
+    as warnings instead of refusing them, for any log.
     """
 
     paths: tuple[str | Path, ...]
@@ -33,6 +36,8 @@ class LogSource:
     group_size: int | None = None
     ragged: bool = False
     option: str = "--format"
+    group_keys: tuple[str, ...] = ()
+    allow_large_groups: bool = False
 
     @classmethod
     def of(cls, paths: str | Path | Sequence[str | Path] | LogSource) -> LogSource:
