@@ -89,10 +89,12 @@ def open_trainer_log(
         objectives=list(objectives) if objectives else None,
         group_size=source.group_size,
         ragged=source.ragged,
+        group_keys=source.group_keys,
+        allow_large_groups=source.allow_large_groups,
         hint=lambda name: f"{source.option} {name}",
     )
     schema = dict(pl.scan_parquet(imported.parquet).collect_schema())
-    return spec_from_schema(
+    spec = spec_from_schema(
         imported.files,
         [imported.parquet],
         schema,
@@ -101,3 +103,5 @@ def open_trainer_log(
         format=imported.report.format,
         source=named,
     )
+    spec.warnings.extend(imported.report.warnings)  # oversized_group, kept as asked
+    return spec

@@ -17,7 +17,7 @@ from dvao_cli.errors import InputError
 from dvao_cli.importers.batch import FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import SWIFT_FILE
 from dvao_cli.importers.stream import parse_json_line
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import parse_int, step_problem
 
 FILE_NAME = SWIFT_FILE
 
@@ -107,7 +107,7 @@ def parse_batch(path: Path, number: int, line: str) -> Batch:
         step = parse_int(value)
         if step is None:
             raise InputError(
-                f"not an integer step: {short(value)} (row {i + 1})",
+                f"{step_problem(value)} (row {i + 1})",
                 path=path,
                 line=number,
                 column=step_key,

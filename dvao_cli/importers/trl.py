@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from dvao_cli.errors import InputError, unreadable_parquet
 from dvao_cli.importers.batch import FLOAT, INT, NULL, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import parse_int, step_problem
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,7 +36,7 @@ TRAINER = Trainer(
 
 def step_of(path: Path) -> int | None:
     match = FILE_RE.match(path.name)
-    return int(match.group(1)) if match else None
+    return parse_int(match.group(1)) if match else None  # None past int64
 
 
 def _parquet(path: Path, read: Callable[[str], Any]) -> Any:
@@ -73,9 +73,7 @@ def read_batch(path: Path) -> Batch:
         for i, value in enumerate(raw):
             step = parse_int(value)
             if step is None:
-                raise InputError(
-                    f"not an integer step: {short(value)} (row {i + 1})", path=path, column="step"
-                )
+                raise InputError(f"{step_problem(value)} (row {i + 1})", path=path, column="step")
             steps.append(step)
     else:
         name_step = step_of(path)

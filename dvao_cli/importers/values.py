@@ -27,8 +27,10 @@ _NUMBER_RE = re.compile(
 # --------------------------------------------------------------------------------------------
 
 
-def parse_int(value: Any) -> int | None:
-    """A step: an int, an integral float or a string of digits ("12"); None when it is not."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # a step is stored as int64
+
+
+def _integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -38,6 +40,20 @@ def parse_int(value: Any) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
         return int(value)
     return None
+
+
+def parse_int(value: Any) -> int | None:
+    """A step: an int, an integral float or a string of digits ("12") within int64; None when
+    it is not (`step_problem` says why)."""
+    n = _integer(value)
+    return n if n is not None and INT64_MIN <= n <= INT64_MAX else None
+
+
+def step_problem(value: Any) -> str:
+    """Why `value` is not a step (`parse_int` returned None)."""
+    if _integer(value) is not None:
+        return f"step {short(value)} is past the int64 range a step must fit in"
+    return f"not an integer step: {short(value)}"
 
 
 def value_kind(value: Any) -> str:

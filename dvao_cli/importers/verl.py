@@ -17,7 +17,7 @@ from dvao_cli.errors import InputError
 from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import VERL_FILE
 from dvao_cli.importers.stream import parse_json_line
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import parse_int, step_problem
 
 FILE_RE = VERL_FILE
 
@@ -52,7 +52,7 @@ TRAINER = Trainer(
 
 def step_of(path: Path) -> int | None:
     match = FILE_RE.match(path.name)
-    return int(match.group(1)) if match else None
+    return parse_int(match.group(1)) if match else None  # None past int64
 
 
 def read_batch(path: Path) -> tuple[Batch, int]:
@@ -92,7 +92,7 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                 step = name_step if raw_step is None else parse_int(raw_step)
                 if step is None:
                     raise InputError(
-                        f"not an integer step: {short(raw_step)}"
+                        step_problem(raw_step)
                         if raw_step is not None
                         else "no 'step' key and no step in the file name (<step>.jsonl)",
                         path=path,

@@ -193,8 +193,14 @@ def open_log(
     fmt = resolve_format(source)
     if fmt != "dvao":
         return open_trainer_log(source, fmt, objectives)
-    if source.group_size is not None or source.ragged:
-        option = "--group-size" if source.group_size is not None else "--ragged"
+    if source.group_size is not None or source.ragged or source.group_keys:
+        option = (
+            "--group-size"
+            if source.group_size is not None
+            else "--ragged"
+            if source.ragged
+            else "--group-key"
+        )
         raise UsageError(
             f"{option} applies to a trainer's log read in place (TRL, verl, ms-swift), "
             "not to a dvao log, whose groups are its group_id column"

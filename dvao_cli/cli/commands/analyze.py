@@ -11,9 +11,11 @@ import typer
 
 from dvao_cli.cli.commands.log_source import GroupSizeOpt, LogFormatOpt, RaggedOpt, log_source
 from dvao_cli.cli.options import (
+    AllowLargeGroupsOpt,
     DdofOpt,
     Device,
     EpsOpt,
+    GroupKeyOpt,
     NanOpt,
     NanPolicy,
     ObjectiveOpt,
@@ -102,6 +104,8 @@ def command(
     log_format: LogFormatOpt = "auto",
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
+    group_key: GroupKeyOpt = None,
+    allow_large_groups: AllowLargeGroupsOpt = False,
 ) -> None:
     from dvao_cli.analysis.runtime import stream_workers, tune_for_streaming
     from dvao_cli.analysis.workers import start_early
@@ -122,7 +126,14 @@ def command(
         label = log[0] if len(log) == 1 else f"{log[0]} (+{len(log) - 1} more)"
         with progress("analyze", total=None) as bar, reading(label):
             result = analyze(
-                log_source(log, log_format, group_size, ragged),
+                log_source(
+                    log,
+                    log_format,
+                    group_size,
+                    ragged,
+                    group_keys=group_key,
+                    allow_large_groups=allow_large_groups,
+                ),
                 objectives=objective,
                 weights=weights,
                 schemes=schemes,

@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from dvao_cli.cli.commands.log_source import GroupSizeOpt, PlotLogFormatOpt, RaggedOpt, log_source
-from dvao_cli.cli.options import Device, DeviceOpt, NanPolicy
+from dvao_cli.cli.options import (
+    AllowLargeGroupsOpt,
+    Device,
+    DeviceOpt,
+    GroupKeyOpt,
+    NanPolicy,
+)
 
 HELP = (
     "Figures from a rollout log, a `dvao analyze --out` folder or a `dvao train` folder: DVAO "
@@ -100,6 +106,8 @@ def command(
     log_format: PlotLogFormatOpt = "auto",
     group_size: GroupSizeOpt = None,
     ragged: RaggedOpt = False,
+    group_key: GroupKeyOpt = None,
+    allow_large_groups: AllowLargeGroupsOpt = False,
 ) -> None:
     from dvao_cli.cli.console import get_console, info, progress
     from dvao_cli.cli.options import parse_weights
@@ -111,7 +119,9 @@ def command(
     weights = parse_weights(weight)
     with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
-            log_source(source, log_format, group_size, ragged, option),
+            log_source(
+                source, log_format, group_size, ragged, option, group_key, allow_large_groups
+            ),
             objectives=objective,
             weights=weights,
             nan=None if nan is None else nan.value,
