@@ -385,3 +385,50 @@ def test_first_file_typing_a_reward_oddly_changes_nothing(
     got, want = _numbers(root / "odd"), _numbers(root / "plain")
     assert got["objective_order"] == ["first", "second"]
     assert got == want
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and outputs on real-shaped logs
+# --------------------------------------------------------------------------------------------
+
+
+def test_isolated_points() -> None:
+    from dvao_cli.plot.figures import isolated
+
+    nan = float("nan")
+    values = np.array([1.0, nan, 2.0, nan, nan, 3.0, 4.0, nan, 5.0])
+    assert isolated(values).tolist() == [1, 0, 1, 0, 0, 0, 0, 0, 1]
+    assert isolated(np.array([0.5])).tolist() == [True]  # a one-step log
+
+
+def test_an_isolated_step_is_visible_in_the_figures(tmp_path: Path) -> None:
+    from dvao_cli.plot.source import build_figures, load_source
+
+    # 100 steps (no markers on the lines); objective b has a reward at step 50 only
+    n = 100
+    frame = pl.DataFrame(
+        {
+            "step": np.repeat(np.arange(n), 4),
+            "group_id": np.zeros(4 * n, dtype=np.int64),
+            "a": np.tile([0.0, 1.0, 1.0, 0.0], n),
+            "b": [v if s == 50 else None for s in range(n) for v in (0.0, 1.0, 0.5, 0.5)],
+        }
+    )
+    frame.write_parquet(tmp_path / "log.parquet")
+    source = load_source(tmp_path / "log.parquet", nan="ignore")
+    figs, _ = build_figures(source, ["a", "b"], smooth=1)
+    marked = [
+        (line.get_xdata().tolist(), line.get_marker())
+        for line in figs["rewards"].axes[0].get_lines()
+        if line.get_linestyle() == "None"
+    ]
+    assert marked == [([50], "o")]
+
+
+def test_plot_never_writes_inside_a_trainer_folder(cli, tmp_path: Path, monkeypatch) -> None:
+    _verl_dump(tmp_path / "dump", SHARED)
+    monkeypatch.chdir(tmp_path)
+    res = cli("plot", tmp_path / "dump", "-O", "acc")
+    assert res.code == 0, res.err
+    assert sorted(p.name for p in (tmp_path / "dump").iterdir()) == ["1.jsonl"]
+    assert (tmp_path / "dvao-plots" / "weights.png").is_file()

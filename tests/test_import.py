@@ -556,8 +556,15 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     )
     (empty / "notes.txt").write_text("hi")
     assert _fails(cli, out, "auto", empty) == (
-        f"error: {empty}: no trainer log files here (looked for completions_<step>.parquet "
-        "(TRL), <step>.jsonl (verl), completions.jsonl (ms-swift), also under completions/)"
+        f"error: {empty}: no trainer log files here (found 1 entry: notes.txt); looked for "
+        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift), "
+        "also under completions/"
+    )
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".lock").write_text("")  # not empty: says what it holds
+    assert _fails(cli, out, "auto", hidden).startswith(
+        f"error: {hidden}: no trainer log files here (found 1 entry: .lock); looked for "
     )
     res = cli("import", "trl", tmp_path, "-o", out, "--group-size", "4", "--ragged")
     assert res.code == 2 and "--group-size and --ragged exclude each other" in res.err

@@ -48,7 +48,7 @@ from dvao_cli.analysis.workers import PROCESS_MIN_ROWS, WorkerPool
 from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
-from dvao_cli.errors import InputError, LogWarning, RewardValueError, UsageError
+from dvao_cli.errors import InputError, LogWarning, RewardValueError, UsageError, counted
 from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.objective_names import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
@@ -308,18 +308,20 @@ def _no_rows_reason(acc: _Accumulator) -> str:
         return "the log has no rows to analyze (it is empty)"
     if acc.skipped_rows == 0:
         return (
-            f"the log has no rows to analyze: --nan drop dropped all {acc.dropped_rows} rows "
+            "the log has no rows to analyze: --nan drop dropped "
+            f"{'all ' if acc.dropped_rows != 1 else ''}{counted(acc.dropped_rows, 'row')} "
             "(each has a NaN, infinite or missing reward); use --nan ignore to skip only those "
             "rewards, or --objective to leave such a column out"
         )
     dropped = (
-        f"--nan drop dropped {acc.dropped_rows} rows with a NaN, infinite or missing reward, and "
+        f"--nan drop dropped {counted(acc.dropped_rows, 'row')} with a NaN, infinite or missing "
+        "reward, and "
         if acc.dropped_rows
         else ""
     )
     return (
         f"the log has no rows to analyze: {dropped}every group left has one response "
-        f"({acc.skipped_groups} group{'s' if acc.skipped_groups != 1 else ''} of size 1: "
+        f"({counted(acc.skipped_groups, 'group')} of size 1: "
         "no within-group variance); check the "
         "group_id column, or --group-size for a trainer's log"
     )

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dvao_cli.analysis.summary import LoggedAgreement, ObjectiveSummary, SchemeSummary, Summary
 from dvao_cli.cli.console import table_box
+from dvao_cli.errors import counted
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -233,7 +234,7 @@ def reading(summary: Summary) -> list[str]:
             "a noisy estimate at this size."
         )
     if summary.skipped_groups:
-        lines.append(f"{summary.skipped_groups} groups of size 1 were skipped.")
+        lines.append(f"{counted(summary.skipped_groups, 'group')} of size 1 were skipped.")
     return lines
 
 
@@ -241,8 +242,8 @@ def render(summary: Summary, console: Console, label: str) -> None:
     names = summary.objective_order
     settings = summary.settings
     console.print(
-        f"{label}: {summary.rows:,} responses, {summary.steps:,} steps, "
-        f"{summary.groups:,} groups, {len(names)} objectives "
+        f"{label}: {counted(summary.rows, 'response')}, {counted(summary.steps, 'step')}, "
+        f"{counted(summary.groups, 'group')}, {counted(len(names), 'objective')} "
         f"(ddof {settings.ddof}, eps {settings.eps:g}, nan {settings.nan})",
         markup=False,
         highlight=False,

@@ -122,7 +122,7 @@ def _blocks(
             end += 1
         if (end - start) % size:
             raise InputError(
-                f"step {batch.step[start]} has {end - start} rows, not a multiple of "
+                f"step {batch.step[start]} has {counted(end - start, 'row')}, not a multiple of "
                 f"--group-size {size}",
                 column=STEP,
                 **batch.where(start),
@@ -188,7 +188,7 @@ def assign_groups(
         if odd is not None:
             step = batch.step[odd[0]]
             earlier = (
-                f"; earlier groups have {expected} rows ({state.expected_from})"
+                f"; earlier groups have {counted(expected, 'row')} ({state.expected_from})"
                 if state.expected is not None
                 else ""
             )

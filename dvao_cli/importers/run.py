@@ -17,6 +17,7 @@ from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
 from dvao_cli.importers.layout import Survey, survey_batches, survey_schemas
 from dvao_cli.importers.stream import import_batches
 from dvao_cli.objective_names import did_you_mean
+from dvao_cli.reader.discovery import nothing_to_read
 
 FORMATS = ("trl", "verl", "swift", "auto")
 TRAINERS: dict[str, Trainer] = {"trl": trl.TRAINER, "verl": verl.TRAINER, "swift": swift.TRAINER}
@@ -78,15 +79,14 @@ def find_files(
             raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
         return classify_file(path, fmt, hint), [path], []
 
-    if not any(not p.name.startswith(".") for p in path.iterdir()):
-        raise InputError("empty directory: no trainer log files in it", path=path)
     candidates = trainer_folder(path, out_path)
     if not candidates:
-        raise InputError(
-            "no trainer log files here (looked for "
+        raise nothing_to_read(
+            path,
+            "trainer log files",
+            "looked for "
             + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-            + ", also under completions/)",
-            path=path,
+            + ", also under completions/",
         )
 
     kinds = {p: classify(p) for p in candidates}

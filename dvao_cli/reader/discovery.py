@@ -16,6 +16,27 @@ from pathlib import Path
 from dvao_cli.errors import InputError, UsageError, not_found
 
 LOG_FORMATS = ("auto", "dvao", "trl", "verl", "swift")  # `--format` of analyze, plot
+# what a LOG may be, for messages about a file or folder dvao does not read
+READS = (
+    "dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
+    "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
+    "(<step>.jsonl) and ms-swift completions.jsonl files"
+)
+
+
+def nothing_to_read(directory: Path, what: str, reads: str = READS) -> InputError:
+    """The error for a folder holding no `what`: "empty directory" only when it holds nothing
+    at all; else what it holds, and what is read (`reads`)."""
+    from dvao_cli.errors import counted
+
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return InputError(f"empty directory: no {what} in it", path=directory)
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    return InputError(
+        f"no {what} here (found {counted(len(entries), 'entry', 'entries')}: {shown}); {reads}",
+        path=directory,
+    )
 
 
 @dataclass(frozen=True)
@@ -93,7 +114,7 @@ def resolve_paths(paths: str | Path | Sequence[str | Path]) -> Discovered:
         if path.is_dir():
             found, others = _files_under(path)
             if not found:
-                raise InputError("empty directory: no Parquet files in it", path=path)
+                raise nothing_to_read(path, "Parquet files")
             hive = hive or _has_hive_folder(path, found)
             files.extend(found)
             skipped.extend(others)

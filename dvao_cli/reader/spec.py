@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, LogWarning, UsageError, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
-from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
+from dvao_cli.reader.discovery import READS, LogSource, hive_values, resolve_paths
 from dvao_cli.reader.format import (
     GROUP,
     LOGGED,
@@ -166,7 +166,10 @@ def _file_schema(path: Path) -> dict[str, pl.DataType]:
     except InputError:
         raise
     except Exception as err:  # polars raises several types for a non-Parquet or truncated file
-        raise unreadable_parquet(err, path) from None
+        error = unreadable_parquet(err, path)
+        if path.suffix.lower() not in (".parquet", ".parq", ".pq"):  # not meant as one
+            error = InputError(f"{error.message}; {READS}", path=path)
+        raise error from None
     return dict(schema)
 
 
