@@ -432,3 +432,33 @@ def test_plot_never_writes_inside_a_trainer_folder(cli, tmp_path: Path, monkeypa
     assert res.code == 0, res.err
     assert sorted(p.name for p in (tmp_path / "dump").iterdir()) == ["1.jsonl"]
     assert (tmp_path / "dvao-plots" / "weights.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# Real logs (tests/fixtures/real_logs: each folder's SOURCE.md says where it comes from)
+# --------------------------------------------------------------------------------------------
+
+REAL = Path(__file__).parent / "fixtures" / "real_logs"
+
+
+def test_real_verl_dump_of_one_response_per_prompt(cli, tmp_path: Path) -> None:
+    dump = REAL / "verl_gsm8k_n1"
+    out = tmp_path / "log.parquet"
+    res = cli("import", "verl", dump, "-o", out, "--ragged", "--json")
+    assert res.code == 0, res.err
+    report = json.loads(res.out)
+    assert (report["rows"], report["steps"], report["groups"]) == (12, 1, 12)
+    assert report["group_sizes"] == {"1": 12}
+    assert report["objectives"] == ["score"]
+    assert report["group_keys"] == []  # this dump has no uid: grouped by (step, input)
+    frame = pl.read_parquet(out)
+    # by hand: row 7 is Connie's grandmother, scored 0.0 against gts 1944
+    connie = frame.filter(pl.col("prompt").str.contains("Connie"))
+    assert connie.select("group_id", "score", "gts").rows() == [(6, 0.0, "1944")]
+    assert frame["score"].sum() == 7.0
+    # every group holds one response: no within-group variance, refused with the cause
+    res = cli("analyze", dump, "--ragged")
+    assert res.code == 2
+    assert "every group left has one response (12 groups of size 1" in res.err
+    # without --ragged the sizes are one size (1): the same refusal, no traceback
+    assert cli("analyze", dump).code == 2
