@@ -462,3 +462,22 @@ def test_real_verl_dump_of_one_response_per_prompt(cli, tmp_path: Path) -> None:
     assert "every group left has one response (12 groups of size 1" in res.err
     # without --ragged the sizes are one size (1): the same refusal, no traceback
     assert cli("analyze", dump).code == 2
+
+
+def test_verl_reward_first_seen_in_a_later_file_imports_once_more(cli, tmp_path: Path) -> None:
+    # the plan from the first file lacks 'length': the import starts again with the survey of
+    # every file, and its report counts each row once
+    dump = tmp_path / "dump"
+    dump.mkdir()
+    for step in (1, 2, 3):
+        rows = [{"input": f"q{i // 4}", "output": "o", "step": step, "acc": 1.0 * (i % 2)}
+                for i in range(8)]  # fmt: skip
+        if step == 3:
+            for i, row in enumerate(rows):
+                row["length"] = 0.25 * (i % 4)
+        (dump / f"{step}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    res = cli("import", "verl", dump, "-o", tmp_path / "o.parquet", "--json")
+    report = json.loads(res.out)
+    assert report["objectives"] == ["acc", "length"]
+    assert (report["rows"], report["batches"], report["groups"]) == (24, 3, 6)
+    assert report["missing_rewards"] == {"length": 16}

@@ -57,10 +57,16 @@ class Survey:
             if types is not None and kind != NULL:
                 self.types.setdefault(name, types[name])
 
-    def add_batch(self, batch: Batch) -> None:
-        """A batch of Python values (JSON formats)."""
+    def add_batch(self, batch: Batch, text: Iterable[str] = ()) -> None:
+        """A batch of Python values (JSON formats). The `text` columns (the completion, the
+        trainer's text keys: the plan holds them as text whatever their values) are noted as
+        text without a look at their values, which are most of a batch's bytes."""
         kinds: dict[str, str] = {}
+        skip = set(text)
         for name, values in batch.columns.items():
+            if name in skip:
+                kinds[name] = STRING
+                continue
             kind, first_text = column_kind(values)
             kinds[name] = kind
             if first_text is not None and name not in self.text_at:

@@ -5,17 +5,19 @@ place). See the package docstring.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dvao_cli.errors import InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
 from dvao_cli.importers.batch import Batch, ImportReport, Trainer
 from dvao_cli.importers.detect import PATTERNS, classify, trainer_folder
 from dvao_cli.importers.layout import Survey, survey_batches, survey_schemas
-from dvao_cli.importers.stream import import_batches
+from dvao_cli.importers.stream import Replan, import_batches
 from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.discovery import nothing_to_read
 
@@ -176,6 +178,33 @@ def survey(fmt: str, files: list[Path]) -> Survey:
     return survey_batches(_stream(fmt, files, ImportReport(format=fmt, source="", out="")))
 
 
+def _import(
+    fmt: str,
+    files: list[Path],
+    report: ImportReport,
+    tmp: Path | None,
+    on_file: Callable[[int, int], None] | None,
+    **options: Any,
+) -> bytes | None:
+    """`import_batches` over the trainer's files, its objectives and types from the whole log:
+    TRL's from the schemas first; verl's and ms-swift's from the batches as they come, and in
+    the rare log where a later batch changes them (a reward int, null or absent in the batches
+    before), from a first pass over every file, then imported again."""
+    initial = copy.deepcopy(report)
+    found, complete = (survey(fmt, files), True) if fmt == "trl" else (Survey(), False)
+    try:
+        return import_batches(
+            TRAINERS[fmt], _stream(fmt, files, report, on_file), tmp, report,
+            survey=found, complete=complete, **options,
+        )  # fmt: skip
+    except Replan:
+        report.__dict__.update(copy.deepcopy(initial).__dict__)
+        return import_batches(
+            TRAINERS[fmt], _stream(fmt, files, report, on_file), tmp, report,
+            survey=survey(fmt, files), complete=True, **options,
+        )  # fmt: skip
+
+
 def run_import(
     source: str | Path,
     out: str | Path,
@@ -207,14 +236,13 @@ def run_import(
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
         report.skipped["other files ignored"] = len(others)
-    found = survey(fmt, files)
     with atomic_path(out) as tmp:
-        import_batches(
-            TRAINERS[fmt],
-            _stream(fmt, files, report, on_file),
-            tmp,
+        _import(
+            fmt,
+            files,
             report,
-            survey=found,
+            tmp,
+            on_file,
             objectives=objectives,
             group_size=group_size,
             ragged=ragged,
@@ -250,12 +278,12 @@ def import_in_memory(
     _check_grouping(group_size, ragged)
     fmt, files, others = find_files(source, fmt, hint=hint)
     report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
-    parquet = import_batches(
-        TRAINERS[fmt],
-        _stream(fmt, files, report),
-        None,
+    parquet = _import(
+        fmt,
+        files,
         report,
-        survey=survey(fmt, files),
+        None,
+        None,
         objectives=objectives,
         group_size=group_size,
         ragged=ragged,

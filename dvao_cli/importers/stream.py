@@ -38,6 +38,7 @@ def import_batches(
     report: ImportReport,
     *,
     survey: Survey,
+    complete: bool = True,
     objectives: Sequence[str] | None,
     group_size: int | None,
     ragged: bool,
@@ -47,7 +48,11 @@ def import_batches(
     """Stream `batches` into the Parquet file `tmp` and fill `report`. With `tmp` None the file
     is built in memory, without the text columns (see `Layout.schema`), and returned.
 
-    `survey` holds every column of the log (`layout.Survey`, a first pass over its files).
+    `survey` holds every column of the log (`layout.Survey`, a first pass over its files); when
+    it is not `complete` (JSON formats: a first pass costs as much as the import), each batch is
+    added to it before it is written, and a batch that changes the plan (a reward first seen
+    there, one null or int in the batches before) raises `Replan`: the caller imports again
+    with the survey of the whole log.
     Groups are keyed on `group_keys` (`--group-key`), else on the trainer's own group key when
     the log has it (verl's `uid`), else rebuilt from the prompts. Implausible groups are
     refused, or with `allow_large_groups` kept as warnings in `report.warnings`."""
@@ -58,10 +63,11 @@ def import_batches(
 
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
-    key_columns = _group_keys(trainer, survey, group_keys)
-    state = GroupState(
-        group_size=group_size, ragged=ragged, keys=key_columns, prompt_key=trainer.prompt_key
-    )
+    key_columns: tuple[str, ...] = ()
+    # columns the plan holds as text whatever they hold: no need to look at their values
+    text_columns = {trainer.completion_key, trainer.advantage_key, *trainer.text_keys}
+    text_columns -= {None, *(objectives or ())}
+    state = GroupState(group_size=group_size, ragged=ragged, prompt_key=trainer.prompt_key)
     text = tmp is not None
     sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
     layout: Layout | None = None
@@ -84,12 +90,15 @@ def import_batches(
     try:
         for batch in batches:
             report.batches += 1
+            if not complete:
+                survey.add_batch(batch, text_columns)  # type: ignore[arg-type]
             if batch.rows == 0:
                 report.skipped["empty files or lines"] = (
                     report.skipped.get("empty files or lines", 0) + 1
                 )
                 continue
             if layout is None:
+                key_columns = state.keys = _group_keys(trainer, survey, group_keys, complete)
                 layout = plan_layout(trainer, survey, objectives, key_columns)
                 metadata = {
                     "format": trainer.name,
@@ -109,6 +118,11 @@ def import_batches(
                 schema = layout.schema(metadata, text)
                 writer = pq.ParquetWriter(sink, schema, compression="zstd")
             else:
+                if not complete:
+                    keys = _group_keys(trainer, survey, group_keys, complete)
+                    now = plan_layout(trainer, survey, objectives, keys)
+                    if (keys, _plan(now)) != (key_columns, _plan(layout)):
+                        raise Replan(batch.path)
                 check_columns(layout, batch)
             assert schema is not None
             table = batch_table(layout, batch, state, schema, text)
@@ -183,10 +197,29 @@ def import_batches(
     return data
 
 
-def _group_keys(trainer: Trainer, survey: Survey, group_keys: Sequence[str]) -> tuple[str, ...]:
+class Replan(Exception):
+    """A batch changed the plan made from the batches before it (see `import_batches`)."""
+
+
+def _plan(layout: Layout) -> tuple[Any, ...]:
+    """What the output schema depends on."""
+    return (
+        layout.objectives,
+        layout.extras,
+        layout.extra_types,
+        layout.completion,
+        layout.logged,
+        layout.renamed,
+    )
+
+
+def _group_keys(
+    trainer: Trainer, survey: Survey, group_keys: Sequence[str], complete: bool = True
+) -> tuple[str, ...]:
     """The columns that key the groups: `--group-key`, else the trainer's own group key when
-    the log holds it (verl's `uid`), else none (the prompts)."""
-    for key in group_keys:
+    the log holds it (verl's `uid`), else none (the prompts). A key missing from a `complete`
+    survey is an error here; else the batch that lacks it says so."""
+    for key in group_keys if complete else ():
         if key != trainer.prompt_key and key not in survey.kinds:
             raise InputError(
                 "no such column for --group-key"
