@@ -63,9 +63,8 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
     assert report["format"] == "trl"
     assert (report["files"], report["steps"], report["groups"], report["rows"]) == (3, 3, 9, 36)
     assert report["group_sizes"] == {"4": 9}
-    # an int column is a reward like a float one (a reward typed int64 must not be dropped)
-    assert report["objectives"] == ["accuracy", "format", "num_tokens"]
-    assert report["extra_columns"] == ["judge_note"]
+    assert report["objectives"] == ["accuracy", "format"]
+    assert report["extra_columns"] == ["num_tokens", "judge_note"]
     assert report["logged_advantage"] is True
     assert report["missing_rewards"]["format"] == sum(
         1 for r in rows if r["format"] is None or math.isnan(r["format"])
@@ -76,8 +75,8 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
         *BASE_COLUMNS,
         "accuracy",
         "format",
-        "num_tokens",
         "logged_advantage",
+        "num_tokens",
         "judge_note",
     ]
     assert frame.schema["step"] == pl.Int64 and frame.schema["group_id"] == pl.Int64
@@ -94,7 +93,7 @@ def test_trl_round_trip_every_value_survives(cli, tmp_path: Path) -> None:
     assert frame["sample_id"].to_list()[:8] == [0, 1, 2, 3, 0, 1, 2, 3]
     # the objectives travel in the file's metadata
     meta = json.loads(pq.read_schema(out).metadata[b"dvao"])
-    assert meta["format"] == "trl" and meta["objectives"] == ["accuracy", "format", "num_tokens"]
+    assert meta["format"] == "trl" and meta["objectives"] == ["accuracy", "format"]
 
 
 def _engine_check(out: Path, weights: list[float], scheme: str) -> None:
@@ -209,12 +208,20 @@ def test_trl_objective_option_keeps_the_rest_as_extras(cli, tmp_path: Path) -> N
     assert pl.read_parquet(out).columns[5:7] == ["accuracy", "logged_advantage"]
 
 
-def test_trl_int_column_is_an_objective(cli, tmp_path: Path) -> None:
+def test_trl_int_columns_over_the_whole_log(cli, tmp_path: Path) -> None:
+    # int in every file (a token count): an extra; int in the first file only: a reward
     src = tmp_path / "completions"
     write_trl_completions(src)
     report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
-    assert report["objectives"] == ["accuracy", "format", "num_tokens"]
-    assert report["extra_columns"] == ["judge_note"]
+    assert report["objectives"] == ["accuracy", "format"]
+    assert report["extra_columns"] == ["num_tokens", "judge_note"]
+    first = src / "completions_00001.parquet"
+    table = pq.read_table(first)
+    column = table.column("accuracy").cast("int64")
+    pq.write_table(table.set_column(table.column_names.index("accuracy"), "accuracy", column), first)
+    report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
+    assert report["objectives"] == ["accuracy", "format"]
+    assert pl.read_parquet(tmp_path / "log.parquet").schema["accuracy"] == pl.Float64
 
 
 def test_trl_objective_missing_says_did_you_mean(cli, tmp_path: Path) -> None:
@@ -594,8 +601,8 @@ def test_report_table_and_quiet(cli, tmp_path: Path) -> None:
     for text in (
         "group sizes",
         "4 (9 groups)",
-        "accuracy, format, num_tokens",
-        "judge_note",
+        "accuracy, format",
+        "num_tokens, judge_note",
         "yes (as logged_advantage)",
         "rows dropped",
     ):

@@ -118,7 +118,7 @@ def write_trl_completions(
         for j, name in enumerate(reward_names):
             table[name] = r[:, j].tolist()
         if extra:
-            table["num_tokens"] = rng.integers(5, 50, n).tolist()  # an int column: an objective
+            table["num_tokens"] = rng.integers(5, 50, n).tolist()  # an int extra column
             table["judge_note"] = [f"note {i}" for i in range(n)]
         table["advantage"] = adv.tolist()
         name = f"completions_{step:05d}.parquet" if pad else f"completions_{step}.parquet"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, unreadable_parquet
-from dvao_cli.importers.batch import FLOAT, INT, NULL, Batch, Trainer
+from dvao_cli.importers.batch import FLOAT, NULL, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
 from dvao_cli.importers.values import parse_int, step_problem
 
@@ -30,7 +30,9 @@ TRAINER = Trainer(
     advantage_key="advantage",
     not_rewards=frozenset({"step", "prompt", "completion", "advantage", "mode"}),
     text_keys=frozenset({"mode", "image", "images"}),
-    objective_kinds=(FLOAT, INT, NULL),
+    # over the whole log: a column float in any file (int or null in others) is a reward; one
+    # int in every file (a token count an extra logs) is not: TRL writes rewards as floats
+    objective_kinds=(FLOAT, NULL),
 )
 
 
