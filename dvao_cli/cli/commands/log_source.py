@@ -66,6 +66,6 @@ def log_source(
         group_size,
         ragged,
         option,
-        tuple(group_keys or ()),
-        allow_large_groups,
+        group_keys=tuple(group_keys or ()),
+        allow_large_groups=allow_large_groups,
     )

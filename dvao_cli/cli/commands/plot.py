@@ -120,7 +120,13 @@ def command(
     with progress("analyze", total=None) as bar, reading(source):
         src = load_source(
             log_source(
-                source, log_format, group_size, ragged, option, group_key, allow_large_groups
+                source,
+                log_format,
+                group_size,
+                ragged,
+                option,
+                group_keys=group_key,
+                allow_large_groups=allow_large_groups,
             ),
             objectives=objective,
             weights=weights,
