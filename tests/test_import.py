@@ -218,7 +218,8 @@ def test_trl_int_columns_over_the_whole_log(cli, tmp_path: Path) -> None:
     first = src / "completions_00001.parquet"
     table = pq.read_table(first)
     column = table.column("accuracy").cast("int64")
-    pq.write_table(table.set_column(table.column_names.index("accuracy"), "accuracy", column), first)
+    at = table.column_names.index("accuracy")
+    pq.write_table(table.set_column(at, "accuracy", column), first)
     report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
     assert report["objectives"] == ["accuracy", "format"]
     assert pl.read_parquet(tmp_path / "log.parquet").schema["accuracy"] == pl.Float64
