@@ -481,3 +481,21 @@ def test_verl_reward_first_seen_in_a_later_file_imports_once_more(cli, tmp_path:
     assert report["objectives"] == ["acc", "length"]
     assert (report["rows"], report["batches"], report["groups"]) == (24, 3, 6)
     assert report["missing_rewards"] == {"length": 16}
+
+
+def test_real_trl_completions_folder(cli) -> None:
+    folder = REAL / "trl_illustrated_grpo" / "completions"
+    res = cli("analyze", folder, "--ddof", "1", "--eps", "1e-4", "--json")
+    assert res.code == 0, res.err
+    summary = json.loads(res.out)
+    assert (summary["rows"], summary["steps"], summary["groups"]) == (48, 8, 8)
+    reward = summary["objectives"]["correctness_reward"]
+    assert reward["saturation"] == 0.75  # steps 2-6 all pass, step 8 all fail
+    assert (reward["saturation_pass"], reward["saturation_fail"]) == (0.625, 0.125)
+    assert summary["schemes"]["rc"]["logged_max_diff"] < 1e-6  # TRL's advantage is RC's
+    # by hand, step 1: rewards 1, 0, 0, 1, 0, 1: mean 0.5, Bessel std sqrt(1.5 / 5)
+    frame = pl.read_parquet(folder / "completions_00001.parquet")
+    std = (1.5 / 5) ** 0.5
+    expected = [(r - 0.5) / (std + 1e-4) for r in frame["correctness_reward"]]
+    assert np.allclose(frame["advantage"].to_numpy(), expected, atol=1e-6)
+    assert round(expected[0], 6) == 0.912704
