@@ -139,6 +139,9 @@ def test_one_group_per_step_with_uid_or_allowed(cli, tmp_path: Path) -> None:
               "--allow-large-groups")  # fmt: skip
     assert res.code == 0, res.err
     assert [w["code"] for w in json.loads(res.out)["warnings"]] == ["oversized_group"]
+    res = cli("import", "verl", tmp_path / "dump", "-o", tmp_path / "o.parquet",
+              "--allow-large-groups")  # fmt: skip
+    assert res.code == 0 and "oversized_group: step 1: one group holds all 96" in res.out
     res = cli("analyze", tmp_path / "dump", "-O", "acc", "--allow-large-groups")
     assert res.code == 0, res.err
 

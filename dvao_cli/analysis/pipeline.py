@@ -465,15 +465,17 @@ def _group_stats(chunk: Chunk) -> GroupStats:
     stats = GroupStats()
     steps, group_step = chunk.group_steps()
     n = steps.shape[0]
-    firsts = np.flatnonzero(np.diff(group_step, prepend=-1))  # (S,) each step's first group
-    sizes, counts = np.unique(chunk.sizes, return_counts=True)
-    stats.add_steps(
-        steps.tolist(),
-        np.bincount(group_step, minlength=n).tolist(),
-        np.bincount(group_step, weights=chunk.sizes, minlength=n).astype(np.int64).tolist(),
-        np.maximum.reduceat(chunk.sizes, firsts).tolist(),
-        dict(zip(sizes.tolist(), counts.tolist(), strict=True)),
-    )
+    groups = np.bincount(group_step, minlength=n)  # (S,)
+    if chunk.uniform:  # one size: no pass over the groups
+        size = chunk.uniform
+        rows, largest, sizes = groups * size, np.full(n, size), {size: chunk.n_groups}
+    else:
+        firsts = np.flatnonzero(np.diff(group_step, prepend=-1))  # (S,) each step's first group
+        rows = np.bincount(group_step, weights=chunk.sizes, minlength=n).astype(np.int64)
+        largest = np.maximum.reduceat(chunk.sizes, firsts)
+        counts = np.bincount(chunk.sizes)  # size -> groups: one pass, no sort
+        sizes = {int(s): int(counts[s]) for s in np.flatnonzero(counts)}
+    stats.add_steps(steps.tolist(), groups.tolist(), rows.tolist(), largest.tolist(), sizes)
     return stats
 
 
