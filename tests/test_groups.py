@@ -502,3 +502,31 @@ def test_real_trl_completions_folder(cli) -> None:
     expected = [(r - 0.5) / (std + 1e-4) for r in frame["correctness_reward"]]
     assert np.allclose(frame["advantage"].to_numpy(), expected, atol=1e-6)
     assert round(expected[0], 6) == 0.912704
+
+
+def test_real_verl_rows_sharing_one_prompt_text(cli, tmp_path: Path) -> None:
+    # the real dump's keys and types, a multimodal run's shape: 24 prompts (images) whose text
+    # is the same, 4 responses each, rows shuffled; verl's v1 trainer adds uid
+    real = [json.loads(line) for line in (REAL / "verl_gsm8k_n1" / "1.jsonl").open()]
+    rows = []
+    for g in range(24):
+        for j in range(4):
+            row = dict(real[g % 12], output=f"{real[g % 12]['output']} ({j})")
+            row.update(input=real[0]["input"], score=float(g < 6 or j % 2), uid=f"img-{g}")
+            rows.append(row)
+    random.Random(1).shuffle(rows)
+    for uid in (False, True):
+        dump = tmp_path / ("uid" if uid else "text")
+        dump.mkdir()
+        lines = [{k: v for k, v in r.items() if uid or k != "uid"} for r in rows]
+        (dump / "1.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    res = cli("analyze", tmp_path / "text", "--json")
+    assert res.code == 2
+    assert res.err.startswith(
+        f"error: {tmp_path / 'text' / '1.jsonl'}: step 1: one group holds all 96 responses"
+    )
+    res = cli("analyze", tmp_path / "uid", "--json")
+    assert res.code == 0, res.err
+    summary = json.loads(res.out)
+    assert (summary["groups"], summary["rows"]) == (24, 96)
+    assert summary["objectives"]["score"]["saturation"] == pytest.approx(6 / 24)
