@@ -49,7 +49,7 @@ from dvao_cli.analysis.workers import PROCESS_MIN_ROWS, WorkerPool
 from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
-from dvao_cli.errors import InputError, RewardValueError, UsageError
+from dvao_cli.errors import InputError, LogWarning, RewardValueError, UsageError, counted
 from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.objective_names import resolve_weights
 from dvao_cli.reader.chunk import Chunk, non_finite_error, prepare_chunk
@@ -62,6 +62,7 @@ from dvao_cli.reader.format import (
     SOURCE_COLUMNS,
     STEP,
 )
+from dvao_cli.reader.plausible import GroupStats, check_groups
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 
@@ -89,6 +90,9 @@ class Analysis:
     files: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     trips: list[gate.Trip] = field(default_factory=list)
+    # doubts about the answer (`errors.LogWarning`): the log's own (`LogSpec.warnings`, e.g.
+    # an import's oversized_group) and the analysis's; the same list as the spec's
+    warnings: list[LogWarning] = field(default_factory=list)
 
     @property
     def objectives(self) -> list[str]:
@@ -129,9 +133,11 @@ class _Accumulator:
         self.skipped_rows = 0
         self.dropped_rows = 0
         self.device: str | None = None  # where the engine ran, if any chunk needed it
+        self.group_stats = GroupStats()  # for reader.plausible: implausible groups
 
     def add(self, res: _ChunkResult) -> None:
         chunk = res.chunk
+        self.group_stats.merge(res.groups)
         self.skipped_groups += chunk.skipped_groups
         self.skipped_rows += chunk.skipped_rows
         self.dropped_rows += chunk.dropped_rows
@@ -179,6 +185,8 @@ def analyze(
     workers: int = 1,
     processes: bool | WorkerPool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    group_keys: Sequence[str] = (),
+    allow_large_groups: bool = False,
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
@@ -197,12 +205,25 @@ def analyze(
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary.gate`). `on_progress(rows_done, rows_total)` is
     called after each chunk.
+
+    `group_keys` (a trainer's log: the columns that make a group within a step) and
+    `allow_large_groups` add to what a `LogSource` in `paths` says. Implausible groups
+    (`reader.plausible`: one group holding a large step, or one far above the median size)
+    are refused with an InputError, or with `allow_large_groups` kept as `oversized_group`
+    warnings in `Analysis.warnings`.
     """
     schemes = check_schemes(schemes)
     if not schemes:
         raise UsageError("no scheme chosen")
     conditions = [gate.parse_condition(text) for text in fail_on]
-    spec = open_log(paths, objectives)
+    source = LogSource.of(paths)
+    if group_keys or allow_large_groups:
+        source = replace(
+            source,
+            group_keys=tuple(dict.fromkeys([*source.group_keys, *group_keys])),
+            allow_large_groups=source.allow_large_groups or allow_large_groups,
+        )
+    spec = open_log(source, objectives)
     names = list(spec.objectives)
     weight_list = resolve_weights(names, dict(weights or {}))
     gate.check_names(conditions, names, list(schemes), spec.has_logged_advantage)
@@ -273,6 +294,12 @@ def analyze(
         if adv_writer is not None:
             adv_writer.finish()
         device_used = acc.device or "cpu"
+        if spec.format == "dvao":  # a trainer's log: its import checked the groups already
+            spec.warnings.extend(
+                check_groups(
+                    acc.group_stats, source.allow_large_groups, dvao_log=True, label=spec.label
+                )
+            )
         analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
         if conditions:  # a gate that cannot be checked on this log is a UsageError here
             analysis.trips = gate.evaluate(conditions, analysis.summary)
@@ -292,18 +319,20 @@ def _no_rows_reason(acc: _Accumulator) -> str:
         return "the log has no rows to analyze (it is empty)"
     if acc.skipped_rows == 0:
         return (
-            f"the log has no rows to analyze: --nan drop dropped all {acc.dropped_rows} rows "
+            "the log has no rows to analyze: --nan drop dropped "
+            f"{'all ' if acc.dropped_rows != 1 else ''}{counted(acc.dropped_rows, 'row')} "
             "(each has a NaN, infinite or missing reward); use --nan ignore to skip only those "
             "rewards, or --objective to leave such a column out"
         )
     dropped = (
-        f"--nan drop dropped {acc.dropped_rows} rows with a NaN, infinite or missing reward, and "
+        f"--nan drop dropped {counted(acc.dropped_rows, 'row')} with a NaN, infinite or missing "
+        "reward, and "
         if acc.dropped_rows
         else ""
     )
     return (
         f"the log has no rows to analyze: {dropped}every group left has one response "
-        f"({acc.skipped_groups} group{'s' if acc.skipped_groups != 1 else ''} of size 1: "
+        f"({counted(acc.skipped_groups, 'group')} of size 1: "
         "no within-group variance); check the "
         "group_id column, or --group-size for a trainer's log"
     )
@@ -502,6 +531,26 @@ class _ChunkResult:
     agreement: dict[str, list[AgreementSums]] = field(default_factory=dict)
     advantages: list[pl.DataFrame] = field(default_factory=list)  # rows in chunk order
     device: str | None = None  # where the engine ran; None when it was not needed
+    groups: GroupStats = field(default_factory=GroupStats)  # per step: groups, rows, largest
+
+
+def _group_stats(chunk: Chunk) -> GroupStats:
+    """The chunk's groups per step (whole steps: a step is never in two chunks)."""
+    stats = GroupStats()
+    steps, group_step = chunk.group_steps()
+    n = steps.shape[0]
+    groups = np.bincount(group_step, minlength=n)  # (S,)
+    if chunk.uniform:  # one size: no pass over the groups
+        size = chunk.uniform
+        rows, largest, sizes = groups * size, np.full(n, size), {size: chunk.n_groups}
+    else:
+        firsts = np.flatnonzero(np.diff(group_step, prepend=-1))  # (S,) each step's first group
+        rows = np.bincount(group_step, weights=chunk.sizes, minlength=n).astype(np.int64)
+        largest = np.maximum.reduceat(chunk.sizes, firsts)
+        counts = np.bincount(chunk.sizes)  # size -> groups: one pass, no sort
+        sizes = {int(s): int(counts[s]) for s in np.flatnonzero(counts)}
+    stats.add_steps(steps.tolist(), groups.tolist(), rows.tolist(), largest.tolist(), sizes)
+    return stats
 
 
 def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
@@ -509,6 +558,8 @@ def _analyze_chunk(chunk: Chunk, cfg: _Settings) -> _ChunkResult:
     out = _ChunkResult(chunk)
     if chunk.rows == 0:
         return out
+    if cfg.spec.format == "dvao":  # a trainer's log: its import checked the groups
+        out.groups = _group_stats(chunk)
     frame = chunk.frame
     found = patterns.pattern_codes([frame.get_column(name).to_numpy() for name in cfg.names])
     per_response = cfg.has_logged or cfg.write_advantages
@@ -852,4 +903,10 @@ def _finish(
     summary, steps, schemes_table = build_summary(
         acc, spec.files, weight_list, settings, spec.warnings
     )
-    return Analysis(steps=steps, schemes=schemes_table, summary=summary, files=spec.files)
+    return Analysis(
+        steps=steps,
+        schemes=schemes_table,
+        summary=summary,
+        files=spec.files,
+        warnings=spec.warnings,
+    )
