@@ -42,7 +42,8 @@ def test_empty_directory(cli, tmp_path: Path) -> None:
         f"error: {folder}: no Parquet files here (found 4 entries: b.csv, c.md, d.json, ...); "
         "dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
         "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
-        "(<step>.jsonl) and ms-swift completions.jsonl files"
+        "(<step>.jsonl), ms-swift completions.jsonl files and tables of rollouts (--format "
+        "table: JSON lines, CSV or Parquet)"
     )
 
 
@@ -54,7 +55,8 @@ def test_a_file_dvao_cannot_read_lists_what_it_reads(cli, tmp_path: Path) -> Non
     assert line.endswith(
         "; dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
         "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
-        "(<step>.jsonl) and ms-swift completions.jsonl files"
+        "(<step>.jsonl), ms-swift completions.jsonl files and tables of rollouts (--format "
+        "table: JSON lines, CSV or Parquet)"
     )
 
 
