@@ -274,6 +274,9 @@ def _import(
     come, and in the rare log where a later batch changes them (a reward int, null or absent
     in the batches before), from a first pass over every file, then imported again (a table
     is one batch: never)."""
+    if table is not None and table.group:  # a table's --group: group keys like --group-key
+        keys = (*table.group, *options.get("group_keys", ()))
+        options["group_keys"] = tuple(dict.fromkeys(keys))
     initial = copy.deepcopy(report)
     found, complete = (survey(fmt, files), True) if fmt == "trl" else (Survey(), False)
     trainer, batches = _batches(fmt, files, report, objectives, table, on_file)
