@@ -247,7 +247,7 @@ def test_report_takes_group_key(cli, tmp_path: Path) -> None:
     for command in (["analyze"], ["report", "-o", tmp_path / "x.html"]):
         result = cli(*command, SAMPLE, "--group-key", "group_id")
         assert result.code == 2
-        assert "--group-key applies to a trainer's log read in place" in result.err
+        assert "--group-key applies to a trainer's log or a table read in place" in result.err
 
 
 def test_report_takes_every_analyze_option(cli) -> None:

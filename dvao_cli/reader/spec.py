@@ -211,8 +211,8 @@ def _open_log(
             else "--group-key"
         )
         raise UsageError(
-            f"{option} applies to a trainer's log read in place (TRL, verl, ms-swift), "
-            "not to a dvao log, whose groups are its group_id column"
+            f"{option} applies to a trainer's log or a table read in place (TRL, verl, ms-swift, "
+            "table), not to a dvao log, whose groups are its group_id column"
         )
     if source.table is not None:  # --step, --group, --advantage: a table's columns only
         from dvao_cli.importers.table import check_options
