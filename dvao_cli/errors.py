@@ -191,3 +191,8 @@ class LogWarning:
 
     def to_json(self) -> dict[str, str | None]:
         return {"code": self.code, "objective": self.objective, "message": self.message}
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 step", "2 steps", "1,024 responses": a count with its noun in the right number."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

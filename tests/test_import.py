@@ -210,6 +210,23 @@ def test_trl_objective_option_keeps_the_rest_as_extras(cli, tmp_path: Path) -> N
     assert pl.read_parquet(out).columns[5:7] == ["accuracy", "logged_advantage"]
 
 
+def test_trl_int_columns_over_the_whole_log(cli, tmp_path: Path) -> None:
+    # int in every file (a token count): an extra; int in the first file only: a reward
+    src = tmp_path / "completions"
+    write_trl_completions(src)
+    report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
+    assert report["objectives"] == ["accuracy", "format"]
+    assert report["extra_columns"] == ["num_tokens", "judge_note"]
+    first = src / "completions_00001.parquet"
+    table = pq.read_table(first)
+    column = table.column("accuracy").cast("int64")
+    at = table.column_names.index("accuracy")
+    pq.write_table(table.set_column(at, "accuracy", column), first)
+    report = _import(cli, "trl", src, "-o", tmp_path / "log.parquet")
+    assert report["objectives"] == ["accuracy", "format"]
+    assert pl.read_parquet(tmp_path / "log.parquet").schema["accuracy"] == pl.Float64
+
+
 def test_trl_objective_missing_says_did_you_mean(cli, tmp_path: Path) -> None:
     src = tmp_path / "completions"
     write_trl_completions(src)
@@ -282,25 +299,22 @@ def test_group_size_change_across_files_names_the_file(cli, tmp_path: Path) -> N
     )
 
 
-def test_mixed_reward_columns_across_files(cli, tmp_path: Path) -> None:
+def test_reward_columns_that_differ_across_files_are_missing_rewards(cli, tmp_path: Path) -> None:
+    # the objectives come from every file: a reward a file lacks is missing there (null), a
+    # reward that first appears in a later file is an objective all the same
     src = tmp_path / "completions"
     write_trl_completions(src, steps=(1, 2), extra=False)
-    write_trl_completions(src, steps=(3,), reward_names=("accuracy",), extra=False)
-    line = _fails(cli, tmp_path / "log.parquet", "trl", src)
-    assert line == (
-        f"error: {src / 'completions_00003.parquet'}: column 'format': reward column missing "
-        f"here but present in {src / 'completions_00001.parquet'} (mixed reward columns across "
-        "files: import the runs separately)"
-    )
     write_trl_completions(
-        src, steps=(3,), reward_names=("accuracy", "format", "length"), extra=False
+        src, steps=(3,), reward_names=("accuracy", "length"), extra=False, none_rate=0.0
     )
-    line = _fails(cli, tmp_path / "log.parquet", "trl", src)
-    assert line == (
-        f"error: {src / 'completions_00003.parquet'}: column 'length': present here but not in "
-        f"{src / 'completions_00001.parquet'} (mixed columns across files: import the runs "
-        "separately)"
-    )
+    out = tmp_path / "log.parquet"
+    report = _import(cli, "trl", src, "-o", out)
+    assert report["objectives"] == ["accuracy", "format", "length"]
+    frame = pl.read_parquet(out)
+    assert frame.filter(pl.col("step") == 3)["format"].null_count() == 12
+    assert frame.filter(pl.col("step") < 3)["length"].null_count() == 24
+    assert report["missing_rewards"]["length"] == 24
+    assert report["missing_rewards"]["format"] >= 12
 
 
 def test_trl_file_that_is_not_parquet(cli, tmp_path: Path) -> None:
@@ -557,9 +571,15 @@ def test_usage_and_source_errors(cli, tmp_path: Path) -> None:
     )
     (empty / "notes.txt").write_text("hi")
     assert _fails(cli, out, "auto", empty) == (
-        f"error: {empty}: no trainer log files here or below (looked for "
-        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
-        "4 levels down, leaving out hidden folders and virtual environments)"
+        f"error: {empty}: no trainer log files here or below (found 1 entry: notes.txt); looked "
+        "for completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl "
+        "(ms-swift); 4 levels down, leaving out hidden folders and virtual environments"
+    )
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".lock").write_text("")  # not empty: says what it holds
+    assert _fails(cli, out, "auto", hidden).startswith(
+        f"error: {hidden}: no trainer log files here or below (found 1 entry: .lock); looked "
     )
     res = cli("import", "trl", tmp_path, "-o", out, "--group-size", "4", "--ragged")
     assert res.code == 2 and "--group-size and --ragged exclude each other" in res.err

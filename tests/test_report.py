@@ -232,6 +232,24 @@ def test_trainer_log_in_place(cli, tmp_path: Path) -> None:
     assert any("logged_advantage matches rc" in line for line in terminal.reading(summary))
 
 
+def test_report_takes_group_key(cli, tmp_path: Path) -> None:
+    """--group-key and --allow-large-groups are analysis options: `dvao report` has them, and
+    they reach the analysis as `dvao analyze`'s do."""
+    from trainer_fixtures import write_trl_completions
+
+    folder = tmp_path / "completions"
+    write_trl_completions(folder, num_generations=8)
+    out = tmp_path / "report.html"
+    args = ["--format", "trl", "--group-key", "prompt", "--allow-large-groups"]
+    assert cli("report", folder, "-o", out, *args).code == 0
+    assert out.exists()
+    # the same refusal as analyze's on a dvao log (whose groups are its group_id column)
+    for command in (["analyze"], ["report", "-o", tmp_path / "x.html"]):
+        result = cli(*command, SAMPLE, "--group-key", "group_id")
+        assert result.code == 2
+        assert "--group-key applies to a trainer's log or a table read in place" in result.err
+
+
 def test_report_takes_every_analyze_option(cli) -> None:
     """One shared set: every option of `dvao analyze` but its outputs is one of report's."""
     import typer

@@ -211,9 +211,9 @@ def test_no_log_below_a_folder_says_where_it_looked(cli, tmp_path: Path) -> None
     (repo / "src" / "a" / "b" / "c" / "d").mkdir(parents=True)
     _write_verl(repo / "src" / "a" / "b" / "c" / "d" / "deep")  # 5 levels down: too deep
     assert _error(cli("import", repo, "-o", tmp_path / "log.parquet")) == (
-        f"error: {repo}: no trainer log files here or below (looked for "
+        f"error: {repo}: no trainer log files here or below (found 1 entry: src); looked for "
         "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
-        "4 levels down, leaving out hidden folders and virtual environments)"
+        "4 levels down, leaving out hidden folders and virtual environments"
     )
 
 
@@ -482,9 +482,9 @@ def test_the_search_below_a_folder_is_bounded(cli, tmp_path: Path, monkeypatch) 
         (repo / f"dir{i}").mkdir(parents=True)
     write_trl_completions(repo / "dir5" / "out" / "completions", steps=(1,))
     assert _error(cli("import", repo, "-o", tmp_path / "log.parquet")) == (
-        f"error: {repo}: no trainer log files here or below (looked for "
-        "completions_<step>.parquet (TRL), <step>.jsonl (verl), completions.jsonl (ms-swift); "
-        "stopped after 5 entries)"
+        f"error: {repo}: no trainer log files here or below (found 6 entries: dir0, dir1, dir2, "
+        "...); looked for completions_<step>.parquet (TRL), <step>.jsonl (verl), "
+        "completions.jsonl (ms-swift); stopped after 5 entries"
     )
     found, stopped = detect.nearby_logs(repo)
     assert (found, stopped) == ([], True)

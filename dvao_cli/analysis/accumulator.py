@@ -9,6 +9,7 @@ import numpy as np
 
 from dvao_cli.analysis.parts import ChunkResult
 from dvao_cli.analysis.step_sums import AgreementSums, ObjectiveSums, SchemeSums
+from dvao_cli.reader.plausible import GroupStats
 
 # ObjectiveSums' per-step fields ((S,) or (S, K)); `binary` (K,) is and-ed over the chunks
 STEP_FIELDS = tuple(f.name for f in fields(ObjectiveSums) if f.name != "binary")
@@ -38,6 +39,7 @@ class Accumulator:
     dropped_rows: int = 0
     device: str | None = None  # where the engine ran, if any chunk needed it
     backends: dict[str, int] = field(default_factory=dict)  # backend -> chunks it computed
+    group_stats: GroupStats = field(default_factory=GroupStats)  # for reader.plausible
 
     def __post_init__(self) -> None:
         k = len(self.objectives)
@@ -49,6 +51,7 @@ class Accumulator:
 
     def add(self, res: ChunkResult) -> None:
         chunk = res.chunk
+        self.group_stats.merge(res.groups)
         self.skipped_groups += chunk.skipped_groups
         self.skipped_rows += chunk.skipped_rows
         self.dropped_rows += chunk.dropped_rows

@@ -16,6 +16,7 @@ from dvao_cli.analysis.runtime import gpu_present
 from dvao_cli.analysis.step_sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 from dvao_cli.reader.chunk import Chunk
 from dvao_cli.reader.format import SOURCE_COLUMNS
+from dvao_cli.reader.plausible import GroupStats
 from dvao_cli.reader.spec import LogSpec
 
 if TYPE_CHECKING:
@@ -103,3 +104,6 @@ class ChunkResult:
     advantages: list[pl.DataFrame] = field(default_factory=list)  # rows in chunk order
     device: str | None = None  # where the engine ran; None when it was not needed
     backend: str | None = None  # the backend that computed the sums (None: no rows left)
+    # a dvao log's groups per step (reader.plausible: implausible groups); a trainer's log's
+    # import checked them already
+    groups: GroupStats = field(default_factory=GroupStats)

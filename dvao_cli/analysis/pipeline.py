@@ -42,7 +42,7 @@ from dvao_cli.analysis.summary import RunSettings, Summary, build_summary
 from dvao_cli.analysis.workers import PROCESS_MIN_ROWS, WorkerPool
 from dvao_cli.core import engine
 from dvao_cli.core.schemes import SCHEMES, check_schemes
-from dvao_cli.errors import InputError, UsageError
+from dvao_cli.errors import InputError, LogWarning, UsageError, counted
 from dvao_cli.io import check_outputs, dumps_json, output_set
 from dvao_cli.objective_names import resolve_weights
 from dvao_cli.reader.chunk import Chunk, prepare_chunk
@@ -54,6 +54,7 @@ from dvao_cli.reader.format import (
     ROW,
     STEP,
 )
+from dvao_cli.reader.plausible import GroupStats, check_groups
 from dvao_cli.reader.spec import LogSpec, open_log
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 
@@ -73,6 +74,9 @@ class Analysis:
     written: list[Path] = field(default_factory=list)
     trips: list[gate.Trip] = field(default_factory=list)
     backends: dict[str, int] = field(default_factory=dict)  # backend -> chunks it computed
+    # doubts about the answer (`errors.LogWarning`): the log's own (`LogSpec.warnings`, e.g.
+    # an import's oversized_group) and the analysis's; the same list as the spec's
+    warnings: list[LogWarning] = field(default_factory=list)
 
     @property
     def objectives(self) -> list[str]:
@@ -109,6 +113,8 @@ def analyze(
     processes: bool | WorkerPool = False,
     on_progress: Callable[[int, int], None] | None = None,
     backend: str = "auto",
+    group_keys: Sequence[str] = (),
+    allow_large_groups: bool = False,
 ) -> Analysis:
     """Analyze a log; with `out_dir`, also write advantages.parquet and the tables there.
 
@@ -132,13 +138,26 @@ def analyze(
     `fail_on` holds `--fail-on` expressions: checked before any data is read, evaluated at the
     end into `Analysis.trips` (and `summary.gate`). `on_progress(rows_done, rows_total)` is
     called after each chunk.
+
+    `group_keys` (a trainer's log: the columns that make a group within a step) and
+    `allow_large_groups` add to what a `LogSource` in `paths` says. Implausible groups
+    (`reader.plausible`: one group holding a large step, or one far above the median size)
+    are refused with an InputError, or with `allow_large_groups` kept as `oversized_group`
+    warnings in `Analysis.warnings`.
     """
     backends.check_name(backend)
     schemes = check_schemes(schemes)
     if not schemes:
         raise UsageError("no scheme chosen")
     conditions = [gate.parse_condition(text) for text in fail_on]
-    spec = open_log(paths, objectives)
+    source = LogSource.of(paths)
+    if group_keys or allow_large_groups:
+        source = replace(
+            source,
+            group_keys=tuple(dict.fromkeys([*source.group_keys, *group_keys])),
+            allow_large_groups=source.allow_large_groups or allow_large_groups,
+        )
+    spec = open_log(source, objectives)
     names = list(spec.objectives)
     weight_list = resolve_weights(names, dict(weights or {}))
     gate.check_names(conditions, names, list(schemes), spec.has_logged_advantage)
@@ -209,6 +228,12 @@ def analyze(
         if adv_writer is not None:
             adv_writer.finish()
         device_used = acc.device or "cpu"
+        if spec.format == "dvao":  # a trainer's log: its import checked the groups already
+            spec.warnings.extend(
+                check_groups(
+                    acc.group_stats, source.allow_large_groups, dvao_log=True, label=spec.label
+                )
+            )
         analysis = _finish(acc, spec, weight_list, list(schemes), ddof, eps, nan, device_used)
         if conditions:  # a gate that cannot be checked on this log is a UsageError here
             analysis.trips = gate.evaluate(conditions, analysis.summary)
@@ -228,18 +253,20 @@ def _no_rows_reason(acc: Accumulator) -> str:
         return "the log has no rows to analyze (it is empty)"
     if acc.skipped_rows == 0:
         return (
-            f"the log has no rows to analyze: --nan drop dropped all {acc.dropped_rows} rows "
+            "the log has no rows to analyze: --nan drop dropped "
+            f"{'all ' if acc.dropped_rows != 1 else ''}{counted(acc.dropped_rows, 'row')} "
             "(each has a NaN, infinite or missing reward); use --nan ignore to skip only those "
             "rewards, or --objective to leave such a column out"
         )
     dropped = (
-        f"--nan drop dropped {acc.dropped_rows} rows with a NaN, infinite or missing reward, and "
+        f"--nan drop dropped {counted(acc.dropped_rows, 'row')} with a NaN, infinite or missing "
+        "reward, and "
         if acc.dropped_rows
         else ""
     )
     return (
         f"the log has no rows to analyze: {dropped}every group left has one response "
-        f"({acc.skipped_groups} group{'s' if acc.skipped_groups != 1 else ''} of size 1: "
+        f"({counted(acc.skipped_groups, 'group')} of size 1: "
         "no within-group variance); check the "
         "group_id column, or --group-size for a trainer's log"
     )
@@ -384,6 +411,25 @@ def _row_order(rows: np.ndarray) -> np.ndarray:
     return at[at >= 0]
 
 
+def _group_stats(chunk: Chunk) -> GroupStats:
+    """The chunk's groups per step (whole steps: a step is never in two chunks)."""
+    stats = GroupStats()
+    steps, group_step = chunk.group_steps()
+    n = steps.shape[0]
+    groups = np.bincount(group_step, minlength=n)  # (S,)
+    if chunk.uniform:  # one size: no pass over the groups
+        size = chunk.uniform
+        rows, largest, sizes = groups * size, np.full(n, size), {size: chunk.n_groups}
+    else:
+        firsts = np.flatnonzero(np.diff(group_step, prepend=-1))  # (S,) each step's first group
+        rows = np.bincount(group_step, weights=chunk.sizes, minlength=n).astype(np.int64)
+        largest = np.maximum.reduceat(chunk.sizes, firsts)
+        counts = np.bincount(chunk.sizes)  # size -> groups: one pass, no sort
+        sizes = {int(s): int(counts[s]) for s in np.flatnonzero(counts)}
+    stats.add_steps(steps.tolist(), groups.tolist(), rows.tolist(), largest.tolist(), sizes)
+    return stats
+
+
 def _analyze_chunk(chunk: Chunk, cfg: Settings) -> ChunkResult:
     """Everything about one chunk; pure (chunks may run on several threads at once): its
     per-step sums from the backend `cfg.backend` names (auto: `backends.compute` picks), and
@@ -391,6 +437,8 @@ def _analyze_chunk(chunk: Chunk, cfg: Settings) -> ChunkResult:
     out = ChunkResult(chunk)
     if chunk.rows == 0:
         return out
+    if cfg.spec.format == "dvao":  # a trainer's log: its import checked the groups
+        out.groups = _group_stats(chunk)
 
     def on_rows(piece: Chunk, result: engine.EngineResult) -> None:
         _per_response(out, piece, cfg, result)
@@ -569,4 +617,5 @@ def _finish(
         summary=summary,
         files=spec.files,
         backends=dict(acc.backends),
+        warnings=spec.warnings,
     )

@@ -103,3 +103,26 @@ def given(ctx: Any, name: str) -> bool:
     left at its default."""
     source = ctx.get_parameter_source(name)
     return source is not None and source.name != "DEFAULT"
+
+
+GroupKeyOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group-key",
+        metavar="COL",
+        help="A trainer's log: group the rows by this column within a step (repeatable: by "
+        "several), wherever the rows are, instead of rebuilding groups from the prompts. "
+        "A verl dump with uid is grouped by it without this option.",
+        show_default=False,
+    ),
+]
+AllowLargeGroupsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-large-groups",
+        help="Go on past implausible groups (one group holding a step of more than 64 rows, "
+        "or one more than 4x the median group size), each kept as an oversized_group "
+        "warning. Without it they stop the command (exit 2): they usually mean prompts that "
+        "share text.",
+    ),
+]

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dvao_cli.analysis.summary import LoggedAgreement, ObjectiveSummary, SchemeSummary, Summary
 from dvao_cli.cli.console import table_box
+from dvao_cli.errors import counted
 
 
 def _f(value: Any, digits: int = 3) -> str:
@@ -270,7 +271,7 @@ def reading(summary: Summary) -> list[str]:
                 f"{_sci(diff)}); try --ddof 1 --eps 1e-4 (TRL) or the trainer's weights."
             )
     if summary.skipped_groups:
-        lines.append(f"{summary.skipped_groups} groups of size 1 were skipped.")
+        lines.append(f"{counted(summary.skipped_groups, 'group')} of size 1 were skipped.")
     return lines
 
 
@@ -295,8 +296,8 @@ def render(summary: Summary, console: Console, label: str) -> None:
     dropped = left_out(summary)
     without = f"; {_listed(dropped)} left out: a combined score" if dropped else ""
     console.print(
-        f"{label}: {summary.rows:,} responses, {summary.steps:,} steps, "
-        f"{summary.groups:,} groups, {len(names)} objective{'s' if len(names) != 1 else ''} "
+        f"{label}: {counted(summary.rows, 'response')}, {counted(summary.steps, 'step')}, "
+        f"{counted(summary.groups, 'group')}, {counted(len(names), 'objective')} "
         f"(ddof {settings.ddof}, eps {settings.eps:g}, nan {settings.nan}){without}",
         markup=False,
         highlight=False,

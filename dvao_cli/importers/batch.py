@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dvao_cli.errors import LogWarning
+
 # Columns of the dvao log format beyond those of dvao_cli.reader.format (docs/log-format.md).
 PROMPT = "prompt"
 COMPLETION = "completion"
@@ -76,8 +78,10 @@ class Trainer:
     advantage_key: str | None  # the trainer's column that becomes `logged_advantage`
     not_rewards: frozenset[str]  # known columns that are never objectives by default
     text_keys: frozenset[str]  # known columns always kept as text
-    objective_kinds: tuple[str, ...]  # kinds that make a column a default objective
+    objective_kinds: tuple[str, ...]  # kinds (over the whole log) that make a default objective
     lists: bool = False  # one line holds many responses as lists (ms-swift): source_index
+    prompt_key: str = "prompt"  # the trainer's prompt column (a `--group-key` may name it)
+    group_key: str | None = None  # a column the trainer writes that is the true group key
 
 
 @dataclass
@@ -101,7 +105,9 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count (not rows)
     missing_rewards: dict[str, int] = field(default_factory=dict)  # objective -> null/NaN rows
     grouping: str = ""
+    group_keys: list[str] = field(default_factory=list)  # the columns groups were keyed on
     reordered: bool = False
+    warnings: list[LogWarning] = field(default_factory=list)  # e.g. oversized_group
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,5 +128,7 @@ class ImportReport:
             "skipped": dict(self.skipped),
             "missing_rewards": dict(self.missing_rewards),
             "grouping": self.grouping,
+            "group_keys": list(self.group_keys),
             "reordered": self.reordered,
+            "warnings": [w.to_json() for w in self.warnings],
         }

@@ -37,7 +37,7 @@ def _float_column(batch: Batch, column: str, values: Any, order: np.ndarray) -> 
             return values.take(pa.array(order)).cast(pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise InputError(
-                f"must be numeric here as in the first file, found {values.type}",
+                f"must be numeric here as elsewhere in the log, found {values.type}",
                 column=column,
                 **batch.where(),
             ) from None
@@ -82,14 +82,14 @@ def _extra_column(
                 out.append(v if isinstance(v, bool) else v.strip().lower() == "true")
             else:
                 raise _bad_value_error(
-                    batch, column, values, int(i), "not true/false as in the first file"
+                    batch, column, values, int(i), "not true/false as elsewhere in the log"
                 )
         return pa.array(out, type=pa.bool_())
     try:
         return _take(values, order).cast(dtype)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
         raise InputError(
-            f"type {values.type} here cannot be read as {dtype}, its type in the first file",
+            f"type {values.type} here cannot be read as {dtype}, its type elsewhere in the log",
             column=column,
             **batch.where(),
         ) from None
@@ -123,7 +123,10 @@ def batch_table(
             arrays.append(pa.nulls(n, type=pa.string()))
     for out in layout.objectives:
         name = layout.source_of[out]
-        arrays.append(_float_column(batch, name, batch.columns[name], order))
+        if name in batch.columns:
+            arrays.append(_float_column(batch, name, batch.columns[name], order))
+        else:  # a reward this batch lacks (it appears in other files): missing rewards
+            arrays.append(pa.nulls(n, type=pa.float64()))
     akey = layout.trainer.advantage_key
     if layout.logged and akey is not None:
         arrays.append(_float_column(batch, akey, batch.columns[akey], order))

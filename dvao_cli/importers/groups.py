@@ -6,10 +6,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import InputError
+from dvao_cli.errors import InputError, counted
 from dvao_cli.importers.batch import PROMPT, Batch
 from dvao_cli.importers.values import to_text
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.format import STEP
+from dvao_cli.reader.plausible import GroupStats
 
 if TYPE_CHECKING:
     import numpy as np
@@ -21,16 +23,20 @@ if TYPE_CHECKING:
 
 @dataclass
 class GroupState:
-    """Carried across batches: the next group id of each step and the group size in force."""
+    """Carried across batches: the next group id of each step, the group size in force and the
+    groups' sizes per step (`stats`, for `reader.plausible`)."""
 
     group_size: int | None  # --group-size
     ragged: bool
+    keys: tuple[str, ...] = ()  # --group-key (or the trainer's own key): columns, not the prompt
+    prompt_key: str = PROMPT  # the trainer's prompt column, a key like any other
     expected: int | None = None  # the size of every group so far (without --ragged)
     expected_from: str = ""
     next_id: dict[int, int] = field(default_factory=dict)
     sizes: Counter[int] = field(default_factory=Counter)
     steps: set[int] = field(default_factory=set)
     groups: int = 0
+    stats: GroupStats = field(default_factory=GroupStats)
 
 
 def _runs(batch: Batch) -> list[list[int]]:
@@ -45,11 +51,44 @@ def _runs(batch: Batch) -> list[list[int]]:
     return groups
 
 
-def _by_key(batch: Batch) -> list[list[int]]:
-    """Rows with the same (step, prompt), wherever they are, in order of first appearance."""
+def _key_values(batch: Batch, keys: tuple[str, ...], prompt_key: str) -> list[Any]:
+    """Each row's group key within its step: its prompt, or its values of the `keys` columns
+    (the prompt column may be one of them). A key column missing, or null for a row, is an
+    InputError: those rows would silently form one group."""
+    if not keys:
+        return batch.prompt
+    columns: list[list[Any]] = []
+    for key in keys:
+        if key == prompt_key:
+            columns.append(batch.prompt)
+            continue
+        values = batch.columns.get(key)
+        if values is None:
+            raise InputError(
+                "no such column for --group-key" + did_you_mean(key, [prompt_key, *batch.columns]),
+                column=key,
+                **batch.where(),
+            )
+        values = values if isinstance(values, list) else values.to_pylist()
+        if None in values:
+            row = values.index(None)
+            raise InputError(
+                "no value (null) for a response in a group key column: every row needs one "
+                "(the rows without one would silently form one group)",
+                column=key,
+                **batch.where(row),
+            )
+        columns.append(values)
+    if len(columns) == 1:
+        return [_hashable(v) for v in columns[0]]
+    return [tuple(_hashable(v) for v in row) for row in zip(*columns, strict=True)]
+
+
+def _by_key(batch: Batch, values: list[Any]) -> list[list[int]]:
+    """Rows with the same (step, key value), wherever they are, in order of first appearance."""
     index: dict[tuple[int, Any], list[int]] = {}
-    for i, (step, prompt) in enumerate(zip(batch.step, batch.prompt, strict=True)):
-        key = (step, _hashable(prompt))
+    for i, (step, value) in enumerate(zip(batch.step, values, strict=True)):
+        key = (step, _hashable(value))
         rows = index.get(key)
         if rows is None:
             index[key] = [i]
@@ -58,17 +97,20 @@ def _by_key(batch: Batch) -> list[list[int]]:
     return list(index.values())
 
 
-def _blocks(batch: Batch, size: int, grouping: str) -> list[list[int]]:
-    """Fixed blocks of `size` rows: of each step's rows (runs) or of each prompt's rows (key)."""
+def _blocks(
+    batch: Batch, size: int, grouping: str, values: list[Any], column: str
+) -> list[list[int]]:
+    """Fixed blocks of `size` rows: of each step's rows (runs) or of each key's rows (key)."""
     blocks: list[list[int]] = []
     if grouping == "key":
-        for rows in _by_key(batch):
+        for rows in _by_key(batch, values):
             if len(rows) % size:
                 step = batch.step[rows[0]]
+                what = "a prompt" if column == PROMPT else "a group key"
                 raise InputError(
-                    f"step {step}: a prompt has {len(rows)} responses, not a multiple of "
-                    f"--group-size {size}",
-                    column=PROMPT,
+                    f"step {step}: {what} has {counted(len(rows), 'response')}, not a multiple "
+                    f"of --group-size {size}",
+                    column=column,
                     **batch.where(rows[0]),
                 )
             blocks.extend(rows[i : i + size] for i in range(0, len(rows), size))
@@ -80,7 +122,7 @@ def _blocks(batch: Batch, size: int, grouping: str) -> list[list[int]]:
             end += 1
         if (end - start) % size:
             raise InputError(
-                f"step {batch.step[start]} has {end - start} rows, not a multiple of "
+                f"step {batch.step[start]} has {counted(end - start, 'row')}, not a multiple of "
                 f"--group-size {size}",
                 column=STEP,
                 **batch.where(start),
@@ -105,14 +147,15 @@ def _hashable(value: Any) -> Any:
 
 
 def _sizes_text(sizes: Counter[int]) -> str:
-    parts = [f"{n} group{'s' if n != 1 else ''} of {s}" for s, n in sorted(sizes.items())]
+    parts = [f"{counted(n, 'group')} of {s}" for s, n in sorted(sizes.items())]
     return ", ".join(parts)
 
 
 def assign_groups(
     batch: Batch, grouping: str, state: GroupState
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Rebuild the groups of one batch.
+    """Rebuild the groups of one batch: by its prompts (`grouping` "runs" or "key"), or, with
+    `state.keys`, by those columns wherever the rows are.
 
     Returns `order` (N,) the rows sorted by (step, group) with each group in file order, and
     for the sorted rows `step` (N,), `group_id` (N,) and `sample_id` (N,). Group ids count up
@@ -120,7 +163,8 @@ def assign_groups(
     """
     import numpy as np
 
-    if None in batch.prompt:  # a null prompt would join every other one in a group
+    by_prompt = not state.keys or state.prompt_key in state.keys
+    if by_prompt and None in batch.prompt:  # a null prompt would join every other in a group
         row = batch.prompt.index(None)
         raise InputError(
             "no prompt (null) for a response: groups are rebuilt from the prompts, so every "
@@ -128,10 +172,14 @@ def assign_groups(
             column=PROMPT,
             **batch.where(row),
         )
+    if state.keys:
+        grouping = "key"
+    values = _key_values(batch, state.keys, state.prompt_key)
+    column = PROMPT if not state.keys else ", ".join(state.keys)
     if state.group_size is not None:
-        groups = _blocks(batch, state.group_size, grouping)
+        groups = _blocks(batch, state.group_size, grouping, values, column)
     else:
-        groups = _runs(batch) if grouping == "runs" else _by_key(batch)
+        groups = _runs(batch) if grouping == "runs" else _by_key(batch, values)
 
     sizes = Counter(len(g) for g in groups)
     if state.group_size is None and not state.ragged:
@@ -140,7 +188,7 @@ def assign_groups(
         if odd is not None:
             step = batch.step[odd[0]]
             earlier = (
-                f"; earlier groups have {expected} rows ({state.expected_from})"
+                f"; earlier groups have {counted(expected, 'row')} ({state.expected_from})"
                 if state.expected is not None
                 else ""
             )
@@ -161,6 +209,7 @@ def assign_groups(
         gid = state.next_id.get(step, 0)
         state.next_id[step] = gid + 1
         keyed.append((step, gid, rows))
+        state.stats.add_group(step, len(rows), batch.path)
     keyed.sort(key=lambda t: (t[0], t[1]))
     state.sizes.update(sizes)
     state.groups += len(groups)

@@ -111,5 +111,7 @@ def import_trainer_log(
         group_size=source.group_size,
         ragged=source.ragged,
         table=source.table,
+        group_keys=source.group_keys,
+        allow_large_groups=source.allow_large_groups,
         hint=lambda name: f"{source.option} {name}",
     )

@@ -5,11 +5,13 @@ place). See the package docstring.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dvao_cli.errors import DvaoInfo, InputError, UsageError, not_found
 from dvao_cli.importers import swift, trl, verl
@@ -23,8 +25,10 @@ from dvao_cli.importers.detect import (
     nearby_logs,
     trainer_folder,
 )
-from dvao_cli.importers.stream import import_batches
+from dvao_cli.importers.layout import Survey, survey_batches, survey_schemas
+from dvao_cli.importers.stream import Replan, import_batches
 from dvao_cli.objective_names import did_you_mean
+from dvao_cli.reader.discovery import nothing_to_read
 
 FORMATS = ("trl", "verl", "swift", "table", "auto")
 # the trainers detected from their files' names (a table is only ever named: `table`)
@@ -95,8 +99,6 @@ def find_files(
             raise UsageError(f"OUT {out} is the SOURCE file itself; write elsewhere")
         return classify_file(path, fmt, hint), [path], []
 
-    if not any(not p.name.startswith(".") for p in path.iterdir()):
-        raise InputError("empty directory: no trainer log files in it", path=path)
     candidates = trainer_folder(path, out_path)
     if not candidates:  # a trainer's log a few levels down (a repository root, runs/x/...)
         path, candidates = _nearby(path, out_path)
@@ -153,11 +155,13 @@ def _nearby(path: Path, out_path: Path | None) -> tuple[Path, list[Path]]:
             if stopped
             else f"{SEARCH_DEPTH} levels down, leaving out hidden folders and virtual environments"
         )
-        raise InputError(
-            "no trainer log files here or below (looked for "
+        raise nothing_to_read(
+            path,
+            "trainer log files",
+            "looked for "
             + ", ".join(f"{PATTERNS[f]} ({_label(f)})" for f in TRAINERS)
-            + f"; {bound})",
-            path=path,
+            + f"; {bound}",
+            where="here or below",
         )
     warnings.warn(f"{path}: reading the trainer log found in {found[0]}", DvaoInfo, stacklevel=2)
     return found[0], trainer_folder(found[0], out_path)
@@ -240,6 +244,57 @@ def _stream(
             on_file(i, len(files))
 
 
+def survey(
+    fmt: str,
+    files: list[Path],
+    objectives: list[str] | None = None,
+    table: tables.TableOptions | None = None,
+) -> Survey:
+    """Every column of the log over all its files, before any row is written: TRL from the
+    Parquet schemas (no row read), verl, ms-swift and tables from a first pass over their rows
+    (docs/performance.md: its cost)."""
+    if fmt == "trl":
+        return survey_schemas(trl.schemas(files), ("step", "prompt"))
+    report = ImportReport(format=fmt, source="", out="")
+    return survey_batches(_batches(fmt, files, report, objectives, table)[1])
+
+
+def _import(
+    fmt: str,
+    files: list[Path],
+    report: ImportReport,
+    tmp: Path | None,
+    on_file: Callable[[int, int], None] | None,
+    table: tables.TableOptions | None,
+    objectives: list[str] | None = None,
+    **options: Any,
+) -> bytes | None:
+    """`import_batches` over the trainer's files, its objectives and types from the whole log:
+    TRL's from the schemas first; verl's, ms-swift's and a table's from the batches as they
+    come, and in the rare log where a later batch changes them (a reward int, null or absent
+    in the batches before), from a first pass over every file, then imported again (a table
+    is one batch: never)."""
+    if table is not None and table.group:  # a table's --group: group keys like --group-key
+        keys = (*table.group, *options.get("group_keys", ()))
+        options["group_keys"] = tuple(dict.fromkeys(keys))
+    initial = copy.deepcopy(report)
+    found, complete = (survey(fmt, files), True) if fmt == "trl" else (Survey(), False)
+    trainer, batches = _batches(fmt, files, report, objectives, table, on_file)
+    try:
+        return import_batches(
+            trainer, batches, tmp, report,
+            objectives=objectives, survey=found, complete=complete, **options,
+        )  # fmt: skip
+    except Replan:
+        report.__dict__.update(copy.deepcopy(initial).__dict__)
+        found = survey(fmt, files, objectives, table)
+        trainer, batches = _batches(fmt, files, report, objectives, table, on_file)
+        return import_batches(
+            trainer, batches, tmp, report,
+            objectives=objectives, survey=found, complete=True, **options,
+        )  # fmt: skip
+
+
 def run_import(
     source: str | Path,
     out: str | Path,
@@ -249,12 +304,16 @@ def run_import(
     group_size: int | None = None,
     ragged: bool = False,
     table: tables.TableOptions | None = None,
+    group_keys: list[str] | tuple[str, ...] = (),
+    allow_large_groups: bool = False,
     on_file: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import SOURCE into the Parquet file OUT (atomically); return what was read.
 
-    `table` names a table's columns (format "table"). `on_file(done, total)` is called as
-    files (TRL, verl) or bytes (ms-swift) are read.
+    `table` names a table's columns (format "table"). `group_keys`: the trainer's columns
+    that make a group within a step (`--group-key`); `allow_large_groups`: keep implausible
+    groups (`reader.plausible`) as warnings in the report instead of refusing them.
+    `on_file(done, total)` is called as files (TRL, verl) or bytes (ms-swift) are read.
     """
     from dvao_cli.io import atomic_path, check_outputs, input_files
 
@@ -272,16 +331,19 @@ def run_import(
     report = ImportReport(format=fmt, source=str(source), out=str(out), files=len(files))
     if others:
         report.skipped["other files ignored"] = len(others)
-    trainer, batches = _batches(fmt, files, report, objectives, table, on_file)
     with atomic_path(out) as tmp:
-        import_batches(
-            trainer,
-            batches,
-            tmp,
+        _import(
+            fmt,
+            files,
             report,
+            tmp,
+            on_file,
+            table,
             objectives=objectives,
             group_size=group_size,
             ragged=ragged,
+            group_keys=group_keys,
+            allow_large_groups=allow_large_groups,
         )
     _table_done(report, table)
     return report
@@ -305,6 +367,8 @@ def import_in_memory(
     group_size: int | None = None,
     ragged: bool = False,
     table: tables.TableOptions | None = None,
+    group_keys: list[str] | tuple[str, ...] = (),
+    allow_large_groups: bool = False,
     hint: Callable[[str], str] = _import_hint,
 ) -> InMemoryImport:
     """Import SOURCE exactly as `run_import` does, into a Parquet file held in memory, leaving
@@ -313,15 +377,18 @@ def import_in_memory(
     fmt, table = tables.check_options(table, fmt, group_size)
     fmt, files, others = find_files(source, fmt, hint=hint)
     report = ImportReport(format=fmt, source=str(source), out="", files=len(files))
-    trainer, batches = _batches(fmt, files, report, objectives, table)
-    parquet = import_batches(
-        trainer,
-        batches,
-        None,
+    parquet = _import(
+        fmt,
+        files,
         report,
+        None,
+        None,
+        table,
         objectives=objectives,
         group_size=group_size,
         ragged=ragged,
+        group_keys=group_keys,
+        allow_large_groups=allow_large_groups,
     )
     assert parquet is not None
     _table_done(report, table)

@@ -18,9 +18,11 @@ from dvao_cli.importers.batch import (
 )
 from dvao_cli.importers.columns import batch_table
 from dvao_cli.importers.groups import GroupState
-from dvao_cli.importers.layout import Layout, check_columns, plan_layout
+from dvao_cli.importers.layout import Layout, Survey, check_columns, plan_layout
 from dvao_cli.importers.source import source_root
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.reader.format import GROUP, SAMPLE, STEP
+from dvao_cli.reader.plausible import check_groups
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,12 +38,25 @@ def import_batches(
     tmp: Path | None,
     report: ImportReport,
     *,
+    survey: Survey,
+    complete: bool = True,
     objectives: Sequence[str] | None,
     group_size: int | None,
     ragged: bool,
+    group_keys: Sequence[str] = (),
+    allow_large_groups: bool = False,
 ) -> bytes | None:
     """Stream `batches` into the Parquet file `tmp` and fill `report`. With `tmp` None the file
-    is built in memory, without the text columns (see `Layout.schema`), and returned."""
+    is built in memory, without the text columns (see `Layout.schema`), and returned.
+
+    `survey` holds every column of the log (`layout.Survey`, a first pass over its files); when
+    it is not `complete` (JSON formats: a first pass costs as much as the import), each batch is
+    added to it before it is written, and a batch that changes the plan (a reward first seen
+    there, one null or int in the batches before) raises `Replan`: the caller imports again
+    with the survey of the whole log.
+    Groups are keyed on `group_keys` (`--group-key`), else on the trainer's own group key when
+    the log has it (verl's `uid`), else rebuilt from the prompts. Implausible groups are
+    refused, or with `allow_large_groups` kept as warnings in `report.warnings`."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -49,7 +64,11 @@ def import_batches(
 
     if group_size is not None and group_size < 1:
         raise UsageError(f"--group-size must be at least 1, not {group_size}")
-    state = GroupState(group_size=group_size, ragged=ragged)
+    key_columns: tuple[str, ...] = ()
+    # columns the plan holds as text whatever they hold: no need to look at their values
+    text_columns = {trainer.completion_key, trainer.advantage_key, *trainer.text_keys}
+    text_columns -= {None, *(objectives or ())}
+    state = GroupState(group_size=group_size, ragged=ragged, prompt_key=trainer.prompt_key)
     root = source_root(report.source)  # source_file is relative to it
     text = tmp is not None
     sink: Any = str(tmp) if tmp is not None else pa.BufferOutputStream()
@@ -73,24 +92,39 @@ def import_batches(
     try:
         for batch in batches:
             report.batches += 1
+            if not complete:
+                survey.add_batch(batch, text_columns)  # type: ignore[arg-type]
             if batch.rows == 0:
                 report.skipped["empty files or lines"] = (
                     report.skipped.get("empty files or lines", 0) + 1
                 )
                 continue
             if layout is None:
-                layout = plan_layout(trainer, batch, objectives)
+                key_columns = state.keys = _group_keys(trainer, survey, group_keys, complete)
+                layout = plan_layout(trainer, survey, objectives, key_columns)
                 metadata = {
                     "format": trainer.name,
                     "objectives": layout.objectives,
                     "extra_columns": layout.extras,
                     "group_size": group_size,
-                    "grouping": trainer.grouping if group_size is None else "blocks",
+                    "group_keys": list(key_columns),
+                    "grouping": (
+                        "blocks"
+                        if group_size is not None
+                        else "key"
+                        if key_columns
+                        else trainer.grouping
+                    ),
                     "source": report.source,
                 }
                 schema = layout.schema(metadata, text)
                 writer = pq.ParquetWriter(sink, schema, compression="zstd")
             else:
+                if not complete:
+                    keys = _group_keys(trainer, survey, group_keys, complete)
+                    now = plan_layout(trainer, survey, objectives, keys)
+                    if (keys, _plan(now)) != (key_columns, _plan(layout)):
+                        raise Replan(batch.path)
                 check_columns(layout, batch)
             assert schema is not None
             table = batch_table(layout, batch, state, schema, text, root)
@@ -118,6 +152,7 @@ def import_batches(
     finally:
         if writer is not None:
             writer.close()
+    report.warnings.extend(check_groups(state.stats, allow_large_groups))
 
     data = sink.getvalue().to_pybytes() if tmp is None else None
     if not ordered:
@@ -137,7 +172,7 @@ def import_batches(
         data = sink.getvalue().to_pybytes() if tmp is None else None
         report.reordered = True
     repeated = sum(1 for n in step_batches.values() if n > 1)
-    if repeated and trainer.grouping != "key":
+    if repeated:  # a resumed run (TRL, ms-swift), a step split over files (verl)
         report.skipped["steps logged more than once (groups kept, numbered on)"] = repeated
 
     report.objectives = list(layout.objectives)
@@ -148,9 +183,13 @@ def import_batches(
     report.groups = state.groups
     report.group_sizes = dict(sorted(state.sizes.items()))
     report.missing_rewards = dict(missing)
+    report.group_keys = list(key_columns)
+    keyed = f"rows with the same (step, {', '.join(key_columns)})"
     report.grouping = (
-        f"fixed blocks of {group_size} rows"
+        f"fixed blocks of {group_size} rows" + (f" of the {keyed}" if key_columns else "")
         if group_size is not None
+        else keyed
+        if key_columns
         else (
             "runs of consecutive rows with one prompt within a step"
             if trainer.grouping == "runs"
@@ -158,6 +197,43 @@ def import_batches(
         )
     )
     return data
+
+
+class Replan(Exception):
+    """A batch changed the plan made from the batches before it (see `import_batches`)."""
+
+
+def _plan(layout: Layout) -> tuple[Any, ...]:
+    """What the output schema depends on."""
+    return (
+        layout.objectives,
+        layout.extras,
+        layout.extra_types,
+        layout.completion,
+        layout.logged,
+        layout.renamed,
+    )
+
+
+def _group_keys(
+    trainer: Trainer, survey: Survey, group_keys: Sequence[str], complete: bool = True
+) -> tuple[str, ...]:
+    """The columns that key the groups: `--group-key`, else the trainer's own group key when
+    the log holds it (verl's `uid`), else none (the prompts). A key missing from a `complete`
+    survey is an error here; else the batch that lacks it says so."""
+    for key in group_keys if complete else ():
+        if key != trainer.prompt_key and key not in survey.kinds:
+            raise InputError(
+                "no such column for --group-key"
+                + did_you_mean(key, [trainer.prompt_key, *survey.kinds]),
+                path=survey.path,
+                column=key,
+            )
+    if group_keys:
+        return tuple(dict.fromkeys(group_keys))
+    if trainer.group_key is not None and trainer.group_key in survey.kinds:
+        return (trainer.group_key,)
+    return ()
 
 
 def parse_json_line(path: Path, number: int, line: str) -> Any:

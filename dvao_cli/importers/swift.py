@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.batch import FLOAT, MIXED, Batch, Trainer
+from dvao_cli.importers.batch import FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import SWIFT_FILE
 from dvao_cli.importers.stream import parse_json_line
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import parse_int, step_problem
 
 FILE_NAME = SWIFT_FILE
 
@@ -46,7 +46,7 @@ TRAINER = Trainer(
         }
     ),
     text_keys=frozenset({"solution", "messages", "image", "images"}),
-    objective_kinds=(FLOAT, MIXED),
+    objective_kinds=(FLOAT, INT, MIXED, NULL),
     lists=True,
 )
 
@@ -108,7 +108,7 @@ def parse_batch(path: Path, number: int, line: str) -> Batch:
         step = parse_int(value)
         if step is None:
             raise InputError(
-                f"not an integer step: {short(value)} (row {i + 1})",
+                f"{step_problem(value)} (row {i + 1})",
                 path=path,
                 line=number,
                 column=step_key,

@@ -8,14 +8,18 @@ consecutive rows with the same prompt. One file is one generation batch (one ste
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, unreadable_parquet
-from dvao_cli.importers.batch import FLOAT, Batch, Trainer
+from dvao_cli.importers.batch import FLOAT, NULL, Batch, Trainer
 from dvao_cli.importers.detect import TRL_FILE
-from dvao_cli.importers.values import parse_int, short
+from dvao_cli.importers.values import parse_int, step_problem
 from dvao_cli.reader.footer import check_pages
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 FILE_RE = TRL_FILE
 
@@ -27,28 +31,36 @@ TRAINER = Trainer(
     advantage_key="advantage",
     not_rewards=frozenset({"step", "prompt", "completion", "advantage", "mode"}),
     text_keys=frozenset({"mode", "image", "images"}),
-    objective_kinds=(FLOAT,),
+    # over the whole log: a column float in any file (int or null in others) is a reward; one
+    # int in every file (a token count an extra logs) is not: TRL writes rewards as floats
+    objective_kinds=(FLOAT, NULL),
 )
 
 
 def step_of(path: Path) -> int | None:
     match = FILE_RE.match(path.name)
-    return int(match.group(1)) if match else None
+    return parse_int(match.group(1)) if match else None  # None past int64
 
 
-def read_batch(path: Path) -> Batch:
+def _parquet(path: Path, read: Callable[[str], Any]) -> Any:
+    """`read(path)` (pyarrow's read_table or read_schema), its failure as one InputError."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
         if path.stat().st_size == 0:
             raise InputError("empty file (not a TRL completions Parquet file)", path=path)
         check_pages(path)  # the same one line for a file cut short as every reader's
-        table = pq.read_table(str(path))
+        return read(str(path))
     except InputError:
         raise
     except (pa.ArrowException, OSError) as err:
         raise unreadable_parquet(err, path) from None
+
+
+def read_batch(path: Path) -> Batch:
+    import pyarrow.parquet as pq
+
+    table = _parquet(path, pq.read_table)
     names = table.column_names
     for required in ("prompt", "completion"):
         if required not in names:
@@ -65,9 +77,7 @@ def read_batch(path: Path) -> Batch:
         for i, value in enumerate(raw):
             step = parse_int(value)
             if step is None:
-                raise InputError(
-                    f"not an integer step: {short(value)} (row {i + 1})", path=path, column="step"
-                )
+                raise InputError(f"{step_problem(value)} (row {i + 1})", path=path, column="step")
             steps.append(step)
     else:
         name_step = step_of(path)
@@ -84,6 +94,14 @@ def read_batch(path: Path) -> Batch:
         if name not in ("step", "prompt")
     }
     return Batch(path=path, step=steps, prompt=prompts, columns=columns)
+
+
+def schemas(files: Sequence[Path]) -> Iterator[tuple[Path, pa.Schema]]:
+    """Each file's Arrow schema, read from its footer (no row read)."""
+    import pyarrow.parquet as pq
+
+    for path in files:
+        yield path, _parquet(path, pq.read_schema)
 
 
 def batches(files: Sequence[Path]) -> Iterator[Batch]:

@@ -27,8 +27,10 @@ _NUMBER_RE = re.compile(
 # --------------------------------------------------------------------------------------------
 
 
-def parse_int(value: Any) -> int | None:
-    """A step: an int, an integral float or a string of digits ("12"); None when it is not."""
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # a step is stored as int64
+
+
+def _integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -38,6 +40,20 @@ def parse_int(value: Any) -> int | None:
     if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
         return int(value)
     return None
+
+
+def parse_int(value: Any) -> int | None:
+    """A step: an int, an integral float or a string of digits ("12") within int64; None when
+    it is not (`step_problem` says why)."""
+    n = _integer(value)
+    return n if n is not None and INT64_MIN <= n <= INT64_MAX else None
+
+
+def step_problem(value: Any) -> str:
+    """Why `value` is not a step (`parse_int` returned None)."""
+    if _integer(value) is not None:
+        return f"step {short(value)} is past the int64 range a step must fit in"
+    return f"not an integer step: {short(value)}"
 
 
 def value_kind(value: Any) -> str:
@@ -71,22 +87,35 @@ def list_kind(values: Iterable[Any]) -> tuple[str, int | None]:
         if kind in (STRING, OTHER) and first_text is None:
             first_text = i
         kinds.add(kind)
-    kinds.discard(NULL)
-    if not kinds:
-        return NULL, None
-    if kinds <= {FLOAT, INT, BOOL}:
-        if kinds == {BOOL}:
-            return BOOL, None
-        return (INT if kinds <= {INT, BOOL} and INT in kinds else FLOAT), None
-    if kinds & {FLOAT, INT, BOOL}:
-        return MIXED, first_text
-    return (STRING if kinds == {STRING} else OTHER), None
+    kind = combined_kind(kinds)
+    return kind, first_text if kind == MIXED else None
+
+
+def combined_kind(kinds: Iterable[str]) -> str:
+    """The kind of a column whose values (or parts: batches, files) have these kinds: nulls
+    say nothing, ints and floats make floats, numbers beside text make MIXED."""
+    found = set(kinds) - {NULL}
+    if not found:
+        return NULL
+    if MIXED in found:
+        return MIXED
+    if found <= {FLOAT, INT, BOOL}:
+        if found == {BOOL}:
+            return BOOL
+        return INT if found <= {INT, BOOL} and INT in found else FLOAT
+    if found & {FLOAT, INT, BOOL}:
+        return MIXED
+    return STRING if found == {STRING} else OTHER
 
 
 def arrow_kind(array: pa.Array | pa.ChunkedArray) -> str:
+    return type_kind(array.type)
+
+
+def type_kind(t: pa.DataType) -> str:
+    """The kind of an Arrow type (a Parquet file's column)."""
     import pyarrow as pa
 
-    t = array.type
     if pa.types.is_floating(t):
         return FLOAT
     if pa.types.is_integer(t):

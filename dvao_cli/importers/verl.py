@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from dvao_cli.errors import InputError
-from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, Batch, Trainer
+from dvao_cli.importers.batch import BOOL, FLOAT, INT, MIXED, NULL, Batch, Trainer
 from dvao_cli.importers.detect import VERL_FILE
 from dvao_cli.importers.stream import parse_json_line
-from dvao_cli.importers.values import add_record, parse_int, short
+from dvao_cli.importers.values import add_record, parse_int, step_problem
 
 FILE_RE = VERL_FILE
 
@@ -44,13 +44,15 @@ TRAINER = Trainer(
         }
     ),
     text_keys=frozenset({"input", "output", "gts", "pred", "data_source", "ground_truth"}),
-    objective_kinds=(FLOAT, INT, BOOL, MIXED),
+    objective_kinds=(FLOAT, INT, BOOL, MIXED, NULL),
+    prompt_key="input",
+    group_key="uid",  # verl's v1 trainer writes it: the true group (batch balancing reorders)
 )
 
 
 def step_of(path: Path) -> int | None:
     match = FILE_RE.match(path.name)
-    return int(match.group(1)) if match else None
+    return parse_int(match.group(1)) if match else None  # None past int64
 
 
 def read_batch(path: Path) -> tuple[Batch, int]:
@@ -93,7 +95,7 @@ def read_batch(path: Path) -> tuple[Batch, int]:
                 step = name_step if raw_step is None else parse_int(raw_step)
                 if step is None:
                     raise InputError(
-                        f"not an integer step: {short(raw_step)}"
+                        step_problem(raw_step)
                         if raw_step is not None
                         else "no 'step' key and no step in the file name (<step>.jsonl)",
                         path=path,

@@ -195,6 +195,22 @@ def _marker(n_steps: int) -> str | None:
     return "o" if n_steps <= MARKERS_UP_TO else None
 
 
+def isolated(values: np.ndarray) -> np.ndarray:
+    """(S,) bool: a finite value whose neighbours are not (or absent): a line through it has
+    no length, so without a marker that step would not show."""
+    finite = np.isfinite(values)
+    before = np.concatenate([[False], finite[:-1]])
+    after = np.concatenate([finite[1:], [False]])
+    return finite & ~before & ~after
+
+
+def _mark_isolated(ax: Any, x: np.ndarray, y: np.ndarray, color: Any, marker: str = "o") -> None:
+    """A marker on each isolated point of a line drawn without markers."""
+    alone = isolated(np.asarray(y, dtype=np.float64))
+    if alone.any():
+        ax.plot(x[alone], y[alone], linestyle="none", marker=marker, markersize=3.5, color=color)
+
+
 def _legend(
     fig: Figure, handles: list[Any], labels: list[str], loc: str = "outside right center"
 ) -> None:
@@ -234,6 +250,8 @@ def _series(
             label=name,
             gid=f"objective:{name}",
         )
+        if marker is None:
+            _mark_isolated(ax, steps, values[:, j], st.color)
         lines.append(line)
     return lines
 
@@ -329,6 +347,7 @@ def weights_figure(
                 label=name,
                 gid=f"objective:{name}",
             )
+            _mark_isolated(ax, xs, upper, color)  # an area of no width: a marker shows it
             handles.append(poly)
             labels.append(name)
             lower = upper
@@ -362,6 +381,7 @@ def weights_figure(
             no_signal_x, 0, no_signal_y, color=NO_SIGNAL_COLOR, alpha=0.4, linewidth=0
         )
         ax_sig.plot(no_signal_x, no_signal_y, color="black", linewidth=1.2)
+        _mark_isolated(ax_sig, no_signal_x, no_signal_y, "black")
         ax_sig.set_ylim(0, 1)
         ax_sig.set_ylabel("share of groups")
         ax_sig.set_title("groups with no signal (every objective has zero within-group variance)")
@@ -476,6 +496,9 @@ def advantages_figure(
             }
             (line,) = ax_ms.plot(x, ms[:, j], **kw)
             ax_mx.plot(x, mx[:, j], **kw)
+            if not marker_on:
+                _mark_isolated(ax_ms, x, ms[:, j], st["color"], st["marker"])
+                _mark_isolated(ax_mx, x, mx[:, j], st["color"], st["marker"])
             lines.append(line)
         ref = ax_ms.axhline(1.0, color="black", linestyle=(0, (1, 3)), linewidth=1.0, zorder=1)
         ax_ms.set_ylabel("mean square advantage")

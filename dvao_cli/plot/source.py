@@ -237,6 +237,11 @@ def load_source(
             on_progress,
         )
     default_out = path / "plots" if path.is_dir() else Path("dvao-plots")
+    if kind == "log" and path.is_dir():
+        from dvao_cli.importers.in_place import resolve_format
+
+        if resolve_format(log) != "dvao":  # never inside a trainer's folder
+            default_out = Path("dvao-plots")
     label = path.resolve().name or text
     if kind == "analysis":
         return _from_analysis(path, label, default_out, weights)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from dvao_cli.errors import DvaoWarning, InputError
+from dvao_cli.errors import DvaoWarning, InputError, counted
 from dvao_cli.reader.format import GROUP, LOGGED, LONG_OBJECTIVE, LONG_REWARD, SAMPLE, STEP
 from dvao_cli.reader.spec import FILE, LogSpec, read_error
 
@@ -178,7 +178,7 @@ def _nan_error(spec: LogSpec, column: str) -> InputError:
     ).collect()
     n, rows, where = stats.row(0)
     return InputError(
-        f"{n} NaN, infinite or missing rewards (of {rows} rows); "
+        f"{n} NaN, infinite or missing reward{'s' if n != 1 else ''} (of {counted(rows, 'row')}); "
         "use --nan drop to drop those rows or --nan ignore to skip them as TRL does",
         path=where or spec.label,
         column=column,

@@ -17,6 +17,31 @@ from typing import Any
 from dvao_cli.errors import InputError, UsageError, not_found
 
 LOG_FORMATS = ("auto", "dvao", "trl", "verl", "swift", "table")  # `--format` of analyze, plot
+# what a LOG may be, for messages about a file or folder dvao does not read
+READS = (
+    "dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
+    "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
+    "(<step>.jsonl), ms-swift completions.jsonl files and tables of rollouts "
+    "(--format table: JSON lines, CSV or Parquet)"
+)
+
+
+def nothing_to_read(
+    directory: Path, what: str, reads: str = READS, where: str = "here"
+) -> InputError:
+    """The error for a folder holding no `what`: "empty directory" only when it holds nothing
+    at all; else what it holds, and what is read (`reads`); `where` says where was looked
+    ("here or below")."""
+    from dvao_cli.errors import counted
+
+    entries = sorted(p.name for p in directory.iterdir())
+    if not entries:
+        return InputError(f"empty directory: no {what} in it", path=directory)
+    shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+    return InputError(
+        f"no {what} {where} (found {counted(len(entries), 'entry', 'entries')}: {shown}); {reads}",
+        path=directory,
+    )
 
 
 @dataclass(frozen=True)
@@ -25,9 +50,12 @@ class LogSource:
 
     `format`: "dvao" (the dvao log format), a trainer ("trl", "verl", "swift": its logs read in
     place, as `dvao import` reads them) or "auto" (detect, as `dvao import` does). `group_size`
-    and `ragged` are the importer's grouping options (trainer logs only). `option` is the
-    command's option naming the format, as messages name it. `table` names a table's columns
-    (`importers.table.TableOptions`: --step, --group, --advantage; they make "auto" a table).
+    and `ragged` are the importer's grouping options (trainer logs only), and so are
+    `group_keys`, the trainer's columns that make a group within a step (`--group-key`).
+    `option` is the command's option naming the format, as messages name it. `table` names a
+    table's columns (`importers.table.TableOptions`: --step, --group, --advantage; they make
+    "auto" a table). `allow_large_groups` keeps groups that look wrongly built
+    (`dvao_cli.reader.plausible`) as warnings instead of refusing them, for any log.
     """
 
     paths: tuple[str | Path, ...]
@@ -36,6 +64,8 @@ class LogSource:
     ragged: bool = False
     option: str = "--format"
     table: Any = None
+    group_keys: tuple[str, ...] = ()
+    allow_large_groups: bool = False
 
     @classmethod
     def of(cls, paths: str | Path | Sequence[str | Path] | LogSource) -> LogSource:
@@ -91,7 +121,7 @@ def resolve_paths(paths: str | Path | Sequence[str | Path]) -> Discovered:
         if path.is_dir():
             found, others = _files_under(path)
             if not found:
-                raise InputError("empty directory: no Parquet files in it", path=path)
+                raise nothing_to_read(path, "Parquet files")
             hive = hive or _has_hive_folder(path, found)
             files.extend(found)
             skipped.extend(others)

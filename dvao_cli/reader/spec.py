@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dvao_cli.errors import InputError, LogWarning, UsageError, unreadable_parquet
 from dvao_cli.objective_names import did_you_mean
-from dvao_cli.reader.discovery import LogSource, hive_values, resolve_paths
+from dvao_cli.reader.discovery import READS, LogSource, hive_values, resolve_paths
 from dvao_cli.reader.footer import check_pages, parquet_file, read_footer
 from dvao_cli.reader.format import (
     GROUP,
@@ -161,7 +161,10 @@ def _file_schema(path: Path) -> dict[str, pl.DataType]:
     except InputError:
         raise
     except Exception as err:  # polars raises several types for a non-Parquet or truncated file
-        raise unreadable_parquet(err, path) from None
+        error = unreadable_parquet(err, path)
+        if path.suffix.lower() not in (".parquet", ".parq", ".pq"):  # not meant as one
+            error = InputError(f"{error.message}; {READS}", path=path)
+        raise error from None
     return dict(schema)
 
 
@@ -199,11 +202,17 @@ def _open_log(
     fmt = resolve_format(source)
     if fmt != "dvao":
         return _trainer_spec(import_trainer_log(source, fmt, objectives), str(source.paths[0]))
-    if source.group_size is not None or source.ragged:
-        option = "--group-size" if source.group_size is not None else "--ragged"
+    if source.group_size is not None or source.ragged or source.group_keys:
+        option = (
+            "--group-size"
+            if source.group_size is not None
+            else "--ragged"
+            if source.ragged
+            else "--group-key"
+        )
         raise UsageError(
-            f"{option} applies to a trainer's log read in place (TRL, verl, ms-swift), "
-            "not to a dvao log, whose groups are its group_id column"
+            f"{option} applies to a trainer's log or a table read in place (TRL, verl, ms-swift, "
+            "table), not to a dvao log, whose groups are its group_id column"
         )
     if source.table is not None:  # --step, --group, --advantage: a table's columns only
         from dvao_cli.importers.table import check_options
@@ -267,7 +276,7 @@ def _trainer_spec(imported: InMemoryImport, named: str) -> LogSpec:
     import polars as pl
 
     schema = dict(pl.scan_parquet(imported.parquet).collect_schema())
-    return spec_from_schema(
+    spec = spec_from_schema(
         imported.files,
         [imported.parquet],
         schema,
@@ -276,6 +285,8 @@ def _trainer_spec(imported: InMemoryImport, named: str) -> LogSpec:
         format=imported.report.format,
         source=named,
     )
+    spec.warnings.extend(imported.report.warnings)  # oversized_group, kept as asked
+    return spec
 
 
 def check_no_copies(files: list[Path], hive: bool) -> None:

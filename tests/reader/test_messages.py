@@ -35,6 +35,29 @@ def test_empty_directory(cli, tmp_path: Path) -> None:
     result = cli("analyze", folder)
     assert result.code == 2
     assert one_error_line(result) == f"error: {folder}: empty directory: no Parquet files in it"
+    for name in ("notes.txt", "b.csv", "c.md", "d.json"):
+        (folder / name).write_text("x")
+    result = cli("analyze", folder)  # not empty: what it holds, and what dvao reads
+    assert one_error_line(result) == (
+        f"error: {folder}: no Parquet files here (found 4 entries: b.csv, c.md, d.json, ...); "
+        "dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
+        "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
+        "(<step>.jsonl), ms-swift completions.jsonl files and tables of rollouts (--format "
+        "table: JSON lines, CSV or Parquet)"
+    )
+
+
+def test_a_file_dvao_cannot_read_lists_what_it_reads(cli, tmp_path: Path) -> None:
+    path = tmp_path / "rollouts.csv"
+    path.write_text("step,group_id,acc\n0,0,1\n")
+    line = one_error_line(cli("analyze", path))
+    assert line.startswith(f"error: {path}: not a readable Parquet file (")
+    assert line.endswith(
+        "; dvao reads dvao logs (Parquet files: .parquet, folders of them, globs), TRL "
+        "completions_<step>.parquet files (or their completions/ folder), verl rollout dumps "
+        "(<step>.jsonl), ms-swift completions.jsonl files and tables of rollouts (--format "
+        "table: JSON lines, CSV or Parquet)"
+    )
 
 
 def test_glob_matching_nothing(cli, tmp_path: Path) -> None:

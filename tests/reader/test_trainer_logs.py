@@ -204,8 +204,8 @@ def test_group_size_and_ragged_as_in_import(cli, tmp_path: Path) -> None:
     res = cli("analyze", imported, "--group-size", "2")
     assert res.code == 2
     assert one_error_line(res) == (
-        "error: --group-size applies to a trainer's log read in place (TRL, verl, ms-swift), not "
-        "to a dvao log, whose groups are its group_id column"
+        "error: --group-size applies to a trainer's log or a table read in place (TRL, verl, "
+        "ms-swift, table), not to a dvao log, whose groups are its group_id column"
     )
 
 

@@ -27,9 +27,11 @@ from dvao_cli.cli.commands.log_source import (
     table_options,
 )
 from dvao_cli.cli.options import (
+    AllowLargeGroupsOpt,
     DdofOpt,
     Device,
     EpsOpt,
+    GroupKeyOpt,
     NanOpt,
     NanPolicy,
     ObjectiveOpt,
@@ -113,6 +115,8 @@ def analysis_options(
     step: StepOpt = None,
     group: TableGroupOpt = None,
     advantage: AdvantageOpt = None,
+    group_key: GroupKeyOpt = None,
+    allow_large_groups: AllowLargeGroupsOpt = False,
     backend: Annotated[
         str,
         typer.Option(
@@ -168,6 +172,8 @@ def run_analysis(options: dict[str, Any], *, out_dir: Path | None = None) -> Ana
                     o["group_size"],
                     o["ragged"],
                     table=table_options(o["step"], o["group"], o["advantage"]),
+                    group_keys=o["group_key"],
+                    allow_large_groups=o["allow_large_groups"],
                 ),
                 objectives=o["objective"],
                 weights=weights,

@@ -9,8 +9,8 @@ import typer
 
 from dvao_cli.cli.commands.log_source import AdvantageOpt, StepOpt, TableGroupOpt, table_options
 from dvao_cli.cli.console import get_console, is_quiet, progress
-from dvao_cli.cli.options import did_you_mean
-from dvao_cli.errors import UsageError, reading
+from dvao_cli.cli.options import AllowLargeGroupsOpt, GroupKeyOpt, did_you_mean
+from dvao_cli.errors import UsageError, counted, reading
 
 if TYPE_CHECKING:
     from dvao_cli.importers.batch import ImportReport
@@ -135,6 +135,8 @@ def command(
     step: StepOpt = None,
     group: TableGroupOpt = None,
     advantage: AdvantageOpt = None,
+    group_key: GroupKeyOpt = None,
+    allow_large_groups: AllowLargeGroupsOpt = False,
 ) -> None:
     """Import a trainer's completion logs."""
     from dvao_cli.importers import run_import
@@ -157,6 +159,8 @@ def command(
             group_size=group_size,
             ragged=ragged,
             table=table_options(step, group, advantage),
+            group_keys=tuple(group_key or ()),
+            allow_large_groups=allow_large_groups,
             on_file=on_file,
         )
     if as_json:
@@ -164,8 +168,8 @@ def command(
         return
     if is_quiet():
         print(
-            f"wrote {report.out}: {report.rows:,} rows, {report.steps:,} steps, "
-            f"{report.groups:,} groups"
+            f"wrote {report.out}: {counted(report.rows, 'row')}, "
+            f"{counted(report.steps, 'step')}, {counted(report.groups, 'group')}"
         )
         return
     render(report)
@@ -185,13 +189,10 @@ def render(report: ImportReport) -> None:
     table = Table(title=f"dvao import: {label} -> {report.out}", show_header=True, box=table_box())
     table.add_column("", style="bold")
     table.add_column("read")
-    unit = "file" if report.files == 1 else "files"
-    table.add_row("source", f"{report.source} ({report.files:,} {unit}, {label})")
+    table.add_row("source", f"{report.source} ({counted(report.files, 'file')}, {label})")
     table.add_row("steps", f"{report.steps:,}")
     table.add_row("groups", f"{report.groups:,} ({report.grouping})")
-    sizes = ", ".join(
-        f"{size} ({n:,} group{'s' if n != 1 else ''})" for size, n in report.group_sizes.items()
-    )
+    sizes = ", ".join(f"{size} ({counted(n, 'group')})" for size, n in report.group_sizes.items())
     table.add_row("group sizes", sizes)
     table.add_row("rows", f"{report.rows:,}")
     table.add_row("objectives", ", ".join(report.objectives))
@@ -215,5 +216,9 @@ def render(report: ImportReport) -> None:
         table.add_row("note", "steps were out of order in the source; the output is sorted")
     singles = report.group_sizes.get(1, 0)
     if singles:
-        table.add_row("note", f"{singles:,} groups of size 1: analyze skips them (no variance)")
+        table.add_row(
+            "note", f"{counted(singles, 'group')} of size 1: analyze skips them (no variance)"
+        )
+    for warning in report.warnings:
+        table.add_row("warning", f"{warning.code}: {warning.message}")
     get_console().print(table)

@@ -102,8 +102,20 @@ def log_source(
     ragged: bool,
     option: str = "--format",
     table: TableOptions | None = None,
+    group_keys: Sequence[str] | None = None,
+    allow_large_groups: bool = False,
 ) -> LogSource:
     """The `LogSource` of a command's LOG arguments and options (`option` names the format
-    option in messages)."""
+    option in messages; `group_keys` and `allow_large_groups` are `--group-key` and
+    `--allow-large-groups`, defined in `cli.options`)."""
     source = LogSource.of(paths)
-    return LogSource(source.paths, fmt.lower(), group_size, ragged, option, table=table)
+    return LogSource(
+        source.paths,
+        fmt.lower(),
+        group_size,
+        ragged,
+        option,
+        table=table,
+        group_keys=tuple(group_keys or ()),
+        allow_large_groups=allow_large_groups,
+    )

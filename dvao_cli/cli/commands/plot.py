@@ -18,7 +18,13 @@ from dvao_cli.cli.commands.log_source import (
     log_source,
     table_options,
 )
-from dvao_cli.cli.options import Device, DeviceOpt, NanPolicy
+from dvao_cli.cli.options import (
+    AllowLargeGroupsOpt,
+    Device,
+    DeviceOpt,
+    GroupKeyOpt,
+    NanPolicy,
+)
 
 HELP = (
     "Figures from a rollout log, a `dvao analyze --out` folder or a `dvao train` folder: DVAO "
@@ -112,6 +118,8 @@ def command(
     step: StepOpt = None,
     group: TableGroupOpt = None,
     advantage: AdvantageOpt = None,
+    group_key: GroupKeyOpt = None,
+    allow_large_groups: AllowLargeGroupsOpt = False,
 ) -> None:
     from dvao_cli.cli.console import get_console, info, progress
     from dvao_cli.cli.options import parse_weights
@@ -130,6 +138,8 @@ def command(
                 ragged,
                 option,
                 table=table_options(step, group, advantage),
+                group_keys=group_key,
+                allow_large_groups=allow_large_groups,
             ),
             objectives=objective,
             weights=weights,
