@@ -30,7 +30,7 @@ def main() -> None:
     import dvao_cli.analysis.pipeline as analyze
     from dvao_cli.analysis.parts import Settings
     from dvao_cli.cli.options import resolve_weights
-    from dvao_cli.reader.spec import open_log
+    from dvao_cli.reader.opening import open_log
     from dvao_cli.reader.stream import iter_frames
 
     if args.piece_rows:

@@ -16,7 +16,7 @@ from dvao_cli.analysis import warnings as doubts
 from dvao_cli.analysis.pipeline import analyze
 from dvao_cli.plot import figures as plots
 from dvao_cli.reader import combined
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "rollouts.parquet"
 

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from dvao_cli.errors import DvaoWarning
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 from dvao_cli.reader.stream import iter_chunks
 
 

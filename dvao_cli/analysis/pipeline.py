@@ -54,8 +54,9 @@ from dvao_cli.reader.format import (
     ROW,
     STEP,
 )
+from dvao_cli.reader.opening import open_log
 from dvao_cli.reader.plausible import GroupStats, check_groups
-from dvao_cli.reader.spec import LogSpec, open_log
+from dvao_cli.reader.spec import LogSpec
 from dvao_cli.reader.stream import Read, iter_frames, plan_ranges, read_range
 
 ADVANTAGES_FILE = "advantages.parquet"

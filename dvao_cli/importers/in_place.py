@@ -97,7 +97,7 @@ def import_trainer_log(
     source: LogSource, fmt: str, objectives: Sequence[str] | None = None
 ) -> InMemoryImport:
     """Import the trainer log `source` names into memory, as `dvao import` would; the reader
-    (`reader.spec.open_log`) opens the result as a dvao log.
+    (`reader.opening.open_log`) opens the result as a dvao log.
 
     `objectives` are the importer's `--objective` (reward columns of the trainer's log); the
     spec's objectives are those the import recorded. `fmt` is a trainer or "auto".

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from dvao_cli.errors import InputError
 from dvao_cli.reader.chunk import group_codes, warn_skipped
 from dvao_cli.reader.discovery import LogSource
-from dvao_cli.reader.spec import LogSpec, open_log
+from dvao_cli.reader.opening import open_log
+from dvao_cli.reader.spec import LogSpec
 from dvao_cli.reader.stream import iter_chunks
 
 if TYPE_CHECKING:

@@ -1,11 +1,12 @@
-"""What a log holds, from its Parquet footers alone: `open_log` -> `LogSpec`.
+"""What a log holds, from its Parquet footers alone: `open_spec` -> `LogSpec`.
 
-`open_log` resolves the LOG arguments (see discovery.py), checks that every file has the same
+`open_spec` resolves the LOG arguments (see discovery.py), checks that every file has the same
 columns with compatible dtypes, that partition folders agree with the files' own columns, and
 picks the objectives: `--objective` names, else those a dvao writer recorded in the file's
-metadata, else every numeric column outside the reserved names, less the combined scores
-(combined.py, which reads the objective columns). No other row is read, except the long
-layout's objective names and (rarely) a partition column whose footer has no statistics.
+metadata, else every numeric column outside the reserved names. No row is read, except the
+long layout's objective names and (rarely) a partition column whose footer has no statistics.
+`opening.open_log`, what the commands call, then leaves out the combined scores (combined.py,
+which reads the objective columns).
 
 A trainer's own logs (TRL, verl, ms-swift) are read in place: see importers/in_place.py.
 """
@@ -175,25 +176,11 @@ def _footer(path: Path) -> Any:
         raise unreadable_parquet(err, path) from None
 
 
-def open_log(
-    paths: str | Path | Sequence[str | Path] | LogSource, objectives: Sequence[str] | None = None
-) -> LogSpec:
-    """Resolve the LOG arguments and check their schemas; pick the objectives, less the
-    combined scores (`combined.py`: one pass over the objective columns, a second only when
-    one is likely; named with `objectives` they stay, with a warning).
-
-    `paths` may be a `LogSource` naming the format; plain paths mean format "auto": a trainer's
-    log (detected as `dvao import` detects it) is read in place, anything else as a dvao log.
-    """
-    from dvao_cli.reader.combined import with_combined_scores
-
-    return with_combined_scores(_open_log(paths, objectives), explicit=bool(objectives))
-
-
-def _open_log(
+def open_spec(
     paths: str | Path | Sequence[str | Path] | LogSource, objectives: Sequence[str] | None
 ) -> LogSpec:
-    """`open_log` before its combined scores are looked for."""
+    """The log's spec before its combined scores are looked for (`reader.opening.open_log`
+    adds that): the LOG arguments resolved, their schemas checked, the objectives picked."""
     import polars as pl
 
     from dvao_cli.importers.in_place import import_trainer_log, resolve_format

@@ -11,7 +11,7 @@ import pytest
 
 from dvao_cli.errors import DvaoWarning, InputError
 from dvao_cli.reader.memory import read_log
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 from dvao_cli.reader.stream import iter_chunks
 
 from .logs import small_log

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from dvao_cli.reader.chunk import non_finite_error
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 from dvao_cli.reader.stream import iter_chunks
 
 from .logs import one_error_line, small_log

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 from dvao_cli.reader.stream import _read_length, iter_chunks, iter_frames
 
 from .logs import small_log

@@ -15,7 +15,7 @@ from trainer_fixtures import write_swift_completions, write_trl_completions, wri
 
 from dvao_cli.plot.source import load_source
 from dvao_cli.reader.discovery import LogSource
-from dvao_cli.reader.spec import open_log
+from dvao_cli.reader.opening import open_log
 
 from .logs import one_error_line, small_log
 
