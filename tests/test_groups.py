@@ -1,6 +1,6 @@
 """Right groups on real-shaped logs: group keys (verl's uid, `--group-key`), implausible groups
 refused (or kept as `oversized_group` warnings), and every reward an objective whatever the
-first file of a trainer's log holds (issue 19, items 1, 2 and 4)."""
+first file of a trainer's log holds."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 22, items 2 and 3: a `dvao train --compare --jobs 2` whose parent is killed (SIGKILL,
+"""A `dvao train --compare --jobs 2` whose parent is killed (SIGKILL,
 SIGTERM) leaves no process and no temp folder behind; `dvao train --resume DIR` finishes it
 bit for bit as an uninterrupted comparison; `dvao plot` refuses a comparison with missing
 runs and names them (`compare_runs.missing_runs`, the library fact)."""
