@@ -20,6 +20,7 @@ from dvao_cli.analysis.backends import patterns
 from dvao_cli.analysis.step_sums import StepIndex, objective_sums
 from dvao_cli.core import engine
 from dvao_cli.core import schemes as table
+from dvao_cli.core.counted import Counted
 from dvao_cli.core.segments import Blocks, segments
 from dvao_cli.core.tolerances import MAX_REWARD
 
@@ -124,7 +125,8 @@ def test_a_new_scheme_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> Non
     np.testing.assert_allclose(out.advantages["half"], 0.5 * out.advantages["dvao"], atol=1e-15)
     found = patterns.pattern_codes(columns)
     counts = patterns.pattern_counts(found.code, found.n_patterns, 12, group_size=8)
-    _, sums, _ = patterns.pattern_sums(counts, found.levels, group_step, 3, w, ("dvao", "half"))
+    counted = Counted(tuple(found.levels), counts.astype(np.float64))
+    _, sums, _ = patterns.pattern_sums(counted, group_step, 3, w, ("dvao", "half"))
     np.testing.assert_allclose(sums["half"].square_sum, sums["dvao"].square_sum / 4, rtol=1e-12)
     assert sums["half"].distinct_adv.tolist() == sums["dvao"].distinct_adv.tolist()
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 
 from dvao_cli.analysis.parts import ChunkResult
-from dvao_cli.analysis.step_sums import AgreementSums, ObjectiveSums, SchemeSums
+from dvao_cli.analysis.step_sums import AgreementSums, ObjectiveSums, PairSums, SchemeSums
 from dvao_cli.reader.plausible import GroupStats
 
 # ObjectiveSums' per-step fields ((S,) or (S, K)); `binary` (K,) is and-ed over the chunks
@@ -28,8 +28,7 @@ class Accumulator:
     step_values: list[list[int]] = field(default_factory=list)  # per part, its (S,) steps
     obj: list[ObjectiveSums] = field(default_factory=list)  # per part; `binary` left None
     sch: dict[str, list[SchemeSums]] = field(default_factory=dict)  # scheme -> per part
-    corr_sum: np.ndarray = field(init=False)  # (K, K)
-    corr_count: np.ndarray = field(init=False)  # (K, K)
+    pairs: list[PairSums] = field(default_factory=list)  # per part, (S, K, K) each
     binary: np.ndarray = field(init=False)  # (K,) bool
     agreement: dict[str, list[AgreementSums]] = field(default_factory=dict)
     rows: int = 0
@@ -43,8 +42,6 @@ class Accumulator:
 
     def __post_init__(self) -> None:
         k = len(self.objectives)
-        self.corr_sum = np.zeros((k, k))
-        self.corr_count = np.zeros((k, k))
         self.binary = np.ones(k, dtype=bool)
         self.sch = {name: [] for name in self.schemes}
         self.agreement = {name: [] for name in self.schemes}
@@ -71,8 +68,7 @@ class Accumulator:
                 self.sch[name].append(
                     SchemeSums(**{f.name: _to_list(getattr(sums, f.name)) for f in fields(sums)})
                 )
-            self.corr_sum += np.asarray(_to_list(part.pairs.corr_sum))
-            self.corr_count += np.asarray(_to_list(part.pairs.count))
+            self.pairs.append(PairSums(_to_list(part.pairs.corr_sum), _to_list(part.pairs.count)))
             self.binary &= np.asarray(_to_list(obj.binary), dtype=bool)
         for name, agreement in res.agreement.items():
             self.agreement[name] += agreement
@@ -84,6 +80,16 @@ class Accumulator:
     def objective_columns(self) -> dict[str, np.ndarray]:
         """ObjectiveSums' per-step fields over every part, in input order: (S,) or (S, K)."""
         return {name: _cat(self.obj, name) for name in STEP_FIELDS}
+
+    def correlation_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K, K) each: the correlation sums and group counts over every step, added step by
+        step in input order."""
+        k = len(self.objectives)
+        corr = [np.asarray(p.corr_sum, dtype=np.float64).reshape(-1, k, k) for p in self.pairs]
+        count = [np.asarray(p.count, dtype=np.float64).reshape(-1, k, k) for p in self.pairs]
+        if not corr:
+            return np.zeros((k, k)), np.zeros((k, k))
+        return np.concatenate(corr).sum(axis=0), np.concatenate(count).sum(axis=0)
 
     def scheme_columns(self, scheme: str) -> dict[str, np.ndarray]:
         """One scheme's SchemeSums fields over every part, in input order: (S,) each."""

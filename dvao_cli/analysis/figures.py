@@ -372,7 +372,7 @@ def correlation_sums(
         def co(a: int, b: int) -> np.ndarray:  # (G,) pair by pair: no (N, K, K) temporary
             return ix.group_dot(centred[a], centred[b])
 
-    return pair_sums(square, co, std > 0)
+    return pair_sums(square, co, std > 0, ix.by_step)
 
 
 def agreement_sums(adv: np.ndarray, logged: np.ndarray) -> AgreementSums:

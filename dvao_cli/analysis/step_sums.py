@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dvao_cli.core.conventions import binary_objectives, near
+from dvao_cli.core.counted import Counted
 from dvao_cli.core.tolerances import DISTINCT_TOL, NOISE_ULPS, ZERO_TOL
 
 __all__ = ["DISTINCT_TOL", "NOISE_ULPS", "ZERO_TOL"]  # the shared constants, from the core
@@ -126,47 +127,57 @@ class SchemeSums:
 
 @dataclass
 class PairSums:
-    """Within-group Pearson correlation sums over groups where both objectives vary."""
+    """Within-group Pearson correlation sums per step, over groups where both objectives vary
+    (per step, as every other sum: the whole-log figure is then the same whatever the chunks)."""
 
-    corr_sum: Array  # (K, K)
-    count: Array  # (K, K)
+    corr_sum: Array  # (S, K, K)
+    count: Array  # (S, K, K)
 
 
 def pair_sums(
     centred_sq: np.ndarray,
     cross: Callable[[int, int], np.ndarray],
     varies: np.ndarray,
-    groups: np.ndarray | None = None,
+    steps: StepIndex,
+    inverse: np.ndarray | None = None,
 ) -> PairSums:
-    """Sums of the within-group Pearson correlation of every pair of objectives, over the
-    groups where both vary.
+    """Sums per step of the within-group Pearson correlation of every pair of objectives, over
+    the groups where both vary.
 
     centred_sq (K, G): sum over each group of (r_k - mean_k)^2; cross(k, l) -> (G,): sum of
     (r_k - mean_k)(r_l - mean_l), asked for k < l only; varies (K, G) bool.
     Pearson = cross / sqrt(centred_sq_k centred_sq_l): the degrees of freedom cancel.
-    groups (G,) float, when given: how many alike groups each column stands for (the pattern
-    path computes each distinct group once).
+    inverse (G,), when given: the arrays are per distinct group (U,), and inverse says which
+    one each group is (the pattern backends: each alike group computed once).
     """
 
-    def total(values: np.ndarray) -> float:  # over the groups
-        if groups is None:
-            return float(np.sum(values))
-        return float(values @ groups)
+    def total(values: np.ndarray) -> np.ndarray:  # (G,) or (U,) -> (S,)
+        values = values.astype(np.float64, copy=False)
+        return steps.sum(values if inverse is None else values.take(inverse))
 
     k_obj = varies.shape[0]
+    n_steps = steps.starts.shape[0]
     centred_sq = np.maximum(centred_sq, 0.0)  # a sum of squares: never below 0 but by rounding
-    corr_sum = np.zeros((k_obj, k_obj))
-    count = np.zeros((k_obj, k_obj))
+    corr_sum = np.zeros((n_steps, k_obj, k_obj))
+    count = np.zeros((n_steps, k_obj, k_obj))
     for k in range(k_obj):
-        count[k, k] = total(varies[k])
-        corr_sum[k, k] = total(varies[k] & (centred_sq[k] > 0))  # rho_kk = 1
+        count[:, k, k] = total(varies[k])
+        corr_sum[:, k, k] = total(varies[k] & (centred_sq[k] > 0))  # rho_kk = 1
         for j in range(k + 1, k_obj):
             both = varies[k] & varies[j]  # (G,)
             denom = np.sqrt(centred_sq[k] * centred_sq[j])
             rho = np.divide(cross(k, j), denom, out=np.zeros_like(denom), where=both & (denom > 0))
-            count[k, j] = count[j, k] = total(both)
-            corr_sum[k, j] = corr_sum[j, k] = total(np.clip(rho, -1.0, 1.0))
+            count[:, k, j] = count[:, j, k] = total(both)
+            corr_sum[:, k, j] = corr_sum[:, j, k] = total(np.clip(rho, -1.0, 1.0))
     return PairSums(corr_sum, count)
+
+
+def counted_pair_sums(
+    counted: Counted, mean: np.ndarray, std: np.ndarray, square: np.ndarray, steps: StepIndex
+) -> PairSums:
+    """`pair_sums` of rewards given as pattern counts (`core.counted`): every backend's for
+    such rewards. mean, std, square (K, n) per group, as the engine gives them."""
+    return pair_sums(square, lambda k, j: counted.cross(k, j, mean), std > 0, steps)
 
 
 @dataclass

@@ -350,8 +350,9 @@ def build_summary(
             saturated_kind=onset[2],
         )
 
+    corr_sum, corr_count = acc.correlation_sums()  # (K, K) each
     with np.errstate(divide="ignore", invalid="ignore"):
-        corr = np.where(acc.corr_count > 0, acc.corr_sum / np.maximum(acc.corr_count, 1), np.nan)
+        corr = np.where(corr_count > 0, corr_sum / np.maximum(corr_count, 1), np.nan)
     summary = Summary(
         rows=acc.rows,
         steps=int(n_steps),
@@ -366,8 +367,7 @@ def build_summary(
             a: {b: _fnum(corr[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
         },
         correlation_groups={
-            a: {b: int(acc.corr_count[i, j]) for j, b in enumerate(names)}
-            for i, a in enumerate(names)
+            a: {b: int(corr_count[i, j]) for j, b in enumerate(names)} for i, a in enumerate(names)
         },
         weights=dict(zip(names, weight_list, strict=True)),
         objective_order=tuple(names),

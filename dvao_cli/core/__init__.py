@@ -8,4 +8,5 @@ line and the library both sit on top of it.
     tolerances.py   the constants those rules use
     segments.py     group reductions over rows (numpy and torch; contiguous, ragged, interleaved)
     engine.py       the row backend: group moments and numerators from the rows, then the table
+    counted.py      rewards with few values as pattern counts: every group sum over them
 """

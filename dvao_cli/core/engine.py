@@ -10,6 +10,10 @@ factor is folded into that scale (a numerator sums to 0 over each group, so its 
 arrays (the CPU) and on torch tensors (CUDA, or torch inputs) alike: the arithmetic is written
 once against the array API; `segments` holds the group reductions of each library.
 
+Rewards with few values (`counted`): every group sum is taken from their pattern counts
+(`core.counted`), the numerators computed per pattern and the rows' looked up, so that a backend
+with the counts alone computes the same bits.
+
 Conventions (`conventions`): sigma_k is exactly 0 for an objective constant in its group
 (min == max, not a rounded std) or with fewer than ddof + 1 rewards; with nan="ignore" a
 missing reward is skipped in sums and means, and a row with no reward gets advantage 0.
@@ -24,6 +28,8 @@ from typing import Any
 from dvao_cli.core import schemes as table
 from dvao_cli.core.arrays import namespace, subtract_into
 from dvao_cli.core.conventions import check_rewards
+from dvao_cli.core.counted import Counted
+from dvao_cli.core.counted import combine as combine_counted
 from dvao_cli.core.segments import Blocks, Segments, ragged
 
 Array = Any
@@ -64,11 +70,14 @@ class EngineResult:
     # numerator -> (N,) its values in the rows' order, for each numerator of a scheme left
     # out of `advantages` (a scheme's advantages are fl(numerator x its scale), row by row)
     numerators: dict[str, Array] = field(default_factory=dict)
+    # with `counted`: numerator -> (P, n) its value for each pattern and group (the rows'
+    # values are these, row by row)
+    tables: dict[str, Array] = field(default_factory=dict)
 
 
 def run(
     columns: list[Array],
-    seg: Segments,
+    seg: Segments | None,
     step_of_group: Array | None,
     n_steps: int,
     weights: list[float],
@@ -81,6 +90,7 @@ def run(
     squares: bool = False,
     advantages: Collection[str] | None = None,
     zero_one: Sequence[bool] | None = None,
+    counted: Counted | None = None,
 ) -> EngineResult:
     """Every scheme in `schemes` for rows whose objectives are `columns` (K arrays (N,), one
     dtype and device); `seg` maps rows to groups, `step_of_group` (n,) each group's step code
@@ -90,11 +100,29 @@ def run(
     schemes whose advantages to compute row by row (None: all); every scheme's scale comes
     with the result either way, and the numerator of each scheme left out. `zero_one` (K,),
     when the caller knows it: whether each objective's rewards are all exactly 0 or 1
-    (`zero_one_column`; checked here otherwise)."""
-    xp = namespace(*columns)
-    where = columns[0].device
-    dtype = columns[0].dtype
-    size = seg.sizes(columns[0])  # (n,) int64
+    (`zero_one_column`; checked here otherwise).
+
+    `counted`, for rewards with few values (numpy, no reward missing, groups in code order):
+    their pattern counts per group. Every group sum is then the counts' (`counted`), so that
+    the pattern backends, which have only the counts, get the same bits; the numerators are
+    computed per pattern (`EngineResult.tables`) and the rows' taken from them. `columns` may
+    then be empty and `seg` None (no rows: scales, squares and tables only). Counts given as
+    their distinct columns (`Counted.inverse`: which column each group shows) give moments and
+    tables per column, scales and squares per group (`step_of_group` is the groups')."""
+    if counted is not None:  # every sum from the counts; the rows, if any, only looked up
+        assert not missing and (seg is None or getattr(seg, "order", None) is None)
+        assert counted.inverse is None or not columns  # rows are the groups'
+        xp, where, dtype = namespace(counted.counts), "cpu", counted.counts.dtype
+        size = counted.size
+        rows_given = bool(columns)
+        group_of = counted.inverse
+    else:
+        xp = namespace(*columns)
+        where = columns[0].device
+        dtype = columns[0].dtype
+        size = seg.sizes(columns[0])  # (n,) int64
+        rows_given = True
+        group_of = None
     size_f = xp.astype(size, dtype)
     full_dof = size_f - ddof  # (n,) a numerator's degrees of freedom: every row counts
     full_inv_dof = xp.where(full_dof > 0, 1.0 / xp.where(full_dof > 0, full_dof, 1.0), 0.0)
@@ -114,10 +142,14 @@ def run(
     ones: dict[int, Array] = {}  # 0/1 objective -> (n,) its rewards of 1 per group
     coefficients: dict[str, list[Array | None]] = {kind: [] for kind in kinds}  # K x (n,)
 
-    for k, column in enumerate(columns):
-        col = seg.layout(column)
+    for k in range(len(weights)):
         settled = None  # (n,) groups where this objective's deviations are exactly 0
-        if missing:
+        if counted is not None:
+            level_n = counted.level_counts(k)  # (L_k, n)
+            ok, count = None, size_f
+            lo, hi = counted.extremes(k, level_n)
+        elif missing:
+            col = seg.layout(columns[k])
             ok = xp.isfinite(col)
             count = seg.sum(xp.astype(ok, dtype))  # (n,)
             lo = seg.min(xp.where(ok, col, float("inf")))
@@ -126,11 +158,12 @@ def run(
             present = ok if present is None else present | ok
             s = col * weights[k] if s is None else s + col * weights[k]
         else:
+            col = seg.layout(columns[k])
             ok = None
             count = size_f
             total = seg.sum(col)  # (n,)
             if isinstance(seg, Blocks) and (
-                zero_one[k] if zero_one is not None else zero_one_column(column)
+                zero_one[k] if zero_one is not None else zero_one_column(columns[k])
             ):
                 # every reward 0 or 1: the extremes follow from the sums, exact integers (a
                 # comparison pass instead of a transposed copy: 0.25x the time, measured)
@@ -145,22 +178,33 @@ def run(
         check_rewards(k, count, lo, hi, float(weights[k]))
         if ok is not None:
             total = seg.sum(col)
+        elif counted is not None:  # summed once the rewards are known to be finite and small
+            total = counted.total(k, level_n)
+            if zero_one is not None and zero_one[k]:
+                ones[k] = total
         if ok is None:
             count_div, dof_div, dof_pos = size_div, full_dof_div, full_dof_pos
         else:
             count_div, dof_div, dof_pos = _divisors(xp, count, count - ddof)
         mean = total / count_div  # (n,)
-        if deviations is None:  # (K, *layout): every objective's centred rewards
-            deviations = xp.empty((len(columns), *col.shape), dtype=dtype, device=where)
-        centred = deviations[k]
-        subtract_into(col, seg.expand(mean), centred)
-        if ok is not None:
-            centred[~ok] = 0.0
+        if counted is not None:  # (K, P, n): each pattern's deviations, as the rows' are
+            if deviations is None:
+                deviations = xp.empty((len(weights), *counted.counts.shape), dtype=dtype)
+            deviations[k] = counted.deviations(k, mean)
+        else:
+            if deviations is None:  # (K, *layout): every objective's centred rewards
+                deviations = xp.empty((len(weights), *col.shape), dtype=dtype, device=where)
+            centred = deviations[k]
+            subtract_into(col, seg.expand(mean), centred)
+            if ok is not None:
+                centred[~ok] = 0.0
         varies = (hi != lo) & dof_pos  # decided exactly, not by a rounded std
-        if settled is None:
+        if counted is not None:
+            square = counted.centred_square(k, level_n, mean)  # (n,)
+        elif settled is None:
             square = seg.sumsq(centred)  # (n,)
-        else:  # 0/1 rewards: (count - total) x (0 - mean)^2 + total x (1 - mean)^2, as the
-            # pattern backend sums a few-valued objective's deviations (no pass over the rows)
+        else:  # 0/1 rewards: (count - total) x (0 - mean)^2 + total x (1 - mean)^2 (no pass
+            # over the rows)
             square = (count - total) * (mean * mean) + total * ((1.0 - mean) * (1.0 - mean))
         # sqrt(var) x 1 or x 0: var is finite and >= 0, so exactly a where (2x as fast)
         std = xp.sqrt(square / dof_div) * xp.astype(varies, dtype)  # (n,)
@@ -186,7 +230,17 @@ def run(
         else:  # (K, n) coefficients, 0 for an objective without a term: one pass over (K, N)
             zero = xp.zeros_like(size_f)
             c = xp.stack([zero if c is None else c for c in cs], axis=0)
-            numerators[kind] = seg.combine(c, deviations)
+            if counted is not None:  # (K, P, n) deviations: per pattern
+                numerators[kind] = combine_counted(c, deviations)
+            else:
+                numerators[kind] = seg.combine(c, deviations)
+    tables: dict[str, Array] = {}  # numerator -> (P, n) with counted
+    if counted is not None:
+        tables = numerators
+        numerators = {}
+        if rows_given:  # the rows' numerators: their patterns' (fresh arrays, scaled in place)
+            assert seg is not None and counted.code is not None
+            numerators = {kind: seg.gather(t, counted.code) for kind, t in tables.items()}
 
     stack = {name: xp.stack(values, axis=0) for name, values in moments.items()}  # (K, n)
     w = xp.asarray(weights, dtype=dtype, device=where)  # (K,)
@@ -210,7 +264,12 @@ def run(
     def numerator_square(kind: str) -> Array:
         if kind not in square_of:  # one objective's deviations: its own sum of squares
             k = single.get(kind)
-            square_of[kind] = seg.sumsq(numerators[kind]) if k is None else stack["square"][k]
+            if k is not None:
+                square_of[kind] = stack["square"][k]
+            elif counted is not None:
+                square_of[kind] = counted.square_sum(tables[kind])
+            else:
+                square_of[kind] = seg.sumsq(numerators[kind])
         return square_of[kind]
 
     own: dict[str, Array] = {}  # numerator -> its std over each group (n,)
@@ -222,10 +281,14 @@ def run(
         return own[kind]
 
     def to_codes(stat: Array) -> Array:  # (K, n) or (n,) in group-code order
+        if seg is None:  # the counts alone: already in code order
+            return stat
         return seg.to_codes(stat.T).T if stat.ndim == 2 else seg.to_codes(stat)
 
     rc_std = own_std(rc_kind)  # before the last scheme over that numerator scales it in place
     wanted = [name for name in schemes if advantages is None or name in advantages]
+    if not rows_given:
+        wanted = []
     last = {table.numerator_of(name, missing): name for name in wanted}  # numerator -> its last
     # numerators of the schemes left out: given with the result, so never scaled in place
     kept = {table.numerator_of(name, missing) for name in schemes if name not in wanted}
@@ -242,11 +305,14 @@ def run(
         scale = scheme.scale(spread, eps)  # (n,)
         unit = not scheme.whitened and bool(xp.all(scale == 1.0))  # fl(num x 1) is num
         square = scale * scale * numerator_square(kind)  # (n,) the group's sum of adv^2
+        if group_of is not None:  # the counts' distinct columns -> the groups showing them
+            scale, square = scale[group_of], square[group_of]
         if scheme.whitened:  # one factor per step, folded into the group's scale
-            factor = _whitening(
-                square, seg, step_of_group, n_steps, magnitude(kind), ddof, eps, n_scored
-            )  # (n,)
-            scale = scale * factor
+            count, size_of = size_f if n_scored is None else n_scored, magnitude(kind)
+            if group_of is not None:
+                count, size_of = count[group_of], size_of[group_of]
+            factor = _whitening(square, count, step_of_group, n_steps, size_of, ddof, eps)
+            scale = scale * factor  # (n,)
             square = factor * factor * square
         scales[name] = to_codes(scale)
         if squares:
@@ -276,9 +342,9 @@ def run(
         dvao_weight=to_codes(table.dvao_weight(stack["std"], w)),
         rc_std=to_codes(rc_std),
     )
-    counted = {k: to_codes(total) for k, total in ones.items()}
-    given = {kind: seg.flat(numerators[kind]) for kind in kept}
-    return EngineResult(rows, result, scales, square_sums, counted, given)
+    ones_of = {k: to_codes(total) for k, total in ones.items()}
+    given = {kind: seg.flat(numerators[kind]) for kind in kept if kind in numerators}
+    return EngineResult(rows, result, scales, square_sums, ones_of, given, tables)
 
 
 def _divisors(xp: Any, count: Array, dof: Array) -> tuple[Array, Array, Array]:
@@ -302,22 +368,20 @@ def zero_one_column(column: Array) -> bool:
 
 def _whitening(
     square: Array,
-    seg: Segments,
+    count: Array,
     step_of_group: Array | None,
     n_steps: int,
     magnitude: Array,
     ddof: int,
     eps: float,
-    n_scored: Array | None = None,
 ) -> Array:
     """(n,) each group's whitening factor: its step's 1 / (std + eps) over the step's responses,
     from square (n,) each group's sum of squared values. The values sum to 0 over every group
     (a numerator is centred per group), hence over the step: the step's sum of squares is the
     groups' (as the pattern backend computes it). magnitude (n,) the size of each group's
-    terms (the noise floor's scale); n_scored (n,) the responses counted per group (None: all;
-    with missing rewards, those with a reward, as TRL 1.16 whitens)."""
+    terms (the noise floor's scale); count (n,) the responses counted per group (with missing
+    rewards, those with a reward, as TRL 1.16 whitens)."""
     xp = namespace(square)
-    count = xp.astype(seg.sizes(square), square.dtype) if n_scored is None else n_scored
     if step_of_group is None:  # one step: plain reductions over the groups
         factor = table.whitening(
             xp.sum(square, axis=0, keepdims=True),
@@ -326,7 +390,7 @@ def _whitening(
             ddof,
             eps,
         )  # (1,)
-        return xp.broadcast_to(factor, (seg.n,))
+        return xp.broadcast_to(factor, square.shape)
     steps = ragged(step_of_group, n_steps)  # groups -> steps
     factor = table.whitening(
         steps.sum(steps.layout(square)),

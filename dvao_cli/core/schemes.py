@@ -100,7 +100,7 @@ TABLE: tuple[Scheme, ...] = (
     Scheme(
         "dvao",
         WEIGHTED,
-        lambda g, eps: normaliser(g.weights @ g.sigma, eps),
+        lambda g, eps: normaliser(weighted_sum(g.weights, g.sigma), eps),
         formula="sum_k w_k (r_k - mu_k) / (sum_l w_l sigma_l + eps)",
     ),
 )
@@ -169,10 +169,10 @@ def magnitude(kind: str, weights: Array, mean: Array, sigma: Array, lo: Array, h
     xp = namespace(mean)
     w = xp.abs(weights)
     if kind == WEIGHTED or kind == SUMMED:  # the rewards themselves: sum_k |w_k| max |r_k|
-        return w @ xp.maximum(xp.abs(lo), xp.abs(hi))
+        return weighted_sum(w, xp.maximum(xp.abs(lo), xp.abs(hi)))
     if kind == STANDARDISED:  # sum_k |w_k| max |r_k - mu_k| / (sigma_k + eps)
         # the normaliser is 0 where sigma_k is (the spread is finite): those terms are 0
-        return w @ (xp.maximum(hi - mean, mean - lo) * normaliser(sigma, eps))
+        return weighted_sum(w, xp.maximum(hi - mean, mean - lo) * normaliser(sigma, eps))
     raise KeyError(kind)
 
 
@@ -193,9 +193,19 @@ def whitening(square_sum: Array, count: Array, scale: Array, ddof: int, eps: flo
     return normaliser(noise_free(xp.sqrt(var), scale), eps)
 
 
+def weighted_sum(weights: Array, values: Array) -> Array:
+    """(n,) sum_k w_k x_k from weights (K,) and values (K, n), the terms added in objective
+    order: the same bits for every n (a matrix product's order, and so its last bits, can
+    depend on the shape, and backends computing per group or per distinct group must agree)."""
+    out = weights[0] * values[0]
+    for k in range(1, values.shape[0]):
+        out = out + weights[k] * values[k]
+    return out
+
+
 def dvao_weight(sigma: Array, weights: Array) -> Array:
     """(K, n) w~_k = w_k sigma_k / sum_l w_l sigma_l, 0 where no objective varies."""
     xp = namespace(sigma)
     signal = sigma * weights[:, None]  # (K, n)
-    total = xp.sum(signal, axis=0)  # (n,)
+    total = weighted_sum(xp.ones_like(weights), signal)  # (n,) in objective order
     return xp.where(total > 0, signal / xp.where(total > 0, total, 1.0), 0.0)

@@ -88,6 +88,24 @@ def row_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
+def block_combine(coefficients: Array, values: Array) -> Array:
+    """(K, n) per-group coefficients, (K, n, G) values -> (n, G) sum_k c_k x_k, in one pass
+    (0.75x K products and K - 1 sums over (16384, 16), measured); coefficients alike in every
+    group as one weight vector (half that again). Also per pattern: (K, n, P) values."""
+    if coefficients.shape[1] and bool((coefficients == coefficients[:, :1]).all()):
+        weights = coefficients[:, 0]  # (K,)
+        if isinstance(values, np.ndarray):
+            return np.einsum("k,kgj->gj", weights, values)
+        import torch
+
+        return torch.einsum("k,kgj->gj", weights, values)
+    if isinstance(values, np.ndarray):
+        return np.einsum("kg,kgj->gj", coefficients, values)
+    import torch
+
+    return torch.einsum("kg,kgj->gj", coefficients, values)
+
+
 class Blocks:
     """n groups of `size` rows stored one after another; `order` (n,) maps block -> group code
     when the blocks are not in code order. Works on numpy arrays and torch tensors alike."""
@@ -136,21 +154,14 @@ class Blocks:
         return stat[:, None]
 
     def combine(self, coefficients: Array, values: Array) -> Array:
-        """(K, n) per-group coefficients, (K, n, G) values -> (n, G) sum_k c_k x_k, in one
-        pass (0.75x K products and K - 1 sums over (16384, 16), measured); coefficients alike
-        in every group as one weight vector (half that again)."""
-        if coefficients.shape[1] and bool((coefficients == coefficients[:, :1]).all()):
-            weights = coefficients[:, 0]  # (K,)
-            if isinstance(values, np.ndarray):
-                return np.einsum("k,kgj->gj", weights, values)
-            import torch
+        return block_combine(coefficients, values)
 
-            return torch.einsum("k,kgj->gj", weights, values)
-        if isinstance(values, np.ndarray):
-            return np.einsum("kg,kgj->gj", coefficients, values)
-        import torch
-
-        return torch.einsum("kg,kgj->gj", coefficients, values)
+    def gather(self, table: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """(P, n) a value per pattern and group, code (N,) each row's pattern -> (n, G) each
+        row's value."""
+        index = np.multiply(self.layout(code), self.n, dtype=np.intp)  # (n, G): p * n + g
+        index += np.arange(self.n, dtype=np.intp)[:, None]
+        return table.reshape(-1).take(index)
 
     def to_codes(self, stat: Array) -> Array:
         if self.order is None:
@@ -214,6 +225,12 @@ class NumpyRagged:
 
     def expand(self, stat: np.ndarray) -> np.ndarray:  # (n,) -> (N,) in layout order
         return np.repeat(stat, self._sizes)
+
+    def gather(self, table: np.ndarray, code: np.ndarray) -> np.ndarray:
+        """(P, n) a value per pattern and group, code (N,) each row's pattern -> (N,) each
+        row's value, in layout order."""
+        group = np.repeat(np.arange(self.n), self._sizes)  # (N,) layout order: by group
+        return table[self.layout(code), group]
 
     def combine(self, coefficients: Array, values: Array) -> Array:
         """(K, n) per-group coefficients, (K, N) values -> (N,) sum_k c_k x_k."""

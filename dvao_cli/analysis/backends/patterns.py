@@ -41,8 +41,10 @@ from dvao_cli.analysis.step_sums import (
     pair_sums,
     zero_limit,
 )
+from dvao_cli.core import engine
 from dvao_cli.core import schemes as table
-from dvao_cli.core.conventions import binary_objectives, check_rewards
+from dvao_cli.core.conventions import binary_objectives
+from dvao_cli.core.counted import Counted, pattern_digits
 from dvao_cli.core.tolerances import DISTINCT_TOL
 
 MAX_PATTERNS = 64  # reward vectors a group can show; past that the tables outgrow the rows
@@ -60,14 +62,6 @@ class Patterns:
     @property
     def n_patterns(self) -> int:
         return math.prod(len(values) for values in self.levels)
-
-
-def pattern_digits(levels: Sequence[np.ndarray]) -> np.ndarray:
-    """(P, K) int: the index of pattern p's reward among objective k's levels (objective 0 is
-    the lowest digit of the code)."""
-    sizes = [len(values) for values in levels]
-    place = np.cumprod([1, *sizes[:-1]])  # (K,)
-    return (np.arange(math.prod(sizes))[:, None] // place) % np.array(sizes)
 
 
 def pattern_values(levels: Sequence[np.ndarray]) -> np.ndarray:
@@ -156,11 +150,6 @@ def pattern_counts(
         index += group
     counts = np.bincount(index.reshape(-1), minlength=n_patterns * n_groups)
     return counts.reshape(n_patterns, n_groups)
-
-
-def _inverse(denom: np.ndarray) -> np.ndarray:
-    """1 / denom, 0 where denom is not positive (a normaliser of 0 gives advantage 0)."""
-    return np.divide(1.0, denom, out=np.zeros_like(denom), where=denom > 0)
 
 
 @cache
@@ -266,42 +255,38 @@ def _alike_of_keys(key: np.ndarray, base: float, n_patterns: int, force: bool) -
     return columns, inverse.reshape(-1), groups.astype(np.float64)
 
 
-def _zeros_of_groups(
-    size_u: np.ndarray,
-    n_u: np.ndarray,
-    absent_u: np.ndarray,
-    largest: np.ndarray,
-    limit: np.ndarray,
-    inverse: np.ndarray,
-) -> np.ndarray:
-    """(G,) responses of each group whose |numerator| is at most the group's limit (G,), from
-    the numerator's sizes, counts and absent marks per distinct column (U', U), its largest
-    size present (U,) and each group's column (G,). A group whose largest size is within its
-    limit counts all its responses, one whose smallest is above it none: only the groups in
-    between compare pattern by pattern."""
-    smallest = (size_u + absent_u).min(axis=0).take(inverse)  # (G,) over the vectors present
-    top = largest.take(inverse)  # (G,)
-    zeros = np.where(top <= limit, n_u.sum(axis=0).take(inverse), 0.0)
-    mixed = np.flatnonzero((smallest <= limit) & (limit < top))
-    if mixed.shape[0]:
-        of = inverse[mixed]
-        zeros[mixed] = np.einsum("pg,pg->g", size_u[:, of] <= limit[mixed], n_u[:, of])
-    return zeros
-
-
-def _same(a: np.ndarray) -> np.ndarray:
-    return a
-
-
 def _absent(present: np.ndarray) -> np.ndarray:
     """inf where not present, 0 where present: x - absent and x + absent keep the present
     values for a max and a min (a lookup: faster than np.where)."""
     return _ABSENT.take(present.view(np.uint8))
 
 
+def first_of_columns(inverse: np.ndarray, n_columns: int) -> np.ndarray:
+    """(U,) the first group that shows each distinct count column (inverse (G,))."""
+    first = np.empty(n_columns, dtype=np.int64)
+    first[inverse[::-1]] = np.arange(inverse.shape[0] - 1, -1, -1)
+    return first
+
+
+def _zeros_of_groups(
+    size: np.ndarray, counts: np.ndarray, absent: np.ndarray, limit: np.ndarray, inverse
+) -> np.ndarray:
+    """(G,) responses of each group whose |numerator| is at most the group's limit (G,), from
+    the numerator's sizes, counts and absent marks per distinct column (P, U) and each group's
+    column (G,). A group whose largest size is within its limit counts all its responses, one
+    whose smallest is above it none: only the groups in between compare pattern by pattern."""
+    smallest = (size + absent).min(axis=0).take(inverse)  # (G,) over the patterns present
+    top = (size - absent).max(axis=0).take(inverse)  # (G,)
+    zeros = np.where(top <= limit, counts.sum(axis=0).take(inverse), 0.0)
+    mixed = np.flatnonzero((smallest <= limit) & (limit < top))
+    if mixed.shape[0]:
+        of = inverse[mixed]
+        zeros[mixed] = np.einsum("pg,pg->g", size[:, of] <= limit[mixed], counts[:, of])
+    return zeros
+
+
 def pattern_sums(
-    counts: np.ndarray | None,
-    levels: Sequence[np.ndarray],
+    counted: Counted,
     group_step: np.ndarray,
     n_steps: int,
     weights: Sequence[float],
@@ -309,176 +294,87 @@ def pattern_sums(
     ddof: int = 0,
     eps: float = 0.0,
     primary: int = 0,
-    alike: Alike | None = None,
 ) -> tuple[ObjectiveSums, dict[str, SchemeSums], PairSums]:
-    """A chunk's per-step sums from its pattern counts (P, G) and the objectives' levels (the
-    `Patterns` the codes came with). `alike`, when given (`alike_groups`, `alike_of_counts`),
-    stands for the counts (then None): their distinct columns and which group shows which,
-    each column computed once.
+    """A chunk's per-step sums from its pattern counts (`counted`, no rows): per group, or
+    each distinct count column once (`Counted.inverse`: groups alike in their counts share
+    every figure but the whitened schemes', whose scale is per step).
 
     group_step (G,) is each group's step code 0..S-1, non-decreasing (groups sorted by step);
-    whole steps only, since GDPO whitens over a step. The formulas are the scheme table's: each
-    numerator is sum_k c_k (v_pk - mean_k) for pattern p, with the table's coefficients c (K, G)
-    per group, and each scheme is its numerator times the table's scale.
+    whole steps only, since GDPO whitens over a step. Moments, numerators per pattern, scales
+    and sums of squares are the engine's over the same counts (`engine.run` with `counted`:
+    the rows backends' sums, bit for bit); the largest |A|, the zero counts and the distinct
+    values are found here from each pattern's advantage, where the rows backends find them
+    from every response's.
     """
-    digits, values = pattern_digits(levels), pattern_values(levels)  # (P, K) each
-    k_obj = values.shape[1]
-    w = np.asarray(weights, dtype=np.float64)  # (K,)
-    for k, lv in enumerate(levels):  # NaN never takes this path; magnitude is checked here
-        check_rewards(k, np.ones(1), lv[:1], lv[-1:], float(w[k]))
-    steps = StepIndex(group_step, n_steps)
-    # Everything per group is computed once per distinct count column (U <= G of them, "the
-    # columns") and spread to the groups (`expand`) only where sums over steps need them.
-    if alike is None:
-        assert counts is not None
-        n = counts.astype(np.float64)  # (P, G)
-    groups = None  # (U,) groups per column; None: one each (the columns are the groups)
-    if alike is None:
+    result = engine.run(
+        [], None, group_step, n_steps, list(weights), tuple(schemes), ddof=ddof, eps=eps,
+        primary=primary, squares=True, counted=counted,
+    )  # fmt: skip
+    n_columns = counted.counts.shape[1]
+    inverse = counted.inverse
+    if inverse is None:  # one column per group
+        inverse = first = np.arange(n_columns)
 
         def expand(a: np.ndarray) -> np.ndarray:
             return a
 
     else:
-        counts, inverse, groups = alike
-        n = counts.astype(np.float64)
+        first = first_of_columns(inverse, n_columns)  # (U,) a group showing each column
 
         def expand(a: np.ndarray) -> np.ndarray:  # (..., U) -> (..., G)
             return a.take(inverse, axis=-1)
 
-    present = counts > 0  # (P, G)
-    absent = _absent(present)  # (P, G) inf where a pattern is absent, else 0
-
-    size = n.sum(axis=0)  # (G,)
-    total = values.T @ n  # (K, G) sum of each objective's rewards
-    mean = total / size  # (K, G)
-    inv_dof = _inverse(size - ddof)  # (G,)
-    # per objective, the responses holding each of its values: (V_k, G)
-    level_n = [
-        (digits[:, k][None, :] == np.arange(len(lv))[:, None]).astype(np.float64) @ n
-        for k, lv in enumerate(levels)
-    ]
-    level_absent = [_absent(counts_k > 0) for counts_k in level_n]
-    # constant in the group (one value present) or too few responses for ddof: sigma is 0
-    varies = np.stack([np.count_nonzero(c > 0, axis=0) > 1 for c in level_n]) & (inv_dof > 0)
-    # sum over the group of (r_k - mean_k)^2, from the deviations (as the engine sums them)
-    centred_sq = np.stack(
-        [
-            (c * (lv[:, None] - mean[k]) ** 2).sum(axis=0)
-            for k, (lv, c) in enumerate(zip(levels, level_n, strict=True))
-        ]
-    )  # (K, G)
-    std = np.sqrt(centred_sq * inv_dof) * varies  # (K, G)
-    # the largest and smallest reward present, per objective (K, G)
-    high = np.stack(
-        [(lv[:, None] - a).max(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
-    )
-    low = np.stack(
-        [(lv[:, None] + a).min(axis=0) for lv, a in zip(levels, level_absent, strict=True)]
-    )
-
-    def numerator(kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """The numerator sum_k c_k (v_k - mean_k) of each distinct reward vector over the
-        objectives with a term in it (U, G), and the responses showing each (U, G): for the
-        primary numerator, one row per value of the primary objective instead of P."""
-        terms = [table.coefficients(kind, k, std[k], w[k], eps, primary) for k in range(k_obj)]
-        used = [k for k, t in enumerate(terms) if t is not None]
-        c = np.stack([terms[k] for k in used])  # (K', G)
-        if len(used) == k_obj:
-            rows, counts_u = values, n
-        else:  # patterns alike on the objectives with a term share their numerator
-            rows, of_row = np.unique(values[:, used], axis=0, return_inverse=True)
-            member = of_row.reshape(-1)[None, :] == np.arange(rows.shape[0])[:, None]  # (U, P)
-            counts_u = member.astype(np.float64) @ n
-        return rows @ c - (c * mean[used]).sum(axis=0), counts_u
-
-    @cache
-    def magnitude(kind: str) -> np.ndarray:  # (G,) the size of the numerator's terms
-        return table.magnitude(kind, w, mean, std, low, high, eps)
-
-    size_g = expand(size)  # (G,)
+    m = result.moments  # per column
+    steps = StepIndex(group_step, n_steps)
     objective = objective_sums(
-        steps,
-        size_g,
-        np.repeat(size_g[None, :], k_obj, axis=0),
-        expand(mean),
-        expand(std),
-        expand(low),
-        expand(high),
-        expand(table.dvao_weight(std, w)),
-        ddof,
+        steps, expand(m.size), expand(m.count), expand(m.mean), expand(m.std), expand(m.lo),
+        expand(m.hi), expand(m.dvao_weight), ddof,
         # all or any over the groups: over the distinct ones is the same
-        binary_objectives(np.repeat(size[None, :], k_obj, axis=0), mean, std, low, high, ddof),
-    )
-    numerators: dict[str, tuple[np.ndarray, ...]] = {}  # kind -> its values and their sizes
-    distinct_rew = expand(np.count_nonzero(present, axis=0))  # (G,) distinct reward vectors
+        binary_objectives(m.count, m.mean, m.std, m.lo, m.hi, ddof),
+    )  # fmt: skip
+    counts = counted.counts  # (P, U)
+    absent = _absent(counted.present)  # (P, U) inf where a column does not show the pattern
+    shown = np.count_nonzero(counted.present, axis=0)  # (U,) distinct reward vectors
+    distinct_rew = steps.sum(expand(shown).astype(np.float64))  # (S,)
     twin = table.twins(schemes, missing=False)
-    per_group: dict[str, tuple[np.ndarray, ...]] = {}  # name -> square, max_abs, zeros, distinct
+    distinct_of: dict[str, np.ndarray] = {}
+    sums: dict[str, SchemeSums] = {}
     for name in schemes:
-        scheme = table.BY_NAME[name]
         kind = table.numerator_of(name, missing=False)
-        if kind not in numerators:
-            num, n_u = numerator(kind)  # (U, G) each
-            absent_u = absent if n_u is n else _absent(n_u > 0)
-            size_u = np.abs(num)  # (U, G)
-            square = (n_u * size_u * size_u).sum(axis=0)  # (G,) from the deviations, as the engine
-            largest = (size_u - absent_u).max(axis=0)  # (G,) over the vectors present
-            numerators[kind] = (num, n_u, absent_u, size_u, square, largest)
-        num, n_u, absent_u, size_u, square, largest = numerators[kind]
-        own = table.own_std(square, inv_dof, magnitude(kind)) if scheme.uses_own_std else None
-        scale = scheme.scale(table.Spread(std, w, primary, own), eps)  # (U,) >= 0
-        spread = expand  # the figures below are per column, to be spread to the groups
-        if scheme.whitened:  # the numerator sums to 0 over every group, so over the step
-            factor = table.whitening(
-                steps.sum(expand(square * scale * scale)),
-                steps.sum(size_g),
-                steps.max(expand(magnitude(kind))),
-                ddof,
-                eps,
-            )  # (S,)
-            scale = expand(scale) * steps.expand(factor)  # (G,): groups alike, steps not
-            spread = _same
-        # the advantage of pattern p is fl(num[p] x scale): |A| <= ZERO_TOL exactly where
-        # |num| <= limit (the rows' rule, not ZERO_TOL / scale, which rounds either way)
-        limit = zero_limit(scale)
-        if spread is _same and alike is not None:  # this scheme's figures per group
-            zeros = _zeros_of_groups(size_u, n_u, absent_u, largest, limit, inverse)
-            square, largest = expand(square), expand(largest)
-            if name not in twin:
-                num, absent_u, size_u = expand(num), expand(absent_u), expand(size_u)
-                n_u = expand(n_u)
+        numerator = result.tables[kind]  # (P, U)
+        scale = result.scales[name]  # (G,) the whitening folded in
+        size = np.abs(numerator)  # (P, U)
+        # |fl(num x scale)| is fl(|num| x scale), and rounding is monotone: the largest |A|
+        # of a group is fl(its largest |num| x scale), and |A| <= ZERO_TOL exactly where
+        # |num| <= zero_limit(scale) (the rows' rule)
+        largest = expand((size - absent).max(axis=0)) * scale  # (G,)
+        whitened = table.BY_NAME[name].whitened  # its scale per group, else per column
+        if whitened and counted.inverse is not None:
+            zeros = _zeros_of_groups(size, counts, absent, zero_limit(scale), inverse)
         else:
-            zeros = spread(np.einsum("pg,pg->g", size_u <= limit, n_u))
-        if name in twin:
-            distinct = per_group[twin[name]][3]
+            limit = zero_limit(scale[first])  # (U,)
+            zeros = expand(np.einsum("pg,pg->g", size <= limit, counts))
+        if name in twin:  # the same numerator times a positive scale: the same responses
+            distinct = distinct_of[twin[name]]
         elif name == "grpo" and objective.binary[primary]:  # increasing in a binary reward
-            distinct = spread(1 + (std[primary] > 0))  # 2 values where it varies, else 1
+            distinct = 1 + (expand(m.std[primary]) > 0).astype(np.int64)  # 2 if it varies
+        elif whitened and counted.inverse is not None:  # per group
+            distinct = _distinct_present(expand(numerator) * scale, expand(absent), expand(shown))
         else:
-            distinct = spread(
-                _distinct_present(num * scale, absent_u, np.count_nonzero(n_u, axis=0))
-            )
-        per_group[name] = (
-            spread(square * scale * scale),
-            spread(largest * scale),
-            zeros,
-            distinct,
-        )
-    scheme_sums = {
-        name: SchemeSums(
-            square_sum=steps.sum(square),
-            max_abs=steps.max(max_abs),
+            distinct = expand(_distinct_present(numerator * scale[first], absent, shown))
+        distinct_of[name] = distinct
+        sums[name] = SchemeSums(
+            square_sum=steps.sum(result.squares[name]),
+            max_abs=steps.max(largest),
             zeros=steps.sum(zeros),
             distinct_adv=steps.sum(distinct.astype(np.float64)),
-            distinct_rew=steps.sum(distinct_rew.astype(np.float64)),
+            distinct_rew=distinct_rew,
         )
-        for name in schemes
-        for square, max_abs, zeros, distinct in [per_group[name]]
-    }
-    # centred cross sums over the group: sum (r_k - mean_k)(r_l - mean_l) = sum r_k r_l - n
-    # mean_k mean_l (the engine's formula too)
     pairs = pair_sums(
-        centred_sq,
-        lambda k, j: (values[:, k] * values[:, j]) @ n - total[k] * mean[j],
-        std > 0,
-        groups,
-    )
-    return objective, scheme_sums, pairs
+        m.square,
+        lambda k, j: counted.cross(k, j, m.mean),
+        m.std > 0,
+        steps,
+        counted.inverse,
+    )  # every backend's for such rewards (`counted_pair_sums`), per column
+    return objective, sums, pairs

@@ -14,10 +14,11 @@
 `auto` (the default) picks per chunk: `alike` where the rewards take few values and enough
 groups share their counts, `patterns` where they take few values, else `sums` (`rows` when
 every response's advantages are wanted anyway: `--out`, a logged_advantage column). Every
-backend gives the numbers of `rows` (tests/test_backends.py): bit for bit, or for the pattern
-backends (`Backend.exact` False) the same counts exactly and the sums of squares and extremes
-to rounding, being summed per pattern rather than per row. A backend that cannot take a
-chunk (`patterns` on a continuous reward) raises BackendError (exit 2), naming why.
+backend gives the numbers of `rows` bit for bit (tests/test_backends.py). Where the rewards take
+few values (the pattern backends' logs), `rows` and `sums` take every group sum from the same
+pattern counts (`core.counted`): a sum's bits depend on its order, and the counts are all the
+pattern backends have. A backend that cannot take a chunk (`patterns` on a continuous reward)
+raises BackendError (exit 2), naming why.
 
 Adding a backend: a function (chunk, settings) -> Output, a `Backend` in BACKENDS, and the
 equivalence test covers it.
@@ -34,6 +35,7 @@ import numpy as np
 from dvao_cli.analysis.backends import patterns, rows
 from dvao_cli.analysis.parts import Part, Settings
 from dvao_cli.core import engine
+from dvao_cli.core.counted import Counted
 from dvao_cli.errors import RewardValueError, UsageError
 from dvao_cli.reader.chunk import Chunk
 
@@ -62,17 +64,13 @@ class Backend:
     name: str
     about: str  # one line
     compute: Callable[[Chunk, Settings, OnRows | None], Output]
-    # True: the rows' summary bit for bit. False: the same counts (zero shares, distinct
-    # values, saturation) exactly, sums of squares and extremes to rounding (the pattern
-    # backends sum per pattern, not per row: another order of the same terms)
-    exact: bool = True
 
 
 def _rows(chunk: Chunk, cfg: Settings, on_rows: OnRows | None, described: bool = False) -> Output:
     out = Output(device=cfg.device_label, rows_done=on_rows is not None and not described)
     for piece in rows.pieces(chunk, cfg):
-        result, columns, left = rows.run_engine(piece, cfg, described)
-        out.parts.append(rows.engine_sums(piece, cfg, result, columns, left))
+        result, columns, left, counted = rows.run_engine(piece, cfg, described)
+        out.parts.append(rows.engine_sums(piece, cfg, result, columns, left, counted))
         if out.rows_done:
             assert on_rows is not None
             on_rows(piece, result)
@@ -91,35 +89,23 @@ def _columns(chunk: Chunk, cfg: Settings) -> list[np.ndarray]:
 def _pattern_sums(
     chunk: Chunk, cfg: Settings, found: patterns.Patterns, dedup: bool | None
 ) -> tuple[Output, bool]:
-    """The sums from the chunk's pattern counts; `dedup`: each distinct count column computed
-    once (True), never (False), where it pays (None). With whether it was."""
+    """The sums from the chunk's pattern counts; `dedup`: each distinct count column's sorted
+    values found once (True), never (False), where it pays (None). With whether it was."""
     steps, group_step = chunk.group_steps()
-    counts = alike = None
+    alike = None
     if dedup is not False and chunk.uniform:  # straight from the codes
         alike = patterns.alike_groups(
             found.code, found.n_patterns, chunk.n_groups, chunk.uniform, force=bool(dedup)
         )
     if alike is None:
-        counts = patterns.pattern_counts(
-            found.code,
-            found.n_patterns,
-            chunk.n_groups,
-            group_size=chunk.uniform,
-            group=None if chunk.uniform else chunk.group,
-        )
+        counted = rows.counted_of(chunk, found)
         if dedup is not False:  # from the counts (their largest count may make a smaller key)
-            alike = patterns.alike_of_counts(counts.astype(np.float64), force=bool(dedup))
+            alike = patterns.alike_of_counts(counted.counts, force=bool(dedup))
+    if alike is not None:  # each distinct count column once
+        counted = Counted(tuple(found.levels), alike[0].astype(np.float64), inverse=alike[1])
     try:
         obj, sch, pairs = patterns.pattern_sums(
-            None if alike is not None else counts,
-            found.levels,
-            group_step,
-            steps.shape[0],
-            cfg.weights,
-            cfg.schemes,
-            cfg.ddof,
-            cfg.eps,
-            alike=alike,
+            counted, group_step, steps.shape[0], cfg.weights, cfg.schemes, cfg.ddof, cfg.eps
         )
     except RewardValueError as err:
         raise rows.reward_error(err, cfg, chunk.frame) from None
@@ -174,8 +160,8 @@ def _patterns_backend(dedup: bool) -> Callable[[Chunk, Settings, OnRows | None],
 BACKENDS: tuple[Backend, ...] = (
     Backend("rows", "the row engine, every advantage computed (the reference)", _rows),
     Backend("sums", "the row engine, GDPO and a 0/1 GRPO described exactly", _sums),
-    Backend("patterns", "per-group reward-pattern counts", _patterns_backend(False), False),
-    Backend("alike", "pattern counts, each distinct column once", _patterns_backend(True), False),
+    Backend("patterns", "per-group reward-pattern counts", _patterns_backend(False)),
+    Backend("alike", "pattern counts, each distinct column once", _patterns_backend(True)),
 )
 BY_NAME = {backend.name: backend for backend in BACKENDS}
 NAMES = (AUTO, *BY_NAME)

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import dvao_cli.analysis.figures as dg
+from dvao_cli.analysis.backends.patterns import Patterns, pattern_codes, pattern_counts
 from dvao_cli.analysis.parts import Part, Settings
-from dvao_cli.analysis.step_sums import SchemeSums, objective_sums
+from dvao_cli.analysis.step_sums import SchemeSums, counted_pair_sums, objective_sums
 from dvao_cli.core import engine
 from dvao_cli.core import schemes as table
+from dvao_cli.core.counted import Counted
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
 from dvao_cli.errors import InputError, RewardValueError
 from dvao_cli.reader.chunk import Chunk, non_finite_error
@@ -82,12 +84,26 @@ def describe(schemes: list[str], missing: bool, zero_one: list[bool] | None) -> 
     return found
 
 
+def counted_of(chunk: Chunk, found: Patterns) -> Counted:
+    """The chunk's rewards as pattern counts per group (`found`: its pattern codes)."""
+    counts = pattern_counts(
+        found.code,
+        found.n_patterns,
+        chunk.n_groups,
+        group_size=chunk.uniform,
+        group=None if chunk.uniform else chunk.group,
+    )
+    return Counted(tuple(found.levels), counts.astype(np.float64), found.code)
+
+
 def run_engine(
     chunk: Chunk, cfg: Settings, described: bool = False
-) -> tuple[engine.EngineResult, list[np.ndarray], Described]:
+) -> tuple[engine.EngineResult, list[np.ndarray], Described, Counted | None]:
     """The row engine over one piece: (its result as numpy arrays, the reward columns K x (N,)
-    it read, the schemes it left out). numpy on the CPU; torch on CUDA. `described`: the
-    schemes `describe` finds are left out of the rows (the `sums` backend)."""
+    it read, the schemes it left out, the counts its sums came from). numpy on the CPU;
+    torch on CUDA. `described`: the schemes `describe` finds are left out of the rows (the
+    `sums` backend). Rewards with few values (no reward missing, on the CPU): every group
+    sum from their pattern counts (`core.counted`), as the pattern backends take them."""
     frame = chunk.frame
     columns = [
         np.ascontiguousarray(frame.get_column(name).to_numpy(), dtype=np.float64)
@@ -115,7 +131,9 @@ def run_engine(
             if chunk.uniform
             else TorchRagged(torch.from_numpy(chunk.group).to(dev), chunk.n_groups)
         )
-    missing = cfg.nan == "ignore"
+    found = pattern_codes(columns) if dev is None else None  # None with a NaN
+    counted = counted_of(chunk, found) if found is not None else None
+    missing = cfg.nan == "ignore" and counted is None  # no reward missing in counts
     # checked once for the engine and for `describe` (the engine counts ones in blocks only)
     zero_one = [engine.zero_one_column(r) for r in rows] if chunk.uniform and not missing else None
     left = describe(cfg.schemes, missing, zero_one) if described else Described()
@@ -133,12 +151,13 @@ def run_engine(
             squares=True,
             advantages=[name for name in cfg.schemes if name not in left.left_out()],
             zero_one=zero_one,
+            counted=counted,
         )
     except RewardValueError as err:
         raise reward_error(err, cfg, frame) from None
     if dev is not None:
         result = engine.to_numpy(result)
-    return result, columns, left
+    return result, columns, left, counted
 
 
 def engine_sums(
@@ -147,6 +166,7 @@ def engine_sums(
     result: engine.EngineResult,
     columns: list[np.ndarray],
     left: Described,
+    counted: Counted | None = None,
 ) -> Part:
     """The per-step sums of a piece from the engine's advantages (any reward, missing too),
     and from the exact descriptions of the schemes it left out (`left`); a numerator the
@@ -154,7 +174,7 @@ def engine_sums(
     steps, group_step = chunk.group_steps()
     ix = dg.ChunkIndex(chunk.group, chunk.sizes, group_step, steps, chunk.uniform)
     m = result.moments
-    missing = cfg.nan == "ignore"  # only then can a reward be NaN here
+    missing = cfg.nan == "ignore" and counted is None  # only then can a reward be NaN here
     obj = objective_sums(
         ix.by_step, m.size, m.count, m.mean, m.std, m.lo, m.hi, m.dvao_weight, cfg.ddof
     )
@@ -204,5 +224,9 @@ def engine_sums(
         steps=steps.tolist(),
         obj=obj,
         sch=sch,
-        pairs=dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing),
+        pairs=(
+            dg.correlation_sums(columns, m.mean, m.std, m.square, ix, missing)
+            if counted is None
+            else counted_pair_sums(counted, m.mean, m.std, m.square, ix.by_step)
+        ),
     )

@@ -1,0 +1,123 @@
+"""Rewards with few values, described by counts: the one definition of every group sum over
+them.
+
+When each objective takes a few distinct rewards (pass/fail checks: 0 or 1; partial credit: 0,
+0.5, 1), a response's reward vector is one of P patterns, and a group is described completely
+by how many of its responses show each pattern: a (P, n) table of counts. A sum over a group's
+rows is then a sum over its patterns, each term times its count. Floating-point sums depend
+on their order, so a sum over the rows and the same sum over the counts differ in the last
+bits; for such rewards every backend (the engine over rows, the pattern backends over counts
+alone) takes its group sums from here, and they agree bit for bit. Row-level figures that
+need no sum (extremes, zero counts, distinct values) are still taken from each backend's own
+values, which is what the equivalence test checks.
+
+Notation: pattern p has reward v_pk for objective k (`values` (P, K)); objective 0 is the
+lowest digit of a pattern's code. Arrays are numpy (the engine takes this path on the CPU),
+patterns first: (P, n), each pattern's groups one long row (numpy reduces along it fast).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+
+def pattern_digits(levels: Sequence[np.ndarray]) -> np.ndarray:
+    """(P, K) int: the index of pattern p's reward among objective k's levels."""
+    sizes = [len(values) for values in levels]
+    place = np.cumprod([1, *sizes[:-1]])  # (K,)
+    return (np.arange(math.prod(sizes))[:, None] // place) % np.array(sizes)
+
+
+@dataclass(frozen=True)
+class Counted:
+    """A chunk's rewards as pattern counts per group, in group-code order.
+
+    levels  K x (L_k,) each objective's distinct rewards, ascending
+    counts  (P, n) float64 how many responses of each group show each pattern (P = prod L_k)
+    code    (N,) uint8 each row's pattern in the rows' order, when there are rows (the
+            engine's advantages are its pattern's, row by row); None for the counts alone
+    inverse (G,) when `counts` holds each distinct column once (groups alike in their counts
+            have alike moments and numerators): the column each group shows; n is then the
+            number of columns
+    """
+
+    levels: tuple[np.ndarray, ...]
+    counts: np.ndarray
+    code: np.ndarray | None = field(default=None, compare=False)
+    inverse: np.ndarray | None = field(default=None, compare=False)
+
+    @cached_property
+    def digits(self) -> np.ndarray:  # (P, K)
+        return pattern_digits(self.levels)
+
+    @cached_property
+    def values(self) -> np.ndarray:  # (P, K) v_pk
+        digits = self.digits
+        return np.stack([lv[digits[:, k]] for k, lv in enumerate(self.levels)], axis=1)
+
+    @cached_property
+    def size(self) -> np.ndarray:  # (n,) int64 responses per group
+        return self.counts.sum(axis=0).astype(np.int64)
+
+    @cached_property
+    def present(self) -> np.ndarray:  # (P, n) bool: the group shows the pattern
+        return self.counts > 0
+
+    def level_counts(self, k: int) -> np.ndarray:
+        """(L_k, n) how many responses of each group have each of objective k's rewards."""
+        member = self.digits[:, k][None, :] == np.arange(len(self.levels[k]))[:, None]
+        return member.astype(np.float64) @ self.counts  # exact: integers
+
+    def total(self, k: int, level_n: np.ndarray) -> np.ndarray:
+        """(n,) sum of objective k's rewards over each group, from its level counts."""
+        return _in_order(self.levels[k][:, None] * level_n)
+
+    def extremes(self, k: int, level_n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n,) each group's smallest and largest reward of objective k (every group has one)."""
+        held = level_n > 0  # (L, n)
+        lv = self.levels[k]
+        lo = lv[np.argmax(held, axis=0)]
+        hi = lv[lv.shape[0] - 1 - np.argmax(held[::-1], axis=0)]
+        return lo, hi
+
+    def centred_square(self, k: int, level_n: np.ndarray, mean: np.ndarray) -> np.ndarray:
+        """(n,) sum over each group of (r_k - mean_k)^2, each deviation fl(v - mean) as the
+        rows' are."""
+        deviation = self.levels[k][:, None] - mean  # (L, n)
+        return _in_order(level_n * (deviation * deviation))
+
+    def deviations(self, k: int, mean: np.ndarray) -> np.ndarray:
+        """(P, n) fl(v_pk - mean_k) for each pattern and group: the rows' deviations."""
+        return self.values[:, k][:, None] - mean[None, :]
+
+    def square_sum(self, table: np.ndarray) -> np.ndarray:
+        """(n,) sum over each group's responses of x^2, from x per pattern (P, n)."""
+        return _in_order(table * table * self.counts)
+
+    def cross(self, k: int, j: int, mean: np.ndarray) -> np.ndarray:
+        """(n,) sum over each group of (r_k - mean_k)(r_j - mean_j), mean (K, n)."""
+        return _in_order(self.deviations(k, mean[k]) * self.deviations(j, mean[j]) * self.counts)
+
+
+def combine(coefficients: np.ndarray, deviations: np.ndarray) -> np.ndarray:
+    """(K, n) per-group coefficients, (K, P, n) deviations -> (P, n) sum_k c_k x_k, the terms
+    added in objective order."""
+    out = deviations[0] * coefficients[0]
+    for k in range(1, deviations.shape[0]):
+        out += deviations[k] * coefficients[k]
+    return out
+
+
+def _in_order(terms: np.ndarray) -> np.ndarray:
+    """(M, n) -> (n,) the sum of each column's terms, added first to last: a term of 0 (a
+    level or pattern a group does not show, or that another chunk has and this one not)
+    leaves the bits of the sum as they are, whatever its place."""
+    out = terms[0].copy()
+    for term in terms[1:]:
+        out += term
+    return out
