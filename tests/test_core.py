@@ -18,9 +18,8 @@ import torch
 from dvao_cli.advantages import compute_advantages
 from dvao_cli.analysis.backends import patterns
 from dvao_cli.analysis.step_sums import StepIndex, objective_sums
-from dvao_cli.core import engine
+from dvao_cli.core import counted, engine
 from dvao_cli.core import schemes as table
-from dvao_cli.core.counted import Counted
 from dvao_cli.core.segments import Blocks, segments
 from dvao_cli.core.tolerances import MAX_REWARD
 
@@ -123,10 +122,10 @@ def test_a_new_scheme_is_one_table_entry(monkeypatch: pytest.MonkeyPatch) -> Non
     w = [0.5, 0.3, 0.2]
     out = engine.run(columns, Blocks(12, 8), group_step, 3, w, ("dvao", "half"))
     np.testing.assert_allclose(out.advantages["half"], 0.5 * out.advantages["dvao"], atol=1e-15)
-    found = patterns.pattern_codes(columns)
-    counts = patterns.pattern_counts(found.code, found.n_patterns, 12, group_size=8)
-    counted = Counted(tuple(found.levels), counts.astype(np.float64))
-    _, sums, _ = patterns.pattern_sums(counted, group_step, 3, w, ("dvao", "half"))
+    found = counted.pattern_codes(columns)
+    counts = counted.pattern_counts(found.code, found.n_patterns, 12, group_size=8)
+    described = counted.Counted(tuple(found.levels), counts.astype(np.float64))
+    _, sums, _ = patterns.pattern_sums(described, group_step, 3, w, ("dvao", "half"))
     np.testing.assert_allclose(sums["half"].square_sum, sums["dvao"].square_sum / 4, rtol=1e-12)
     assert sums["half"].distinct_adv.tolist() == sums["dvao"].distinct_adv.tolist()
 

@@ -14,8 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dvao_cli.analysis import figures
 from dvao_cli.analysis.backends import patterns
 from dvao_cli.analysis.pipeline import Analysis, analyze
+from dvao_cli.core import counted
 
 
 def binary_log(
@@ -202,32 +204,32 @@ def test_chunks_of_both_kinds_combine(tmp_path: Path) -> None:
 def test_pattern_codes() -> None:
     a = np.array([0.0, 1.0, 1.0, -0.0])
     b = np.array([1.0, 1.0, 0.0, 0.0])
-    found = patterns.pattern_codes([a, b])
+    found = counted.pattern_codes([a, b])
     assert found is not None
     assert found.code.tolist() == [2, 3, 1, 0]
     assert [lv.tolist() for lv in found.levels] == [[0.0, 1.0], [0.0, 1.0]]
     # three values, the first row not the smallest; objective 0 is the lowest digit
     c = np.array([0.5, -1.0, 2.0, 0.5])
-    found = patterns.pattern_codes([a, c])
+    found = counted.pattern_codes([a, c])
     assert found is not None
     assert found.levels[1].tolist() == [-1.0, 0.5, 2.0]
     assert found.code.tolist() == [0 + 2 * 1, 1 + 2 * 0, 1 + 2 * 2, 0 + 2 * 1]
-    values = patterns.pattern_values(found.levels)
+    values = counted.pattern_values(found.levels)
     assert values.tolist() == [[0, -1], [1, -1], [0, 0.5], [1, 0.5], [0, 2], [1, 2]]
-    constant = patterns.pattern_codes([np.full(4, 0.3)])
+    constant = counted.pattern_codes([np.full(4, 0.3)])
     assert constant is not None and constant.code.tolist() == [0] * 4
     for bad in (math.nan, math.inf):
-        assert patterns.pattern_codes([a, np.array([1.0, 0.0, bad, 1.0])]) is None, bad
-        assert patterns.pattern_codes([np.array([bad, 0.0, 1.0, 1.0])]) is None, bad
-    many = np.arange(patterns.MAX_VALUES + 1, dtype=np.float64)
-    assert patterns.pattern_codes([many]) is None
-    assert patterns.pattern_codes([a] * 7) is None  # 128 patterns
+        assert counted.pattern_codes([a, np.array([1.0, 0.0, bad, 1.0])]) is None, bad
+        assert counted.pattern_codes([np.array([bad, 0.0, 1.0, 1.0])]) is None, bad
+    many = np.arange(counted.MAX_VALUES + 1, dtype=np.float64)
+    assert counted.pattern_codes([many]) is None
+    assert counted.pattern_codes([a] * 7) is None  # 128 patterns
 
 
 def test_pattern_counts_uniform_and_ragged_agree() -> None:
     code = np.array([0, 3, 3, 1, 2, 2, 2, 0], dtype=np.uint8)
-    uniform = patterns.pattern_counts(code, 4, n_groups=2, group_size=4)
-    ragged = patterns.pattern_counts(code, 4, n_groups=2, group=np.repeat([0, 1], 4))
+    uniform = counted.pattern_counts(code, 4, n_groups=2, group_size=4)
+    ragged = counted.pattern_counts(code, 4, n_groups=2, group=np.repeat([0, 1], 4))
     assert uniform.tolist() == ragged.tolist() == [[1, 1], [1, 0], [0, 3], [2, 0]]
 
 
@@ -236,7 +238,7 @@ def test_sorting_network_sorts_every_input(n: int) -> None:
     """The 0-1 principle: a comparator network that sorts every 0/1 input sorts every input."""
     inputs = np.array(list(itertools.product([0.0, 1.0], repeat=n))).T  # (n, 2^n)
     rows = list(inputs.copy())
-    for i, j in patterns._comparators(n):
+    for i, j in figures._comparators(n):
         low = np.minimum(rows[i], rows[j])
         rows[j] = np.maximum(rows[i], rows[j])
         rows[i] = low

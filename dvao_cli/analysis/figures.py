@@ -1,22 +1,25 @@
-"""Per-chunk diagnostics over the row engine's output: pure numpy functions.
+"""A scheme's figures per step, made here for every backend: pure numpy functions.
 
 A chunk holds whole steps; rows are sorted by (step, group) with contiguous groups. Everything
 here returns *sums and counts* per step (never means), so chunks add up exactly and the whole-log
-summary is the same whatever the chunk size. Row-level work is reduced to groups first (a reshape
-when every group has the same size), then groups to steps. The engine's figures per group
-(`engine.GroupMoments`) become the per-objective sums in `sums.objective_sums`, shared with the
-pattern path.
+summary is the same whatever the chunk size. Over rows (`scheme_sums`, `scaled_sums`,
+`two_valued_sums`), row-level work is reduced to groups first (a reshape when every group has
+the same size), then groups to steps; over pattern counts (`counted_sums`), from each
+pattern's advantage per distinct count column. Both keep the rows' rules: an advantage is zero
+where |numerator| <= zero_limit(scale), a largest |A| is fl(largest |numerator| x scale), a
+distinct value is a sorted gap above DISTINCT_TOL, and `_per_step` assembles the result. The
+engine's figures per group (`engine.GroupMoments`) become the per-objective sums in
+`step_sums.objective_sums`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 import numpy as np
 
-from dvao_cli.analysis.backends.patterns import pattern_codes
 from dvao_cli.analysis.step_sums import (
     AgreementSums,
     PairSums,
@@ -25,6 +28,7 @@ from dvao_cli.analysis.step_sums import (
     pair_sums,
     zero_limit,
 )
+from dvao_cli.core.counted import Counted, pattern_codes
 from dvao_cli.core.schemes import twins
 from dvao_cli.core.segments import row_count, row_max, row_sum
 from dvao_cli.core.tolerances import DISTINCT_TOL, ZERO_TOL
@@ -263,11 +267,13 @@ def scaled_sums(
             zero = (ix.grouped(magnitude) <= limit[:, None]).reshape(-1)
         else:
             zero = magnitude <= np.repeat(limit, ix.sizes)
-    return _per_step(ix, square, largest, ix.step_count(zero), distinct_adv, distinct_rewards)
+    return _per_step(
+        ix.by_step, square, largest, ix.step_count(zero), distinct_adv, distinct_rewards
+    )
 
 
 def _per_step(
-    ix: ChunkIndex,
+    steps: StepIndex,
     square: np.ndarray,
     max_abs: np.ndarray,
     zeros: np.ndarray,
@@ -275,8 +281,7 @@ def _per_step(
     distinct_rewards: np.ndarray,
 ) -> SchemeSums:
     """A scheme's SchemeSums from square, distinct_adv, distinct_rewards (G,) per group and
-    max_abs, zeros (S,) already per step."""
-    steps = ix.by_step
+    max_abs, zeros (S,) already per step: every backend's."""
     return SchemeSums(
         square_sum=steps.sum(square),
         max_abs=max_abs,
@@ -311,7 +316,7 @@ def two_valued_sums(
     zeros = ones * (big1 <= ZERO_TOL) + (size - ones) * (big0 <= ZERO_TOL)  # (G,)
     largest = np.maximum(np.where(ones > 0, big1, 0.0), np.where(ones < size, big0, 0.0))
     return _per_step(
-        ix, square, steps.max(largest), steps.sum(zeros.astype(np.float64)), distinct_adv,
+        steps, square, steps.max(largest), steps.sum(zeros.astype(np.float64)), distinct_adv,
         distinct_rewards,
     )  # fmt: skip
 
@@ -389,3 +394,147 @@ def agreement_sums(adv: np.ndarray, logged: np.ndarray) -> AgreementSums:
         syy=float((y * y).sum()),
         sxy=float((x * y).sum()),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# rewards as pattern counts (`core.counted`): the same figures from each pattern's advantage
+# --------------------------------------------------------------------------------------------
+
+_SORTING_NETWORK_MAX = 16  # distinct counts: a sorting network up to 16 patterns, np.sort past
+
+
+@cache
+def _comparators(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sort for n (a power of 2) values: (i, j) pairs, i < j."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
+def distinct_present(values: np.ndarray, absent: np.ndarray, n_present: np.ndarray) -> np.ndarray:
+    """(Q, G) values -> (G,) distinct values among the present rows of each group (absent
+    (Q, G) is inf where a row is absent, else 0; n_present (G,) counts the present ones).
+    Sorted, a value more than 1e-8 above the previous one is a new one, as the engine path
+    counts them."""
+    keys = values + absent  # absent rows sort last, as inf
+    n_rows = keys.shape[0]
+    if n_rows <= _SORTING_NETWORK_MAX:  # Q vectors of length G: a few fast vector ops
+        width = 1 << (n_rows - 1).bit_length()  # the network sorts a power of 2: pad
+        rows = list(keys) + [np.full(keys.shape[1], np.inf)] * (width - n_rows)
+        for i, j in _comparators(width):
+            low = np.minimum(rows[i], rows[j])
+            np.maximum(rows[i], rows[j], out=rows[j])
+            rows[i] = low
+    else:
+        rows = list(np.sort(keys, axis=0))
+    changes = np.zeros(keys.shape[1], dtype=np.int64)  # (G,) gaps between sorted neighbours
+    with np.errstate(invalid="ignore"):  # inf - inf between absent rows: NaN, no gap
+        for i in range(1, len(rows)):
+            changes += rows[i] - rows[i - 1] > DISTINCT_TOL
+    # the absent rows (inf, last) add one gap, above the largest present value
+    return 1 + changes - (n_present < len(rows))
+
+
+def zeros_of_groups(
+    size: np.ndarray, counts: np.ndarray, absent: np.ndarray, limit: np.ndarray, inverse
+) -> np.ndarray:
+    """(G,) responses of each group whose |numerator| is at most the group's limit (G,), from
+    the numerator's sizes, counts and absent marks per distinct column (P, U) and each group's
+    column (G,). A group whose largest size is within its limit counts all its responses, one
+    whose smallest is above it none: only the groups in between compare pattern by pattern."""
+    smallest = (size + absent).min(axis=0).take(inverse)  # (G,) over the patterns present
+    top = (size - absent).max(axis=0).take(inverse)  # (G,)
+    zeros = np.where(top <= limit, counts.sum(axis=0).take(inverse), 0.0)
+    mixed = np.flatnonzero((smallest <= limit) & (limit < top))
+    if mixed.shape[0]:
+        of = inverse[mixed]
+        zeros[mixed] = np.einsum("pg,pg->g", size[:, of] <= limit[mixed], counts[:, of])
+    return zeros
+
+
+_ABSENT = np.array([np.inf, 0.0])
+
+
+@dataclass
+class CountedIndex:
+    """Where a chunk's distinct count columns sit (`core.counted`): counts (P, U) how many
+    responses of each column show each pattern, inverse (G,) the column each group shows (None:
+    one column per group), steps the groups' steps."""
+
+    counts: np.ndarray
+    inverse: np.ndarray | None
+    steps: StepIndex
+
+    @cached_property
+    def absent(self) -> np.ndarray:  # (P, U) inf where a column lacks the pattern, else 0
+        # x - absent and x + absent keep the present values for a max and a min (a lookup:
+        # faster than np.where)
+        return _ABSENT.take((self.counts > 0).view(np.uint8))
+
+    @cached_property
+    def shown(self) -> np.ndarray:  # (U,) distinct reward vectors of each column
+        return np.count_nonzero(self.counts, axis=0)
+
+    @cached_property
+    def first(self) -> np.ndarray:  # (U,) the first group showing each column
+        if self.inverse is None:
+            return np.arange(self.counts.shape[1])
+        first = np.empty(self.counts.shape[1], dtype=np.int64)
+        first[self.inverse[::-1]] = np.arange(self.inverse.shape[0] - 1, -1, -1)
+        return first
+
+    def expand(self, a: np.ndarray) -> np.ndarray:  # (..., U) -> (..., G)
+        return a if self.inverse is None else a.take(self.inverse, axis=-1)
+
+    @classmethod
+    def of(cls, counted: Counted, steps: StepIndex) -> CountedIndex:
+        return cls(counted.counts, counted.inverse, steps)
+
+
+def counted_sums(
+    numerator: np.ndarray,
+    scale: np.ndarray,
+    square: np.ndarray,
+    ix: CountedIndex,
+    per_group: bool,
+    distinct: np.ndarray | None = None,
+) -> tuple[SchemeSums, np.ndarray]:
+    """A scheme's sums from its numerator per pattern and column (P, U) and its scale and
+    sum of squares per group (G,), with its distinct values per group (G,): those given
+    (`distinct`: a twin's, or GRPO's over a binary reward), else found here. per_group: the
+    scale differs between groups of one column (whitened per step), else it is the column's.
+
+    The rows' rules, over patterns: |fl(num x scale)| is fl(|num| x scale) and rounding is
+    monotone, so a group's largest |A| is fl(its largest |num| x scale), and |A| <= ZERO_TOL
+    exactly where |num| <= zero_limit(scale); the distinct values are the sorted present
+    advantages' gaps above DISTINCT_TOL (`distinct_present`), as `distinct_per_group` counts
+    them over rows."""
+    size = np.abs(numerator)  # (P, U)
+    largest = ix.expand((size - ix.absent).max(axis=0)) * scale  # (G,)
+    if per_group and ix.inverse is not None:
+        zeros = zeros_of_groups(size, ix.counts, ix.absent, zero_limit(scale), ix.inverse)
+    else:
+        limit = zero_limit(scale[ix.first])  # (U,)
+        zeros = ix.expand(np.einsum("pg,pg->g", size <= limit, ix.counts))
+    if distinct is None:
+        if per_group and ix.inverse is not None:
+            distinct = distinct_present(
+                ix.expand(numerator) * scale, ix.expand(ix.absent), ix.expand(ix.shown)
+            )
+        else:
+            found = distinct_present(numerator * scale[ix.first], ix.absent, ix.shown)
+            distinct = ix.expand(found)
+    steps = ix.steps
+    sums = _per_step(
+        steps, square, steps.max(largest), steps.sum(zeros), distinct, ix.expand(ix.shown)
+    )
+    return sums, distinct

@@ -1,11 +1,11 @@
 """What one chunk of a log contributes to `dvao analyze`: sums and counts per step, never means.
 
 Chunks hold whole steps, so the per-step sums of every chunk are concatenated and the whole-log
-figures are ratios of sums: the summary is the same whatever the chunk size. Two producers fill
-these: `diagnostics` (over the row engine's advantages) and `patterns` (over per-group
-reward-pattern counts when every objective takes few distinct rewards). Both give their group
-moments to `objective_sums`, so "saturated", "all-pass" and "binary" are decided in one place.
-Arrays are numpy arrays.
+figures are ratios of sums: the summary is the same whatever the chunk size. Every backend
+(`analysis.backends`) fills these: the row backends from the engine's advantages, the pattern
+backends from per-group reward-pattern counts. All give their group moments to
+`objective_sums` and their correlations to `pair_sums`, so "saturated", "all-pass", "binary"
+and the correlations are decided in one place. Arrays are numpy arrays.
 """
 
 from __future__ import annotations
@@ -176,8 +176,13 @@ def counted_pair_sums(
     counted: Counted, mean: np.ndarray, std: np.ndarray, square: np.ndarray, steps: StepIndex
 ) -> PairSums:
     """`pair_sums` of rewards given as pattern counts (`core.counted`): every backend's for
-    such rewards. mean, std, square (K, n) per group, as the engine gives them."""
-    return pair_sums(square, lambda k, j: counted.cross(k, j, mean), std > 0, steps)
+    such rewards. mean, std, square (K, n) per group (per distinct column with
+    `counted.inverse`), as the engine gives them."""
+
+    def cross(k: int, j: int) -> np.ndarray:
+        return counted.cross(k, j, mean)
+
+    return pair_sums(square, cross, std > 0, steps, counted.inverse)
 
 
 @dataclass

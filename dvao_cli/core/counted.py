@@ -11,6 +11,9 @@ alone) takes its group sums from here, and they agree bit for bit. Row-level fig
 need no sum (extremes, zero counts, distinct values) are still taken from each backend's own
 values, which is what the equivalence test checks.
 
+Rows become counts here too: `pattern_codes` finds each row's pattern (None past MAX_VALUES
+rewards of an objective or MAX_PATTERNS patterns), `pattern_counts` counts them per group.
+
 Notation: pattern p has reward v_pk for objective k (`values` (P, K)); objective 0 is the
 lowest digit of a pattern's code. Arrays are numpy (the engine takes this path on the CPU),
 patterns first: (P, n), each pattern's groups one long row (numpy reduces along it fast).
@@ -25,12 +28,115 @@ from functools import cached_property
 
 import numpy as np
 
+MAX_PATTERNS = 64  # reward vectors a group can show; past that the tables outgrow the rows
+MAX_VALUES = 8  # distinct rewards of one objective in a chunk
+
 
 def pattern_digits(levels: Sequence[np.ndarray]) -> np.ndarray:
     """(P, K) int: the index of pattern p's reward among objective k's levels."""
     sizes = [len(values) for values in levels]
     place = np.cumprod([1, *sizes[:-1]])  # (K,)
     return (np.arange(math.prod(sizes))[:, None] // place) % np.array(sizes)
+
+
+def pattern_values(levels: Sequence[np.ndarray]) -> np.ndarray:
+    """(P, K) float: v_pk, the reward of objective k in pattern p."""
+    digits = pattern_digits(levels)
+    return np.stack([values[digits[:, k]] for k, values in enumerate(levels)], axis=1)
+
+
+@dataclass(frozen=True)
+class Patterns:
+    """The reward vectors of a chunk: each row's pattern, and what the patterns hold."""
+
+    code: np.ndarray  # (N,) uint8 pattern of each row
+    levels: list[np.ndarray]  # per objective, its distinct rewards, ascending
+
+    @property
+    def n_patterns(self) -> int:
+        return math.prod(len(values) for values in self.levels)
+
+
+def _levels(column: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """A column's distinct values (ascending) and each row's index among them (uint8; None when
+    there is one value), or None past MAX_VALUES values or with a NaN or inf. One comparison
+    pass per value (a binary column: two, and its index is one of their masks)."""
+    first = column[0]
+    if not math.isfinite(first):  # NaN or inf: the engine's checks say where
+        return None
+    found = [first]
+    masks: list[np.ndarray] = []  # rows holding each value after the first
+    remaining = column != first  # (N,) bool: rows not matched yet
+    left = int(np.count_nonzero(remaining))
+    while left:
+        value = column[int(np.argmax(remaining))]
+        if len(found) == MAX_VALUES or not math.isfinite(value):
+            return None
+        same = column == value  # a subset of the remaining rows
+        left -= int(np.count_nonzero(same))
+        if left:
+            np.logical_and(remaining, ~same, out=remaining)
+        found.append(value)
+        masks.append(same)
+    levels = np.sort(np.array(found, dtype=np.float64))
+    if not masks:
+        return levels, None
+    if len(masks) == 1:  # two values: the rows of the larger one
+        digit = masks[0] if found[1] > found[0] else ~masks[0]
+        return levels, digit.view(np.uint8)
+    rank = np.empty(len(found), dtype=np.uint8)  # each found value's place in ascending order
+    rank[np.argsort(found)] = np.arange(len(found))
+    digit = np.full(column.shape[0], rank[0], dtype=np.uint8)  # rows of the first value
+    for mask, place in zip(masks, rank[1:], strict=True):
+        digit[mask] = place
+    return levels, digit
+
+
+def pattern_codes(columns: Sequence[np.ndarray]) -> Patterns | None:
+    """Each row's pattern of rewards, or None when an objective has more than MAX_VALUES
+    distinct rewards (or a NaN) or there would be more than MAX_PATTERNS patterns."""
+    if not columns or columns[0].shape[0] == 0:
+        return None
+    for column in columns:  # a continuous column shows itself in its first rows: no full pass
+        # return_counts: numpy's plain unique imports numpy.ma (6-15 ms of start-up)
+        if np.unique(column[:1024], return_counts=True)[0].shape[0] > MAX_VALUES:
+            return None
+    code = np.zeros(columns[0].shape[0], dtype=np.uint8)
+    levels: list[np.ndarray] = []
+    place = 1
+    for column in columns:
+        found = _levels(column)
+        if found is None or place * len(found[0]) > MAX_PATTERNS:
+            return None
+        values, digit = found
+        if digit is not None:
+            code += digit * np.uint8(place) if place > 1 else digit
+        levels.append(values)
+        place *= len(values)
+    return Patterns(code, levels)
+
+
+def pattern_counts(
+    code: np.ndarray,
+    n_patterns: int,
+    n_groups: int,
+    group_size: int = 0,
+    group: np.ndarray | None = None,
+) -> np.ndarray:
+    """(P, G) int64: how many responses of each group show each pattern.
+
+    Rows are in groups of `group_size` stored one after another when it is given (no per-row
+    group codes needed), else `group` (N,) holds each row's group code.
+    """
+    if group_size:
+        index = np.multiply(code.reshape(n_groups, group_size), n_groups, dtype=np.int64)
+        index += np.arange(n_groups, dtype=np.int64)[:, None]  # (G, size): p * G + g
+    else:
+        assert group is not None
+        index = np.multiply(code, n_groups, dtype=np.int64)
+        index += group
+    counts = np.bincount(index.reshape(-1), minlength=n_patterns * n_groups)
+    return counts.reshape(n_patterns, n_groups)
 
 
 @dataclass(frozen=True)
@@ -57,8 +163,7 @@ class Counted:
 
     @cached_property
     def values(self) -> np.ndarray:  # (P, K) v_pk
-        digits = self.digits
-        return np.stack([lv[digits[:, k]] for k, lv in enumerate(self.levels)], axis=1)
+        return pattern_values(self.levels)
 
     @cached_property
     def size(self) -> np.ndarray:  # (n,) int64 responses per group

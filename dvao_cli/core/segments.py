@@ -88,24 +88,6 @@ def row_extremes(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo, hi
 
 
-def block_combine(coefficients: Array, values: Array) -> Array:
-    """(K, n) per-group coefficients, (K, n, G) values -> (n, G) sum_k c_k x_k, in one pass
-    (0.75x K products and K - 1 sums over (16384, 16), measured); coefficients alike in every
-    group as one weight vector (half that again). Also per pattern: (K, n, P) values."""
-    if coefficients.shape[1] and bool((coefficients == coefficients[:, :1]).all()):
-        weights = coefficients[:, 0]  # (K,)
-        if isinstance(values, np.ndarray):
-            return np.einsum("k,kgj->gj", weights, values)
-        import torch
-
-        return torch.einsum("k,kgj->gj", weights, values)
-    if isinstance(values, np.ndarray):
-        return np.einsum("kg,kgj->gj", coefficients, values)
-    import torch
-
-    return torch.einsum("kg,kgj->gj", coefficients, values)
-
-
 class Blocks:
     """n groups of `size` rows stored one after another; `order` (n,) maps block -> group code
     when the blocks are not in code order. Works on numpy arrays and torch tensors alike."""
@@ -154,7 +136,21 @@ class Blocks:
         return stat[:, None]
 
     def combine(self, coefficients: Array, values: Array) -> Array:
-        return block_combine(coefficients, values)
+        """(K, n) per-group coefficients, (K, n, G) values -> (n, G) sum_k c_k x_k, in one
+        pass (0.75x K products and K - 1 sums over (16384, 16), measured); coefficients alike
+        in every group as one weight vector (half that again)."""
+        if coefficients.shape[1] and bool((coefficients == coefficients[:, :1]).all()):
+            weights = coefficients[:, 0]  # (K,)
+            if isinstance(values, np.ndarray):
+                return np.einsum("k,kgj->gj", weights, values)
+            import torch
+
+            return torch.einsum("k,kgj->gj", weights, values)
+        if isinstance(values, np.ndarray):
+            return np.einsum("kg,kgj->gj", coefficients, values)
+        import torch
+
+        return torch.einsum("kg,kgj->gj", coefficients, values)
 
     def gather(self, table: np.ndarray, code: np.ndarray) -> np.ndarray:
         """(P, n) a value per pattern and group, code (N,) each row's pattern -> (n, G) each

@@ -35,7 +35,7 @@ import numpy as np
 from dvao_cli.analysis.backends import patterns, rows
 from dvao_cli.analysis.parts import Part, Settings
 from dvao_cli.core import engine
-from dvao_cli.core.counted import Counted
+from dvao_cli.core.counted import MAX_PATTERNS, MAX_VALUES, Counted, Patterns, pattern_codes
 from dvao_cli.errors import RewardValueError, UsageError
 from dvao_cli.reader.chunk import Chunk
 
@@ -87,7 +87,7 @@ def _columns(chunk: Chunk, cfg: Settings) -> list[np.ndarray]:
 
 
 def _pattern_sums(
-    chunk: Chunk, cfg: Settings, found: patterns.Patterns, dedup: bool | None
+    chunk: Chunk, cfg: Settings, found: Patterns, dedup: bool | None
 ) -> tuple[Output, bool]:
     """The sums from the chunk's pattern counts; `dedup`: each distinct count column's sorted
     values found once (True), never (False), where it pays (None). With whether it was."""
@@ -122,17 +122,16 @@ def _refusal(name: str, chunk: Chunk, cfg: Settings) -> BackendError:
             reason = f"objective '{column_name}' has a missing or non-finite reward in {where}"
             break
         found = np.unique(column, return_counts=True)[0].shape[0]
-        if found > patterns.MAX_VALUES:
+        if found > MAX_VALUES:
             reason = (
-                f"objective '{column_name}' takes more than {patterns.MAX_VALUES} distinct "
+                f"objective '{column_name}' takes more than {MAX_VALUES} distinct "
                 f"rewards in {where}"
             )
             break
         levels.append(found)
     else:
         reason = (
-            f"its rewards make {math.prod(levels)} patterns in {where}, more than "
-            f"{patterns.MAX_PATTERNS}"
+            f"its rewards make {math.prod(levels)} patterns in {where}, more than {MAX_PATTERNS}"
         )
     return BackendError(
         f"--backend {name} cannot take this log: {reason} (it counts reward patterns); "
@@ -141,8 +140,8 @@ def _refusal(name: str, chunk: Chunk, cfg: Settings) -> BackendError:
     )
 
 
-def _found(chunk: Chunk, cfg: Settings) -> patterns.Patterns | None:
-    return patterns.pattern_codes(_columns(chunk, cfg))
+def _found(chunk: Chunk, cfg: Settings) -> Patterns | None:
+    return pattern_codes(_columns(chunk, cfg))
 
 
 def _patterns_backend(dedup: bool) -> Callable[[Chunk, Settings, OnRows | None], Output]:

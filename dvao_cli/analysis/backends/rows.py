@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import dvao_cli.analysis.figures as dg
-from dvao_cli.analysis.backends.patterns import Patterns, pattern_codes, pattern_counts
 from dvao_cli.analysis.parts import Part, Settings
 from dvao_cli.analysis.step_sums import SchemeSums, counted_pair_sums, objective_sums
 from dvao_cli.core import engine
 from dvao_cli.core import schemes as table
-from dvao_cli.core.counted import Counted
+from dvao_cli.core.counted import Counted, Patterns, pattern_codes, pattern_counts
 from dvao_cli.core.segments import Blocks, NumpyRagged, Segments, TorchRagged
 from dvao_cli.errors import InputError, RewardValueError
 from dvao_cli.reader.chunk import Chunk, non_finite_error
