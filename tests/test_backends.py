@@ -225,3 +225,19 @@ def test_pieces_with_fewer_levels_than_their_chunk(
     monkeypatch.setattr("dvao_cli.analysis.backends.rows.ENGINE_PIECE_ROWS", 64)  # a step each
     check_equal(path, True, weights={"a": 2.0, "b": 1.0})
     check_equal(path, True, ddof=1, eps=1e-4)
+
+
+REAL = Path(__file__).resolve().parent / "fixtures" / "real_logs"  # each with its SOURCE.md
+
+
+@pytest.mark.parametrize(
+    ("log", "few_valued", "options"),
+    [
+        ("trl_illustrated_grpo", True, {"ddof": 1, "eps": 1e-4, "nan": "ignore"}),
+        ("trl_dapo_md/run_20251022_181457.parquet", True, {}),
+        ("trl_dapo_md/run_20251028_165141.parquet", False, {}),  # mdi is continuous
+    ],
+)
+def test_real_logs(log: str, few_valued: bool, options: dict[str, Any]) -> None:
+    """Public repositories' logs: a TRL completions folder, a TRL-based trainer's runs."""
+    check_equal(REAL / log, few_valued, **options)
