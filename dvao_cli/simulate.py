@@ -22,7 +22,7 @@ removed, and memory stays bounded however large the log.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -345,11 +345,12 @@ def write_simulated(
     *,
     text: bool = True,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    on_progress: Callable[[float], None] | None = None,
 ) -> SimulateSummary:
-    """Stream the log into one Parquet file (one row group per chunk), written atomically."""
+    """Stream the log into one Parquet file (one row group per chunk), written atomically.
+    `on_progress(steps_done)` is called after each chunk (the command line's progress bar)."""
     import pyarrow.parquet as pq
 
-    from dvao_cli.cli.console import progress
     from dvao_cli.io import atomic_path
 
     names = parse_objectives(objectives)
@@ -370,14 +371,12 @@ def write_simulated(
     # atomic_path: no partial file, and a full or read-only destination is an OutputError
     with (
         atomic_path(path) as tmp,
-        progress("simulating steps", total=steps) as bar,
         ThreadPoolExecutor(max_workers=1) as pool,
     ):
         # the writer thread encodes chunk i while this thread draws chunk i + 1 (Parquet
         # encoding and numpy's generators release the GIL): at most two chunks in memory
         writer: pq.ParquetWriter | None = None
         pending: Future[None] | None = None
-        shown = 0.0
         try:
             for done, frame in chunks:
                 table = frame.to_arrow()
@@ -387,8 +386,8 @@ def write_simulated(
                     pending.result()
                 pending = pool.submit(writer.write_table, table, row_group_size=len(table))
                 rows += len(table)
-                bar.update(advance=done - shown)
-                shown = done
+                if on_progress is not None:
+                    on_progress(done)
             if pending is not None:
                 pending.result()
         finally:

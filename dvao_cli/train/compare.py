@@ -36,8 +36,9 @@ from typing import Any
 
 import polars as pl
 
-from dvao_cli.cli.options import SCHEMES, did_you_mean
+from dvao_cli.core.schemes import SCHEMES
 from dvao_cli.errors import InputError, UsageError
+from dvao_cli.objective_names import did_you_mean
 from dvao_cli.train.checkpoint import latest_checkpoint
 from dvao_cli.train.compare_runs import COMPARE_FILE, WARM_DIR, compare_config, run_name
 from dvao_cli.train.config import CONFIG_FILE, TrainConfig, load_config, resolve

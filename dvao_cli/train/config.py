@@ -1,22 +1,22 @@
 """Every option of a `dvao train` run: its default, its help and its flag, written once.
 
 `TrainConfig` is the single source: `dvao train`'s typer options are built from its fields'
-metadata (`cli_parameters`), `config.json` is its JSON form, and `resolve` turns the options as
-given into the options as run (task defaults filled in, objectives and weights resolved, the
-device chosen) without touching the config it is given.
+metadata (`cli.commands.train`), `config.json` is its JSON form, and `resolve` turns the options
+as given into the options as run (task defaults filled in, objectives and weights resolved, the
+device chosen) without touching the config it is given. No typer here: the library runs it.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import Any
 
-from dvao_cli.cli.options import SCHEMES, DdofOpt, DeviceOpt, EpsOpt, WeightOpt, did_you_mean
+from dvao_cli.core.schemes import SCHEMES
 from dvao_cli.errors import InputError, UsageError
+from dvao_cli.objective_names import did_you_mean, parse_weights, resolve_weights
 from dvao_cli.train.tasks import TASKS
 
 CONFIG_FILE = "config.json"
@@ -27,7 +27,7 @@ def option(
     help: str,
     *flags: str,
     choices: tuple[str, ...] = (),
-    shared: Any = None,
+    shared: str | None = None,
     warm: bool = False,
     show_default: bool = True,
     metavar: str | None = None,
@@ -35,7 +35,8 @@ def option(
     """A config field with its CLI metadata.
 
     flags: the option's names (none: not on the command line); choices: allowed values; shared:
-    an option type from `dvao_cli.cli.options` used as is (its help is shared with `dvao analyze`);
+    the name of an option `dvao analyze` has too, whose type the command line uses as is (its
+    flag and help shared: `cli.commands.train.SHARED`);
     warm: the field shapes the model or the warm start (part of the warm-start cache key).
     """
     meta = {
@@ -81,7 +82,7 @@ class TrainConfig:
         show_default=False,
         metavar="NAME",
     )
-    weights: dict[str, float] = option({}, "Preference weights (default 1/K).", shared=WeightOpt)
+    weights: dict[str, float] = option({}, "Preference weights (default 1/K).", shared="weights")
     rewards: list[str] = option(
         [],
         "Extra reward module:function (or file.py:function), TRL's convention: "
@@ -122,12 +123,12 @@ class TrainConfig:
         warm=True,
         show_default=False,
     )
-    device: str = option("auto", "Torch device.", shared=DeviceOpt, warm=True)
+    device: str = option("auto", "Torch device.", shared="device", warm=True)
     threads: int = option(0, "Torch CPU threads; 0 picks (1 for small models).", "--threads")
     seed: int = option(0, "Random seed (weights, prompts, sampling).", "--seed", warm=True)
     checkpoint_every: int = option(50, "Save a checkpoint every N steps.", "--checkpoint-every")
-    ddof: int = option(0, "Std degrees of freedom.", shared=DdofOpt)
-    eps: float = option(0.0, "Added to every std that divides.", shared=EpsOpt)
+    ddof: int = option(0, "Std degrees of freedom.", shared="ddof")
+    eps: float = option(0.0, "Added to every std that divides.", shared="eps")
     nan: str = option("ignore", "NaN rewards (a --reward's None) are skipped, as in TRL.")
 
     def validate(self) -> None:
@@ -197,7 +198,6 @@ def resolve(config: TrainConfig) -> TrainConfig:
     resolved (every reward, 1/K each, unless given), the device chosen. Pure: `config` is left
     as it is. Reward specs are checked for form; their code is loaded by the loop."""
     from dvao_cli.advantages import resolve_device
-    from dvao_cli.cli.options import resolve_weights
 
     config.validate()
     task = TASKS[config.task]
@@ -251,69 +251,15 @@ RESERVED = (
 )
 
 
-# ---------------------------------------------------------------------------------------------
-# The command line, built from the fields
-# ---------------------------------------------------------------------------------------------
-
-
-_CLI_TYPES: dict[str, Any] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "int | None": int | None,
-    "float | None": float | None,
-    "list[str]": list[str] | None,
-}
-
-
-def cli_parameters() -> list[inspect.Parameter]:
-    """One keyword parameter per config field that has a flag (or a shared option type), with
-    its typer option and default: `dvao train`'s options, from the fields' metadata."""
-    import typer
-
-    params = []
-    for f in fields(TrainConfig):
-        meta = f.metadata
-        default = None if f.default is MISSING else f.default  # lists and dicts: None
-        if meta["shared"] is not None:
-            annotation = meta["shared"]
-            kind = get_args(annotation)[0]
-            if isinstance(kind, type) and issubclass(kind, Enum):
-                default = kind(default)
-        elif meta["flags"]:
-            kind = _CLI_TYPES[str(f.type)]
-            if meta["choices"]:
-                kind = Enum(f.name.capitalize(), {c: c for c in meta["choices"]}, type=str)
-                default = kind(default)
-            annotation = Annotated[
-                kind,
-                typer.Option(
-                    *meta["flags"],
-                    help=meta["help"],
-                    show_default=meta["show_default"],
-                    metavar=meta["metavar"],
-                ),
-            ]
-        else:
-            continue
-        params.append(
-            inspect.Parameter(
-                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
-            )
-        )
-    return params
-
-
-def from_cli(values: dict[str, Any]) -> TrainConfig:
-    """The config from `cli_parameters`' values (enums to their names, lists as given)."""
-    from dvao_cli.cli.options import parse_weights
-
+def from_values(values: dict[str, Any]) -> TrainConfig:
+    """The config from options as given (`dvao train`'s: enums by their names, weights as
+    NAME=W strings, lists as given; names that are not fields are left out)."""
     names = {f.name for f in fields(TrainConfig)}
     given: dict[str, Any] = {}
     for name, value in values.items():
         if name not in names:
             continue
-        if isinstance(value, Enum):
+        if isinstance(value, Enum):  # a choice: its name
             value = value.value
         if name == "weights":
             value = parse_weights(value)

@@ -64,19 +64,21 @@ def command(
         ),
     ] = False,
 ) -> None:
-    from dvao_cli.cli.console import info
+    from dvao_cli.cli.console import info, progress
     from dvao_cli.simulate import write_simulated
 
-    summary = write_simulated(
-        out,
-        steps=steps,
-        groups=groups,
-        group_size=group_size,
-        objectives=objectives,
-        scenario=scenario,
-        seed=seed,
-        text=not no_text,
-    )
+    with progress("simulating steps", total=steps) as bar:
+        summary = write_simulated(
+            out,
+            steps=steps,
+            groups=groups,
+            group_size=group_size,
+            objectives=objectives,
+            scenario=scenario,
+            seed=seed,
+            text=not no_text,
+            on_progress=lambda done: bar.update(completed=done),
+        )
     info(
         f"wrote {summary.rows:,} rows ({summary.steps} steps x {summary.groups} groups x "
         f"{summary.group_size}; objectives {', '.join(summary.objectives)}; scenario "

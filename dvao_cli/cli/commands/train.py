@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
+from dataclasses import MISSING, fields, replace
+from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 
 from dvao_cli.cli.console import get_console, info, progress, warn
+from dvao_cli.cli.options import DdofOpt, DeviceOpt, EpsOpt, WeightOpt
 from dvao_cli.cli.options import given as _given
 from dvao_cli.errors import EXIT_INTERRUPTED, UsageError
 
@@ -79,16 +81,71 @@ def _run_options(
     """The options of `dvao train` that are not part of a run's config."""
 
 
-def _signature() -> inspect.Signature:
-    from dvao_cli.train.config import cli_parameters
+# ---------------------------------------------------------------------------------------------
+# `dvao train`'s options, built from the config's fields (train.config.TrainConfig)
+# ---------------------------------------------------------------------------------------------
 
+
+_CLI_TYPES: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "int | None": int | None,
+    "float | None": float | None,
+    "list[str]": list[str] | None,
+}
+
+
+# a field's `shared` name -> the option type `dvao analyze` has too (its flag and help)
+SHARED: dict[str, Any] = {"weights": WeightOpt, "device": DeviceOpt, "ddof": DdofOpt, "eps": EpsOpt}
+
+
+def cli_parameters() -> list[inspect.Parameter]:
+    """One keyword parameter per config field that has a flag (or a shared option type), with
+    its typer option and default: `dvao train`'s options, from the fields' metadata."""
+    from dvao_cli.train.config import TrainConfig
+
+    params = []
+    for f in fields(TrainConfig):
+        meta = f.metadata
+        default = None if f.default is MISSING else f.default  # lists and dicts: None
+        if meta["shared"] is not None:
+            annotation = SHARED[meta["shared"]]
+            kind = get_args(annotation)[0]
+            if isinstance(kind, type) and issubclass(kind, Enum):
+                default = kind(default)
+        elif meta["flags"]:
+            kind = _CLI_TYPES[str(f.type)]
+            if meta["choices"]:
+                kind = Enum(f.name.capitalize(), {c: c for c in meta["choices"]}, type=str)
+                default = kind(default)
+            annotation = Annotated[
+                kind,
+                typer.Option(
+                    *meta["flags"],
+                    help=meta["help"],
+                    show_default=meta["show_default"],
+                    metavar=meta["metavar"],
+                ),
+            ]
+        else:
+            continue
+        params.append(
+            inspect.Parameter(
+                f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return params
+
+
+def _signature() -> inspect.Signature:
     own = list(inspect.signature(_run_options, eval_str=True).parameters.values())
     return inspect.Signature(own + cli_parameters())
 
 
 def command(**params: Any) -> None:
     """Train with GRPO and write a dvao log."""
-    from dvao_cli.train.config import CONFIG_FILE, from_cli, load_config
+    from dvao_cli.train.config import CONFIG_FILE, from_values, load_config
     from dvao_cli.train.outputs import check_out_keeps_inputs
 
     ctx: typer.Context = params.pop("ctx")
@@ -132,7 +189,7 @@ def command(**params: Any) -> None:
         _run_single(config, resume, resume=True)
         return
 
-    config = from_cli(params)
+    config = from_values(params)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; --out names a run directory")
     if (out / CONFIG_FILE).exists() and not overwrite:
