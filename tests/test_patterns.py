@@ -1,5 +1,5 @@
-"""Rewards with few values: the pattern-count path gives the engine path's numbers, exactly
-where they are counts and to rounding elsewhere."""
+"""Rewards with few values: the pattern-count path gives the engine path's numbers bit for bit
+(summary, per-step and per-scheme tables, advantages)."""
 
 from __future__ import annotations
 
@@ -76,8 +76,8 @@ def assert_same(fast: Any, slow: Any, where: str = "summary") -> None:
         assert len(fast) == len(slow), where
         for i, (a, b) in enumerate(zip(fast, slow, strict=True)):
             assert_same(a, b, f"{where}[{i}]")
-    elif isinstance(fast, float) and isinstance(slow, float):
-        assert math.isclose(fast, slow, rel_tol=1e-9, abs_tol=1e-12), (where, fast, slow)
+    elif isinstance(fast, float) and isinstance(slow, float):  # bit for bit (NaN alike)
+        assert fast == slow or (math.isnan(fast) and math.isnan(slow)), (where, fast, slow)
     else:
         assert fast == slow, (where, fast, slow)
 
