@@ -138,7 +138,8 @@ def test_one_group_per_step_with_uid_or_allowed(cli, tmp_path: Path) -> None:
     res = cli("import", "verl", tmp_path / "dump", "-o", tmp_path / "o.parquet", "--json",
               "--allow-large-groups")  # fmt: skip
     assert res.code == 0, res.err
-    assert [w["code"] for w in json.loads(res.out)["warnings"]] == ["oversized_group"]
+    found = [(w["code"], w["objective"]) for w in json.loads(res.out)["warnings"]]
+    assert found == [("oversized_group", None), ("combined_score", "score")]  # a copy of acc
     res = cli("import", "verl", tmp_path / "dump", "-o", tmp_path / "o.parquet",
               "--allow-large-groups")  # fmt: skip
     assert res.code == 0 and "oversized_group: step 1: one group holds all 96" in res.out

@@ -119,6 +119,30 @@ def test_verl_score_named_is_kept_with_the_warning(cli, tmp_path: Path) -> None:
     assert "combined_score" not in [code for code, _ in codes(summary)]
 
 
+def test_dvao_import_says_so_when_it_writes_a_combined_score(cli, tmp_path: Path) -> None:
+    """The imported log keeps score (a column is never dropped), and the import says what
+    `dvao analyze` will do with it, in the table and in --json."""
+    dump = verl_dump(tmp_path / "dump")
+    result = cli("import", "verl", dump, "-o", tmp_path / "log.parquet", "--json")
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["objectives"] == ["score", "acc", "format", "len"]  # as the dump has them
+    assert report["warnings"] == [
+        {
+            "code": "combined_score",
+            "objective": "score",
+            "message": SCORE_MESSAGE
+            + "dvao analyze leaves it out of the objectives; name it with --objective to keep it.",
+        }
+    ]
+    table = cli("import", "verl", dump, "-o", tmp_path / "again.parquet")
+    assert table.code == 0 and "combined_score: score equals the mean of acc" in table.out
+    plain = cli(
+        "import", "verl", verl_dump(tmp_path / "plain", False), "-o", tmp_path / "p.parquet"
+    )
+    assert plain.code == 0 and "combined_score" not in plain.out
+
+
 def test_a_total_in_a_dvao_log_with_an_offset_and_weights(tmp_path: Path) -> None:
     r = rewards(1)
     total = r["acc"] + 0.5 * r["len"] - 2.0

@@ -94,15 +94,7 @@ def with_combined_scores(spec: LogSpec, explicit: bool) -> LogSpec:
         if explicit
         else "It is left out of the objectives; name it with --objective to keep it."
     )
-    warnings = [
-        LogWarning(
-            "combined_score",
-            c.objective,
-            f"{c.objective} equals {c.describe()} on every row (to {TOL_TEXT} relative): a "
-            f"combined score, not an objective of its own. {how}",
-        )
-        for c in named
-    ]
+    warnings = [_warning(c, how) for c in named]
     objectives = list(spec.objectives)
     if not explicit:
         objectives = [name for name in objectives if name not in {c.objective for c in named}]
@@ -175,6 +167,25 @@ def _blocks(spec: LogSpec, columns: Sequence[str]) -> Iterator[np.ndarray]:
         if is_panic(err):
             raise panic_error(err, spec.label) from None
         raise
+
+
+def _warning(found: Combination, how: str) -> LogWarning:
+    return LogWarning(
+        "combined_score",
+        found.objective,
+        f"{found.objective} equals {found.describe()} on every row (to {TOL_TEXT} relative): a "
+        f"combined score, not an objective of its own. {how}",
+    )
+
+
+def imported_warnings(spec: LogSpec) -> list[LogWarning]:
+    """A `combined_score` warning for each combined score among the objectives of a log that
+    `dvao import` wrote (`spec`, opened with every objective): what `dvao analyze` will leave
+    out, said when the log is written."""
+    if len(spec.objectives) < 2:
+        return []
+    how = "dvao analyze leaves it out of the objectives; name it with --objective to keep it."
+    return [_warning(c, how) for c in find_combined(spec, spec.objectives)]
 
 
 def find_combined(spec: LogSpec, columns: Sequence[str]) -> list[Combination]:

@@ -141,6 +141,8 @@ def command(
     """Import a trainer's completion logs."""
     from dvao_cli.importers import run_import
     from dvao_cli.io import dumps_json
+    from dvao_cli.reader.combined import imported_warnings
+    from dvao_cli.reader.spec import open_spec
 
     fmt_name, source = _resolve(first, second, fmt)
     with progress("importing", total=None) as bar, reading(source):
@@ -163,6 +165,8 @@ def command(
             allow_large_groups=allow_large_groups,
             on_file=on_file,
         )
+        # said now, not first by `dvao analyze`: a combined score among the written objectives
+        report.warnings += imported_warnings(open_spec(report.out, report.objectives))
     if as_json:
         print(dumps_json(report.to_dict()))
         return
