@@ -485,6 +485,10 @@ class CountedIndex:
         return np.count_nonzero(self.counts, axis=0)
 
     @cached_property
+    def shown_by_group(self) -> np.ndarray:  # (G,) the same for each group, for every scheme
+        return self.expand(self.shown)
+
+    @cached_property
     def first(self) -> np.ndarray:  # (U,) the first group showing each column
         if self.inverse is None:
             return np.arange(self.counts.shape[1])
@@ -528,13 +532,13 @@ def counted_sums(
     if distinct is None:
         if per_group and ix.inverse is not None:
             distinct = distinct_present(
-                ix.expand(numerator) * scale, ix.expand(ix.absent), ix.expand(ix.shown)
+                ix.expand(numerator) * scale, ix.expand(ix.absent), ix.shown_by_group
             )
         else:
             found = distinct_present(numerator * scale[ix.first], ix.absent, ix.shown)
             distinct = ix.expand(found)
     steps = ix.steps
     sums = _per_step(
-        steps, square, steps.max(largest), steps.sum(zeros), distinct, ix.expand(ix.shown)
+        steps, square, steps.max(largest), steps.sum(zeros), distinct, ix.shown_by_group
     )
     return sums, distinct

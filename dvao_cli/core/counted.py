@@ -169,10 +169,6 @@ class Counted:
     def size(self) -> np.ndarray:  # (n,) int64 responses per group
         return self.counts.sum(axis=0).astype(np.int64)
 
-    @cached_property
-    def present(self) -> np.ndarray:  # (P, n) bool: the group shows the pattern
-        return self.counts > 0
-
     def level_counts(self, k: int) -> np.ndarray:
         """(L_k, n) how many responses of each group have each of objective k's rewards."""
         member = self.digits[:, k][None, :] == np.arange(len(self.levels[k]))[:, None]
@@ -207,15 +203,6 @@ class Counted:
     def cross(self, k: int, j: int, mean: np.ndarray) -> np.ndarray:
         """(n,) sum over each group of (r_k - mean_k)(r_j - mean_j), mean (K, n)."""
         return _in_order(self.deviations(k, mean[k]) * self.deviations(j, mean[j]) * self.counts)
-
-
-def combine(coefficients: np.ndarray, deviations: np.ndarray) -> np.ndarray:
-    """(K, n) per-group coefficients, (K, P, n) deviations -> (P, n) sum_k c_k x_k, the terms
-    added in objective order."""
-    out = deviations[0] * coefficients[0]
-    for k in range(1, deviations.shape[0]):
-        out += deviations[k] * coefficients[k]
-    return out
 
 
 def _in_order(terms: np.ndarray) -> np.ndarray:

@@ -29,7 +29,6 @@ from dvao_cli.core import schemes as table
 from dvao_cli.core.arrays import namespace, subtract_into
 from dvao_cli.core.conventions import check_rewards
 from dvao_cli.core.counted import Counted
-from dvao_cli.core.counted import combine as combine_counted
 from dvao_cli.core.segments import Blocks, Segments, ragged
 
 Array = Any
@@ -230,8 +229,8 @@ def run(
         else:  # (K, n) coefficients, 0 for an objective without a term: one pass over (K, N)
             zero = xp.zeros_like(size_f)
             c = xp.stack([zero if c is None else c for c in cs], axis=0)
-            if counted is not None:  # (K, P, n) deviations: per pattern
-                numerators[kind] = combine_counted(c, deviations)
+            if counted is not None:  # (K, P, n) deviations: per pattern, in objective order
+                numerators[kind] = table.weighted_sum(c, deviations)
             else:
                 numerators[kind] = seg.combine(c, deviations)
     tables: dict[str, Array] = {}  # numerator -> (P, n) with counted

@@ -194,7 +194,8 @@ def whitening(square_sum: Array, count: Array, scale: Array, ddof: int, eps: flo
 
 
 def weighted_sum(weights: Array, values: Array) -> Array:
-    """(n,) sum_k w_k x_k from weights (K,) and values (K, n), the terms added in objective
+    """sum_k w_k x_k from weights (K,) and values (K, n), or per-group weights (K, n) and
+    values (K, P, n) (a numerator per pattern: `core.counted`), the terms added in objective
     order: the same bits for every n (a matrix product's order, and so its last bits, can
     depend on the shape, and backends computing per group or per distinct group must agree)."""
     out = weights[0] * values[0]
@@ -207,5 +208,5 @@ def dvao_weight(sigma: Array, weights: Array) -> Array:
     """(K, n) w~_k = w_k sigma_k / sum_l w_l sigma_l, 0 where no objective varies."""
     xp = namespace(sigma)
     signal = sigma * weights[:, None]  # (K, n)
-    total = weighted_sum(xp.ones_like(weights), signal)  # (n,) in objective order
+    total = weighted_sum(weights, sigma)  # (n,) the sum of `signal`, in objective order
     return xp.where(total > 0, signal / xp.where(total > 0, total, 1.0), 0.0)
